@@ -1,0 +1,655 @@
+// Package backendtest is the conformance suite every smartratelimit.Backend
+// must pass: the Redis scripts (on miniredis and on real Redis) and the
+// in-memory twin run the same operations under the same simulated clock
+// and must give the same replies.
+//
+// A backend's tests call Run with a Factory that builds a fresh, empty
+// backend wired to the suite's Clock:
+//
+//	func TestConformance(t *testing.T) {
+//		backendtest.Run(t, func(t *testing.T, clock *backendtest.Clock) backendtest.Harness {
+//			return backendtest.Harness{Backend: newBackend(clock.Now)}
+//		})
+//	}
+//
+// The backend must use the default throttle backoff (1s doubling to 1m).
+package backendtest
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// Harness is one backend under test.
+type Harness struct {
+	Backend srl.Backend
+	// TTL reports how long the stored state of key will live, and whether
+	// it exists. Nil skips the expiry checks.
+	TTL func(key string) (time.Duration, bool)
+}
+
+// Factory builds a fresh, empty backend whose time is clock. It is called
+// once or more per test; two calls in one test must not share state.
+type Factory func(t *testing.T, clock *Clock) Harness
+
+// Grace is how long state outlives its horizon (the backends' TTL margin).
+const Grace = time.Second
+
+// Run runs the whole suite against the backend that newHarness builds.
+func Run(t *testing.T, newHarness Factory) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Factory)
+	}{
+		{"AdmissionCounts", testAdmissionCounts},
+		{"BurstBound", testBurstBound},
+		{"RetryAfterIsExact", testRetryAfterExact},
+		{"AllOrNothing", testAllOrNothing},
+		{"Reservation", testReservation},
+		{"Quota", testQuota},
+		{"QuotaWindowRollover", testQuotaWindowRollover},
+		{"OutOfOrderObserve", testOutOfOrderObserve},
+		{"RetryAfterBlocks", testRetryAfterBlocks},
+		{"ThrottleBackoff", testThrottleBackoff},
+		{"DefaultLimits", testDefaultLimits},
+		{"TTLOnEveryWrite", testTTL},
+		{"PeekChangesNothing", testPeekChangesNothing},
+		{"BadInput", testBadInput},
+		{"GarbageCannotPoison", testGarbageCannotPoison},
+		{"ClockJumps", testClockJumps},
+		{"Unlimited", testUnlimited},
+		{"Reset", testReset},
+		{"KeysAreIndependent", testKeysIndependent},
+		{"ConcurrentExactBudget", testConcurrentExactBudget},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newHarness) })
+	}
+}
+
+// env is one harness plus its clock, with fatal-on-error helpers.
+type env struct {
+	t     *testing.T
+	h     Harness
+	clock *Clock
+}
+
+func newEnv(t *testing.T, f Factory) *env {
+	t.Helper()
+	clock := NewClock(Epoch)
+	return &env{t: t, h: f(t, clock), clock: clock}
+}
+
+// at sets the clock to Epoch + d.
+func (e *env) at(d time.Duration) { e.clock.Set(Epoch.Add(d)) }
+
+func (e *env) acquire(r srl.Request) srl.Decision {
+	e.t.Helper()
+	if r.N == 0 {
+		r.N = 1
+	}
+	d, err := e.h.Backend.Acquire(context.Background(), r)
+	if err != nil {
+		e.t.Fatalf("Acquire(%+v) at %v: %v", r, e.clock.Now().Sub(Epoch), err)
+	}
+	if d.RetryAfter < 0 || d.Delay < 0 || d.ResetAfter < 0 {
+		e.t.Fatalf("Acquire(%+v) = %+v: negative duration", r, d)
+	}
+	return d
+}
+
+func (e *env) allow(key string, limits ...srl.Limit) srl.Decision {
+	e.t.Helper()
+	return e.acquire(srl.Request{Key: key, N: 1, Limits: limits})
+}
+
+func (e *env) observe(key string, o srl.Observation) {
+	e.t.Helper()
+	if err := e.h.Backend.Observe(context.Background(), key, o); err != nil {
+		e.t.Fatalf("Observe(%q, %+v): %v", key, o, err)
+	}
+}
+
+func (e *env) peek(key string, limits ...srl.Limit) srl.Status {
+	e.t.Helper()
+	st, err := e.h.Backend.Peek(context.Background(), srl.Request{Key: key, Limits: limits})
+	if err != nil {
+		e.t.Fatalf("Peek(%q): %v", key, err)
+	}
+	return st
+}
+
+func (e *env) wantDecision(step string, got srl.Decision, allowed bool, wait time.Duration, cause srl.Cause) {
+	e.t.Helper()
+	gotWait := got.RetryAfter
+	if got.Allowed {
+		gotWait = got.Delay
+	}
+	if got.Allowed != allowed || gotWait != wait || got.Cause != cause {
+		e.t.Errorf("%s: got allowed=%v wait=%v cause=%v, want allowed=%v wait=%v cause=%v (%+v)",
+			step, got.Allowed, gotWait, got.Cause, allowed, wait, cause, got)
+	}
+}
+
+func testAdmissionCounts(t *testing.T, f Factory) {
+	tests := []struct {
+		name      string
+		limits    []srl.Limit
+		step, dur time.Duration
+		want      int
+	}{
+		// One admission every 100ms from t=0: 0, 100, …, 900ms.
+		{"10/s paced", []srl.Limit{srl.PerSecond(10)}, time.Millisecond, time.Second, 10},
+		// The burst of 5 at once, then one per 100ms from 100ms to 900ms:
+		// Rate + Burst − 1 = 14.
+		{"10/s burst 5", []srl.Limit{srl.PerSecond(10).WithBurst(5)}, time.Millisecond, time.Second, 14},
+		{"60/min", []srl.Limit{srl.PerMinute(60)}, 250 * time.Millisecond, time.Minute, 60},
+		// A late arrival restarts the pacing from its own time: T = 3.33…s,
+		// so with 1s steps admissions fall at 0, 4, 8, …, 28s.
+		{"3/10s late arrivals", []srl.Limit{srl.Every(3, 10*time.Second)}, time.Second, 30 * time.Second, 8},
+		// The per-minute limit (T=3s) dominates: 0, 3, 6, 9s.
+		{"5/s and 20/min", []srl.Limit{srl.PerSecond(5), srl.PerMinute(20)}, 10 * time.Millisecond, 10 * time.Second, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, f)
+			got := 0
+			for at := time.Duration(0); at < tc.dur; at += tc.step {
+				e.at(at)
+				if e.allow("counts", tc.limits...).Allowed {
+					got++
+				}
+			}
+			if got != tc.want {
+				t.Errorf("admitted %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// testBurstBound drives each limit with random arrivals denser than its
+// rate and checks both ways: never more than Rate + Burst − 1 in any
+// window of one Period, and never starved below the arrivals' lag.
+func testBurstBound(t *testing.T, f Factory) {
+	limits := []srl.Limit{
+		srl.PerSecond(10).WithBurst(4),
+		srl.PerMinute(30).WithBurst(10),
+		srl.Every(7, 3*time.Second).WithBurst(3),
+		srl.PerSecond(3),
+	}
+	for i, l := range limits {
+		t.Run(l.String(), func(t *testing.T) {
+			e := newEnv(t, f)
+			rng := rand.New(rand.NewPCG(uint64(i), 42))
+			interval := time.Duration(l.IntervalMicros()) * time.Microsecond
+			maxGap := interval / 2
+			dur := 5 * l.Period
+			var admitted []time.Duration
+			for at := time.Duration(0); at < dur; at += time.Duration(rng.Int64N(int64(maxGap))) + time.Microsecond {
+				e.at(at)
+				if e.allow("bound", l).Allowed {
+					admitted = append(admitted, at)
+				}
+			}
+			bound := l.Rate + l.EffectiveBurst() - 1
+			for i, start := range admitted {
+				n := 0
+				for _, a := range admitted[i:] {
+					if a >= start+l.Period {
+						break
+					}
+					n++
+				}
+				if n > bound {
+					t.Fatalf("%d admissions in [%v, %v), bound %d", n, start, start+l.Period, bound)
+				}
+			}
+			if floor := int(dur / (interval + maxGap)); len(admitted) < floor {
+				t.Errorf("admitted %d over %v, want at least %d", len(admitted), dur, floor)
+			}
+		})
+	}
+}
+
+// testRetryAfterExact retries exactly when each refusal says. The caller
+// then gets every slot: the burst at once and one per emission interval,
+// which must come to exactly Rate per Period plus Burst − 1 — and never
+// more, which T rounded down to a microsecond would break (3/10s would
+// admit a fourth at 9.999999s).
+func testRetryAfterExact(t *testing.T, f Factory) {
+	limits := []srl.Limit{srl.Every(3, 10*time.Second), srl.PerSecond(7), srl.PerMinute(60).WithBurst(10)}
+	for _, l := range limits {
+		t.Run(l.String(), func(t *testing.T) {
+			e := newEnv(t, f)
+			end := Epoch.Add(3 * l.Period)
+			admitted := 0
+			for e.clock.Now().Before(end) {
+				d := e.allow("exact", l)
+				if d.Allowed {
+					admitted++
+					continue
+				}
+				if d.RetryAfter <= 0 {
+					t.Fatalf("refusal without a retry time: %+v", d)
+				}
+				e.clock.Advance(d.RetryAfter)
+			}
+			if want := 3*l.Rate + l.EffectiveBurst() - 1; admitted != want {
+				t.Fatalf("admitted %d in three periods, want %d", admitted, want)
+			}
+		})
+	}
+}
+
+func testAllOrNothing(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	perSec := srl.PerSecond(1)
+	perMin := srl.PerMinute(3).WithBurst(3)
+	e.wantDecision("first", e.allow("aon", perSec, perMin), true, 0, srl.CauseNone)
+	remaining := func() int { return e.peek("aon", perSec, perMin).Limits[1].Remaining }
+	if got := remaining(); got != 2 {
+		t.Fatalf("per-minute remaining after one admission = %d, want 2", got)
+	}
+	e.at(500 * time.Millisecond)
+	e.wantDecision("per-second refuses", e.allow("aon", perSec, perMin), false, 500*time.Millisecond, srl.CauseLimit)
+	if got := remaining(); got != 2 {
+		t.Fatalf("a refusal by the per-second limit spent the per-minute one: remaining %d, want 2", got)
+	}
+	e.at(time.Second)
+	e.wantDecision("second", e.allow("aon", perSec, perMin), true, 0, srl.CauseNone)
+	e.at(2 * time.Second)
+	e.wantDecision("third", e.allow("aon", perSec, perMin), true, 0, srl.CauseNone)
+	// The per-minute burst of 3 is spent; its next slot is at 20s.
+	e.at(3 * time.Second)
+	before := e.peek("aon", perSec, perMin).Limits[0]
+	e.wantDecision("per-minute refuses", e.allow("aon", perSec, perMin), false, 17*time.Second, srl.CauseLimit)
+	if after := e.peek("aon", perSec, perMin).Limits[0]; after != before {
+		t.Fatalf("a refusal by the per-minute limit spent the per-second one: %+v, then %+v", before, after)
+	}
+}
+
+func testReservation(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	r := srl.Request{Key: "resv", N: 1, Limits: []srl.Limit{srl.PerSecond(10)}, MaxWait: 250 * time.Millisecond}
+	for i, want := range []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond} {
+		d := e.acquire(r)
+		e.wantDecision("reservation "+string(rune('0'+i)), d, true, want, srl.CauseNone)
+	}
+	e.wantDecision("past max wait", e.acquire(r), false, 300*time.Millisecond, srl.CauseLimit)
+	e.at(50 * time.Millisecond)
+	e.wantDecision("refusal spent nothing", e.acquire(r), true, 250*time.Millisecond, srl.CauseNone)
+	// A block is never reserved, however long the max wait.
+	e.observe("resv", srl.Observation{RetryAfter: 100 * time.Millisecond})
+	r.MaxWait = time.Hour
+	// Here the pending reservations reach further (350ms) than the block.
+	e.wantDecision("blocked", e.acquire(r), false, 350*time.Millisecond, srl.CauseLimit)
+}
+
+func testQuota(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	e.observe("q", srl.Observation{Limit: 5, Remaining: 2, Reset: 10 * time.Second})
+	for want := 1; want >= 0; want-- {
+		d := e.allow("q")
+		if !d.Allowed || d.Remaining != want {
+			t.Fatalf("quota admission: %+v, want allowed with remaining %d", d, want)
+		}
+	}
+	e.wantDecision("quota spent", e.allow("q"), false, 10*time.Second, srl.CauseQuota)
+	st := e.peek("q")
+	if !st.Quota.Known || st.Quota.Limit != 5 || st.Quota.Remaining != 0 || st.Quota.ResetAfter != 10*time.Second || st.Utilization() != 1 {
+		t.Fatalf("status of a spent quota: %+v (utilization %v)", st, st.Utilization())
+	}
+	// After the reset the quota counts as refilled to its last known limit,
+	// in a window as long as the longest reset seen (10s).
+	e.at(10 * time.Second)
+	for i := 0; i < 5; i++ {
+		if d := e.allow("q"); !d.Allowed {
+			t.Fatalf("admission %d after the reset refused: %+v", i, d)
+		}
+	}
+	e.wantDecision("refilled quota spent", e.allow("q"), false, 10*time.Second, srl.CauseQuota)
+}
+
+func testQuotaWindowRollover(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	e.observe("w", srl.Observation{Limit: 10, Remaining: 0, Reset: 5 * time.Second, Window: time.Minute})
+	e.wantDecision("spent", e.allow("w"), false, 5*time.Second, srl.CauseQuota)
+	e.at(5 * time.Second)
+	for i := 0; i < 10; i++ {
+		if d := e.allow("w"); !d.Allowed {
+			t.Fatalf("admission %d in the next window refused: %+v", i, d)
+		}
+	}
+	e.wantDecision("next window spent", e.allow("w"), false, time.Minute, srl.CauseQuota)
+	// One window later, refilled again: the rollover follows the window.
+	e.at(5*time.Second + time.Minute + 30*time.Second)
+	if st := e.peek("w"); st.Quota.Remaining != 10 || st.Quota.ResetAfter != 30*time.Second {
+		t.Fatalf("quota one window on: %+v, want 10 remaining, reset after 30s", st.Quota)
+	}
+}
+
+func testOutOfOrderObserve(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	remaining := func() int { return e.peek("ooo").Quota.Remaining }
+	e.observe("ooo", srl.Observation{Limit: 100, Remaining: 50, Reset: 30 * time.Second})
+	for i := 0; i < 3; i++ {
+		e.allow("ooo")
+	}
+	steps := []struct {
+		name string
+		at   time.Duration
+		o    srl.Observation
+		want int
+	}{
+		{"a response sent before our three spends", 0, srl.Observation{Limit: 100, Remaining: 49, Reset: 30 * time.Second}, 47},
+		{"a late response with more remaining", 0, srl.Observation{Limit: 100, Remaining: 80, Reset: 29500 * time.Millisecond}, 47},
+		{"a lower remaining in the same window", 0, srl.Observation{Limit: 100, Remaining: 40, Reset: 29800 * time.Millisecond}, 40},
+		{"a newer window replaces", 31 * time.Second, srl.Observation{Limit: 100, Remaining: 99, Reset: time.Minute}, 99},
+		{"a late response from the old window", 31 * time.Second, srl.Observation{Limit: 100, Remaining: 10, Reset: 500 * time.Millisecond}, 99},
+		{"remaining above limit is clamped", 31 * time.Second, srl.Observation{Limit: 100, Remaining: 120, Reset: time.Minute}, 99},
+	}
+	for _, s := range steps {
+		e.at(s.at)
+		e.observe("ooo", s.o)
+		if got := remaining(); got != s.want {
+			t.Fatalf("%s: remaining %d, want %d", s.name, got, s.want)
+		}
+	}
+}
+
+func testRetryAfterBlocks(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	e.observe("ra", srl.Observation{RetryAfter: 5 * time.Second, Limited: true})
+	e.wantDecision("blocked", e.allow("ra"), false, 5*time.Second, srl.CauseBlocked)
+	if st := e.peek("ra"); st.BlockedFor != 5*time.Second || st.Utilization() != 1 {
+		t.Fatalf("status while blocked: %+v", st)
+	}
+	e.at(4900 * time.Millisecond)
+	e.wantDecision("still blocked", e.allow("ra"), false, 100*time.Millisecond, srl.CauseBlocked)
+	// A shorter Retry-After never shortens a block.
+	e.observe("ra", srl.Observation{RetryAfter: 10 * time.Millisecond})
+	e.at(5 * time.Second)
+	e.wantDecision("block over", e.allow("ra"), true, 0, srl.CauseNone)
+}
+
+func testThrottleBackoff(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	bare := srl.Observation{Limited: true}
+	steps := []struct {
+		at    time.Duration
+		o     srl.Observation
+		block time.Duration
+	}{
+		{0, bare, time.Second},
+		{time.Second, bare, 2 * time.Second},
+		{3 * time.Second, bare, 4 * time.Second},
+		// A response that was not refused ends the streak.
+		{7 * time.Second, srl.Observation{Limit: 10, Remaining: 5, Reset: time.Second}, 0},
+		{7 * time.Second, bare, time.Second},
+		{8 * time.Second, bare, 2 * time.Second},
+		// More than the maximum backoff after the last block: a new streak.
+		{71 * time.Second, bare, time.Second},
+	}
+	for i, s := range steps {
+		e.at(s.at)
+		e.observe("bo", s.o)
+		if got := e.peek("bo").BlockedFor; got != s.block {
+			t.Fatalf("step %d at %v: blocked for %v, want %v", i, s.at, got, s.block)
+		}
+	}
+}
+
+func testDefaultLimits(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	r := srl.Request{Key: "def", N: 1, Limits: []srl.Limit{srl.PerSecond(100).WithBurst(3)}, DefaultLimits: []srl.Limit{srl.PerSecond(1)}}
+	e.wantDecision("default admits", e.acquire(r), true, 0, srl.CauseNone)
+	e.wantDecision("default refuses", e.acquire(r), false, time.Second, srl.CauseLimit)
+	if st, _ := e.h.Backend.Peek(context.Background(), r); len(st.Limits) != 2 {
+		t.Fatalf("status before the quota is known lists %d limits, want fixed and default", len(st.Limits))
+	}
+	e.observe("def", srl.Observation{Limit: 100, Remaining: 100, Reset: time.Minute})
+	// The default no longer applies; the fixed limit (burst 3, one spent
+	// at t=0) still does.
+	e.wantDecision("quota known", e.acquire(r), true, 0, srl.CauseNone)
+	e.wantDecision("quota known", e.acquire(r), true, 0, srl.CauseNone)
+	e.wantDecision("fixed refuses", e.acquire(r), false, 10*time.Millisecond, srl.CauseLimit)
+	st, _ := e.h.Backend.Peek(context.Background(), r)
+	if len(st.Limits) != 1 || st.Quota.Remaining != 98 {
+		t.Fatalf("status once the quota is known: %+v", st)
+	}
+}
+
+func testTTL(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	if e.h.TTL == nil {
+		t.Skip("backend reports no TTL")
+	}
+	within := func(step string, lo, hi time.Duration) {
+		t.Helper()
+		ttl, ok := e.h.TTL("ttl")
+		if !ok || ttl < lo || ttl > hi {
+			t.Fatalf("%s: TTL %v (exists %v), want within [%v, %v]", step, ttl, ok, lo, hi)
+		}
+	}
+	// The horizon is the TAT, one minute ahead; the state outlives it by Grace.
+	e.allow("ttl", srl.PerMinute(1))
+	within("after acquire", time.Minute, time.Minute+Grace)
+	// The quota is kept one window past its reset: 30s + 30s.
+	e.observe("ttl", srl.Observation{Limit: 10, Remaining: 10, Reset: 30 * time.Second})
+	within("after observe", time.Minute, time.Minute+Grace)
+	e.observe("ttl", srl.Observation{RetryAfter: 2 * time.Hour})
+	within("after a long block", 2*time.Hour, 2*time.Hour+Grace)
+	// A refusal writes nothing; the TTL never shrinks.
+	e.allow("ttl", srl.PerMinute(1))
+	within("after a refusal", 2*time.Hour-time.Second, 2*time.Hour+Grace)
+}
+
+func testPeekChangesNothing(t *testing.T, f Factory) {
+	plain, peeked := newEnv(t, f), newEnv(t, f)
+	limits := []srl.Limit{srl.PerSecond(5).WithBurst(2), srl.PerMinute(40)}
+	for _, e := range []*env{plain, peeked} {
+		e.observe("peek", srl.Observation{Limit: 30, Remaining: 20, Reset: 20 * time.Second})
+	}
+	for step := 0; step < 200; step++ {
+		at := time.Duration(step) * 150 * time.Millisecond
+		plain.at(at)
+		peeked.at(at)
+		peeked.peek("peek", limits...)
+		a, b := plain.allow("peek", limits...), peeked.allow("peek", limits...)
+		peeked.peek("peek", limits...)
+		if a != b {
+			t.Fatalf("step %d: decision %+v with peeks, %+v without", step, b, a)
+		}
+	}
+}
+
+func testBadInput(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	ctx := context.Background()
+	ok := srl.PerSecond(1)
+	badRequests := []struct {
+		name string
+		r    srl.Request
+		want error
+	}{
+		{"empty key", srl.Request{N: 1}, srl.ErrInvalidRequest},
+		{"zero cost", srl.Request{Key: "bad", N: 0}, srl.ErrInvalidRequest},
+		{"negative cost", srl.Request{Key: "bad", N: -3}, srl.ErrInvalidRequest},
+		{"negative max wait", srl.Request{Key: "bad", N: 1, MaxWait: -time.Second}, srl.ErrInvalidRequest},
+		{"cost above burst", srl.Request{Key: "bad", N: 2, Limits: []srl.Limit{ok}}, srl.ErrInvalidRequest},
+		{"cost above a default's burst", srl.Request{Key: "bad", N: 2, DefaultLimits: []srl.Limit{ok}}, srl.ErrInvalidRequest},
+		{"zero rate", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{{Rate: 0, Period: time.Second}}}, srl.ErrInvalidLimit},
+		{"negative rate", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{{Rate: -1, Period: time.Second}}}, srl.ErrInvalidLimit},
+		{"zero period", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{{Rate: 1}}}, srl.ErrInvalidLimit},
+		{"negative period", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{{Rate: 1, Period: -time.Second}}}, srl.ErrInvalidLimit},
+		{"negative burst", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{{Rate: 1, Period: time.Second, Burst: -1}}}, srl.ErrInvalidLimit},
+		{"finer than 1µs", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{srl.PerSecond(2_000_000)}}, srl.ErrInvalidLimit},
+		{"burst beyond the span", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{srl.PerHour(1).WithBurst(1 << 30)}}, srl.ErrInvalidLimit},
+	}
+	for _, tc := range badRequests {
+		if _, err := e.h.Backend.Acquire(ctx, tc.r); !errors.Is(err, tc.want) {
+			t.Errorf("Acquire %s: error %v, want %v", tc.name, err, tc.want)
+		}
+		if tc.want == srl.ErrInvalidLimit || tc.r.Key == "" {
+			if _, err := e.h.Backend.Peek(ctx, tc.r); !errors.Is(err, tc.want) {
+				t.Errorf("Peek %s: error %v, want %v", tc.name, err, tc.want)
+			}
+		}
+	}
+	badObservations := []struct {
+		name string
+		o    srl.Observation
+	}{
+		{"negative remaining", srl.Observation{Limit: 10, Remaining: -1, Reset: time.Second}},
+		{"negative limit", srl.Observation{Limit: -10, Remaining: 1, Reset: time.Second}},
+		{"negative reset", srl.Observation{Remaining: 0, Reset: -time.Second}},
+		{"negative retry-after", srl.Observation{RetryAfter: -time.Second}},
+		{"reset decades away", srl.Observation{Remaining: 0, Reset: 30 * 365 * 24 * time.Hour}},
+		{"retry-after past a day", srl.Observation{RetryAfter: 25 * time.Hour}},
+		{"window past a day", srl.Observation{Remaining: 1, Reset: time.Second, Window: 48 * time.Hour}},
+		{"enormous limit", srl.Observation{Limit: srl.MaxCount + 1, Remaining: 1, Reset: time.Second}},
+	}
+	for _, tc := range badObservations {
+		if err := e.h.Backend.Observe(ctx, "bad", tc.o); !errors.Is(err, srl.ErrInvalidObservation) {
+			t.Errorf("Observe %s: error %v, want ErrInvalidObservation", tc.name, err)
+		}
+	}
+	if err := e.h.Backend.Observe(ctx, "", srl.Observation{RetryAfter: time.Second}); !errors.Is(err, srl.ErrInvalidRequest) {
+		t.Errorf("Observe with an empty key: error %v, want ErrInvalidRequest", err)
+	}
+	if err := e.h.Backend.Reset(ctx, ""); !errors.Is(err, srl.ErrInvalidRequest) {
+		t.Errorf("Reset with an empty key: error %v, want ErrInvalidRequest", err)
+	}
+	if st := e.peek("bad"); st.Quota.Known || st.BlockedFor != 0 {
+		t.Errorf("rejected input changed the state: %+v", st)
+	}
+	e.wantDecision("after bad input", e.allow("bad", ok), true, 0, srl.CauseNone)
+}
+
+func testGarbageCannotPoison(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	garbage := []srl.Observation{
+		{Remaining: 0, Reset: 100 * 365 * 24 * time.Hour},
+		{RetryAfter: 1 << 62},
+		{Limit: 1 << 50, Remaining: 1 << 50, Reset: time.Second},
+	}
+	for _, o := range garbage {
+		_ = e.h.Backend.Observe(context.Background(), "poison", o)
+	}
+	e.wantDecision("after garbage", e.allow("poison"), true, 0, srl.CauseNone)
+	// An observation with nothing to say is a no-op, not a block.
+	e.observe("poison", srl.Observation{})
+	e.observe("poison", srl.Observation{Limit: 10, Remaining: 0})
+	e.wantDecision("after empty observations", e.allow("poison"), true, 0, srl.CauseNone)
+	// A quota with an unknown limit is forgotten at its reset, so it can
+	// never lock the key for good.
+	e.observe("poison", srl.Observation{Remaining: 0, Reset: 2 * time.Second})
+	e.wantDecision("spent, limit unknown", e.allow("poison"), false, 2*time.Second, srl.CauseQuota)
+	e.at(2 * time.Second)
+	e.wantDecision("after its reset", e.allow("poison"), true, 0, srl.CauseNone)
+}
+
+func testClockJumps(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	l := srl.PerSecond(1)
+	e.at(10 * time.Second)
+	e.wantDecision("at 10s", e.allow("jump", l), true, 0, srl.CauseNone)
+	// Backwards: no extra admissions and no negative wait.
+	e.at(5 * time.Second)
+	e.wantDecision("back to 5s", e.allow("jump", l), false, 6*time.Second, srl.CauseLimit)
+	e.at(10500 * time.Millisecond)
+	e.wantDecision("at 10.5s", e.allow("jump", l), false, 500*time.Millisecond, srl.CauseLimit)
+	e.at(11 * time.Second)
+	e.wantDecision("at 11s", e.allow("jump", l), true, 0, srl.CauseNone)
+	// Forwards by an hour: the refill is capped at the burst.
+	burst := srl.PerSecond(10).WithBurst(3)
+	e.at(time.Hour)
+	n := 0
+	for e.allow("jump", burst).Allowed {
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("after an hour idle admitted %d at once, want the burst 3", n)
+	}
+}
+
+func testUnlimited(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	d := e.allow("free")
+	if !d.Allowed || d.Remaining != -1 || d.ResetAfter != 0 {
+		t.Fatalf("a key with no limits and no quota: %+v, want allowed with remaining -1", d)
+	}
+	if st := e.peek("free"); st.Utilization() != 0 || st.Limit != 0 {
+		t.Fatalf("status of an unlimited key: %+v", st)
+	}
+}
+
+func testReset(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	l := srl.PerMinute(1)
+	e.allow("rst", l)
+	e.observe("rst", srl.Observation{Limit: 5, Remaining: 0, Reset: time.Minute, RetryAfter: time.Minute})
+	if err := e.h.Backend.Reset(context.Background(), "rst"); err != nil {
+		t.Fatal(err)
+	}
+	st := e.peek("rst", l)
+	if st.Quota.Known || st.BlockedFor != 0 || st.Limits[0].Remaining != 1 {
+		t.Fatalf("status after Reset: %+v", st)
+	}
+	e.wantDecision("after Reset", e.allow("rst", l), true, 0, srl.CauseNone)
+	if e.h.TTL != nil {
+		if err := e.h.Backend.Reset(context.Background(), "rst"); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := e.h.TTL("rst"); ok {
+			t.Fatal("state still stored after Reset")
+		}
+	}
+}
+
+func testKeysIndependent(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	l := srl.PerMinute(1)
+	e.allow("a", l)
+	e.observe("a", srl.Observation{RetryAfter: time.Minute})
+	e.wantDecision("other key", e.allow("b", l), true, 0, srl.CauseNone)
+	for _, k := range []string{"with space", "{braces}", "x\x00y", string(make([]byte, 300))} {
+		e.wantDecision("odd key "+k, e.allow(k, l), true, 0, srl.CauseNone)
+		e.wantDecision("odd key again", e.allow(k, l), false, time.Minute, srl.CauseLimit)
+	}
+}
+
+func testConcurrentExactBudget(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	budget := srl.Limit{Rate: 20, Period: time.Hour, Burst: 20}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			d, err := e.h.Backend.Acquire(context.Background(), srl.Request{Key: "race", N: 1, Limits: []srl.Limit{budget}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if d.Allowed {
+				admitted.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if got := admitted.Load(); got != 20 {
+		t.Fatalf("50 goroutines racing for a budget of 20: %d admitted", got)
+	}
+}

@@ -1,0 +1,393 @@
+// Package keystate is the state machine of one key's budget, in Go, on
+// integer microseconds. It is the reference the Lua scripts in package lua
+// mirror step for step: the in-memory fallback runs it directly, the Redis
+// backend decodes script replies into its types, and a differential fuzz
+// test holds the two to identical replies.
+//
+// Every value is an integer number of microseconds or units, and all of
+// them stay below 2^53, so the same arithmetic on Lua's doubles is exact.
+package keystate
+
+import (
+	"strconv"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// Causes, as the scripts return them.
+const (
+	CauseNone    = int64(srl.CauseNone)
+	CauseLimit   = int64(srl.CauseLimit)
+	CauseQuota   = int64(srl.CauseQuota)
+	CauseBlocked = int64(srl.CauseBlocked)
+)
+
+// Limit is a validated smartratelimit.Limit in script units. Rate, Period
+// and Burst together are its identity: each distinct limit has its own TAT.
+type Limit struct {
+	Rate     int64 // events per Period
+	Period   int64 // µs
+	Burst    int64
+	Interval int64 // emission interval T, µs
+}
+
+// Compile converts a limit that passed Validate.
+func Compile(l srl.Limit) Limit {
+	return Limit{
+		Rate:     int64(l.Rate),
+		Period:   l.PeriodMicros(),
+		Burst:    int64(l.EffectiveBurst()),
+		Interval: l.IntervalMicros(),
+	}
+}
+
+func (l Limit) same(o Limit) bool {
+	return l.Rate == o.Rate && l.Period == o.Period && l.Burst == o.Burst
+}
+
+// CompileRequest compiles a request's limits, appending to the given
+// buffers. A limit given twice is kept once, and a default limit that is
+// also fixed is dropped, since the fixed one always applies: the scripts
+// then never see one TAT twice.
+func CompileRequest(fixedBuf, defaultBuf []Limit, fixed, defaults []srl.Limit) (f, d []Limit) {
+	f, d = fixedBuf[:0], defaultBuf[:0]
+	for _, l := range fixed {
+		if c := Compile(l); !contains(f, c) {
+			f = append(f, c)
+		}
+	}
+	for _, l := range defaults {
+		if c := Compile(l); !contains(f, c) && !contains(d, c) {
+			d = append(d, c)
+		}
+	}
+	return f, d
+}
+
+func contains(ls []Limit, l Limit) bool {
+	for _, x := range ls {
+		if x.same(l) {
+			return true
+		}
+	}
+	return false
+}
+
+// Field is the name of the limit's TAT in the Redis hash:
+// "g:<rate>:<period µs>", with ":<burst>" appended when the burst is not 1.
+func (l Limit) Field() string {
+	b := make([]byte, 0, 40)
+	b = append(b, "g:"...)
+	b = strconv.AppendInt(b, l.Rate, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, l.Period, 10)
+	if l.Burst != 1 {
+		b = append(b, ':')
+		b = strconv.AppendInt(b, l.Burst, 10)
+	}
+	return string(b)
+}
+
+// TAT is one limit's theoretical arrival time.
+type TAT struct {
+	Limit Limit
+	At    int64 // µs
+}
+
+// State is everything stored for one key. The zero value is an empty key.
+type State struct {
+	TATs []TAT
+	// The server's quota: QuotaResetAt > 0 once a response told us.
+	QuotaLimit, QuotaRemaining, QuotaResetAt, QuotaWindow int64
+	// BlockedUntil comes from Retry-After or from backoff after 429s.
+	BlockedUntil int64
+	// Throttles counts consecutive refusals without Retry-After.
+	Throttles int64
+}
+
+// TAT returns the stored TAT of l, or 0.
+func (s *State) TAT(l Limit) int64 {
+	for _, t := range s.TATs {
+		if t.Limit.same(l) {
+			return t.At
+		}
+	}
+	return 0
+}
+
+// SetTAT stores the TAT of l.
+func (s *State) SetTAT(l Limit, at int64) {
+	for i := range s.TATs {
+		if s.TATs[i].Limit.same(l) {
+			s.TATs[i].At = at
+			return
+		}
+	}
+	s.TATs = append(s.TATs, TAT{Limit: l, At: at})
+}
+
+// quota returns the server quota in effect at now. A quota whose reset has
+// passed counts as refilled to its last known limit, in a window that
+// follows the stored one. A quota with an unknown limit is forgotten once
+// its reset passes, so it can never lock a key for good.
+func (s *State) quota(now int64) (known bool, remaining, resetAt int64) {
+	qa := s.QuotaResetAt
+	if qa <= 0 {
+		return false, 0, 0
+	}
+	if qa > now {
+		return true, s.QuotaRemaining, qa
+	}
+	if s.QuotaLimit <= 0 {
+		return false, 0, 0
+	}
+	w := s.QuotaWindow
+	if w < 1 {
+		w = 1
+	}
+	return true, s.QuotaLimit, qa + (FloorDiv(now-qa, w)+1)*w
+}
+
+// Result is the reply of Acquire.
+type Result struct {
+	Allowed bool
+	// Wait is the reservation delay when allowed, the retry-after when not.
+	Wait       int64
+	Remaining  int64 // -1 when nothing limits the key
+	ResetAfter int64
+	Cause      int64
+	// The server quota and block after the decision, so that a process can
+	// remember the last shared state it saw: QuotaResetAfter is 0 when no
+	// quota is known.
+	QuotaLimit, QuotaRemaining, QuotaResetAfter int64
+	BlockedFor                                  int64
+}
+
+// Acquire decides a request of cost n at time now. Default limits apply
+// only while no quota is known. fixed and defaults come from
+// CompileRequest (no limit twice). It reports whether the state changed.
+func (s *State) Acquire(now, n, maxWait int64, fixed, defaults []Limit) (Result, bool) {
+	known, qr, qa := s.quota(now)
+	limits := [2][]Limit{fixed, nil}
+	if !known {
+		limits[1] = defaults
+	}
+
+	var wait, cause int64
+	if s.BlockedUntil > now {
+		wait, cause = s.BlockedUntil-now, CauseBlocked
+	}
+	if known && qr < n && qa-now > wait {
+		wait, cause = qa-now, CauseQuota
+	}
+	var gcraWait int64
+	for _, set := range limits {
+		for _, l := range set {
+			t := max(s.TAT(l), now)
+			gcraWait = max(gcraWait, t+n*l.Interval-l.Burst*l.Interval-now)
+		}
+	}
+
+	if wait > 0 || gcraWait > maxWait {
+		if gcraWait > wait {
+			wait, cause = gcraWait, CauseLimit
+		}
+		remaining := int64(-1)
+		reset := max(s.BlockedUntil-now, 0)
+		if s.BlockedUntil > now {
+			remaining = 0
+		}
+		if known {
+			remaining = minRemaining(remaining, qr)
+			if qr < s.QuotaLimit {
+				reset = max(reset, qa-now)
+			}
+		}
+		for _, set := range limits {
+			for _, l := range set {
+				t := max(s.TAT(l), now)
+				remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-t, l.Interval), 0))
+				reset = max(reset, t-now)
+			}
+		}
+		r := Result{Wait: wait, Remaining: remaining, ResetAfter: reset, Cause: cause, BlockedFor: max(s.BlockedUntil-now, 0)}
+		if known {
+			r.QuotaLimit, r.QuotaRemaining, r.QuotaResetAfter = s.QuotaLimit, qr, qa-now
+		}
+		return r, false
+	}
+
+	remaining := int64(-1)
+	var reset int64
+	changed := false
+	for _, set := range limits {
+		for _, l := range set {
+			t := max(s.TAT(l), now) + n*l.Interval
+			s.SetTAT(l, t)
+			changed = true
+			remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-t, l.Interval), 0))
+			reset = max(reset, t-now)
+		}
+	}
+	if known {
+		qr -= n
+		s.QuotaRemaining, s.QuotaResetAt = qr, qa
+		changed = true
+		remaining = minRemaining(remaining, qr)
+		if qr < s.QuotaLimit {
+			reset = max(reset, qa-now)
+		}
+	}
+	r := Result{Allowed: true, Wait: max(gcraWait, 0), Remaining: remaining, ResetAfter: reset}
+	if known {
+		r.QuotaLimit, r.QuotaRemaining, r.QuotaResetAfter = s.QuotaLimit, qr, qa-now
+	}
+	return r, changed
+}
+
+func minRemaining(acc, v int64) int64 {
+	if acc < 0 || v < acc {
+		return v
+	}
+	return acc
+}
+
+// Obs is a normalized smartratelimit.Observation in script units.
+type Obs struct {
+	Limit, Remaining     int64
+	Reset, Window, Retry int64 // µs
+	Limited              bool
+}
+
+// ObsFrom converts a normalized observation.
+func ObsFrom(o srl.Observation) Obs {
+	return Obs{
+		Limit:     int64(o.Limit),
+		Remaining: int64(o.Remaining),
+		Reset:     o.Reset.Microseconds(),
+		Window:    o.Window.Microseconds(),
+		Retry:     o.RetryAfter.Microseconds(),
+		Limited:   o.Limited,
+	}
+}
+
+// ObserveParams tune Observe; the Redis backend passes them to the script.
+type ObserveParams struct {
+	// Tolerance is how far two reported resets may differ and still name
+	// the same window.
+	Tolerance int64
+	// BackoffBase and BackoffMax bound the block after a refusal without
+	// Retry-After: base, doubled per consecutive refusal, at most max.
+	BackoffBase, BackoffMax int64
+}
+
+// Window verdicts of an observation's quota part.
+const (
+	WindowNone  = 0 // the observation had no quota part
+	WindowNewer = 1 // it replaced the stored window
+	WindowSame  = 2 // it merged into the stored window
+	WindowOlder = 3 // it was older than the stored window and ignored
+)
+
+// ObserveResult is the reply of Observe: the verdict and the state after.
+type ObserveResult struct {
+	Window                                 int64
+	QuotaLimit, QuotaRemaining, ResetAfter int64
+	BlockedFor                             int64
+}
+
+// maxThrottles caps the consecutive-refusal counter; the backoff reaches
+// its maximum long before.
+const maxThrottles = 64
+
+// Observe merges an observation made at now.
+func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool) {
+	before := *s
+	verdict := int64(WindowNone)
+	if o.Reset > 0 {
+		reported := now + o.Reset
+		qa := s.QuotaResetAt
+		switch {
+		case qa <= now || reported > qa+p.Tolerance:
+			verdict = WindowNewer
+			limit := o.Limit
+			if limit == 0 {
+				limit = max(o.Remaining, s.QuotaLimit)
+			}
+			s.QuotaLimit = limit
+			s.QuotaRemaining = min(o.Remaining, limit)
+			s.QuotaResetAt = reported
+			if o.Window > 0 {
+				s.QuotaWindow = o.Window
+			} else {
+				s.QuotaWindow = max(s.QuotaWindow, o.Reset)
+			}
+		case reported >= qa-p.Tolerance:
+			verdict = WindowSame
+			s.QuotaRemaining = min(s.QuotaRemaining, o.Remaining)
+			if o.Limit > 0 {
+				s.QuotaLimit = o.Limit
+				s.QuotaRemaining = min(s.QuotaRemaining, o.Limit)
+			}
+			if o.Window > 0 {
+				s.QuotaWindow = o.Window
+			}
+		default:
+			verdict = WindowOlder
+		}
+	}
+	switch {
+	case o.Limited && o.Retry == 0:
+		if s.BlockedUntil+p.BackoffMax < now {
+			s.Throttles = 0
+		}
+		s.Throttles = min(s.Throttles+1, maxThrottles)
+		d := p.BackoffBase
+		for i := int64(1); i < s.Throttles && d < p.BackoffMax; i++ {
+			d *= 2
+		}
+		s.BlockedUntil = max(s.BlockedUntil, now+min(d, p.BackoffMax))
+	case !o.Limited:
+		s.Throttles = 0
+	}
+	if o.Retry > 0 {
+		s.BlockedUntil = max(s.BlockedUntil, now+o.Retry)
+	}
+	res := ObserveResult{
+		Window:         verdict,
+		QuotaLimit:     s.QuotaLimit,
+		QuotaRemaining: s.QuotaRemaining,
+		ResetAfter:     max(s.QuotaResetAt-now, 0),
+		BlockedFor:     max(s.BlockedUntil-now, 0),
+	}
+	return res, !s.equalScalars(&before)
+}
+
+func (s *State) equalScalars(o *State) bool {
+	return s.QuotaLimit == o.QuotaLimit && s.QuotaRemaining == o.QuotaRemaining &&
+		s.QuotaResetAt == o.QuotaResetAt && s.QuotaWindow == o.QuotaWindow &&
+		s.BlockedUntil == o.BlockedUntil && s.Throttles == o.Throttles
+}
+
+// Horizon is the last instant at which the state still matters: after it
+// the key behaves exactly like an empty one (a known quota is kept one
+// window longer, so that it can refill instead of being forgotten).
+func (s *State) Horizon() int64 {
+	h := s.BlockedUntil
+	for _, t := range s.TATs {
+		h = max(h, t.At)
+	}
+	if s.QuotaResetAt > 0 {
+		h = max(h, s.QuotaResetAt+s.QuotaWindow)
+	}
+	return h
+}
+
+// FloorDiv is floor(a/b) for b > 0, rounding toward negative infinity.
+func FloorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}

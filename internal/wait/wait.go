@@ -1,0 +1,114 @@
+// Package wait turns a Backend's admission decisions into a blocking wait,
+// the same way for every backend: reservations are slept exactly, refusals
+// by a server quota or a Retry-After block are slept with jitter so a
+// fleet does not stampede at a reset, and a wait that cannot end before the
+// context's deadline fails at once instead of sleeping first.
+package wait
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// MaxReservation bounds one reservation when nothing else bounds the wait:
+// a caller that gives up mid-wait wastes at most this much of the budget.
+const MaxReservation = time.Minute
+
+// MaxJitter bounds the jitter added to a quota or block wait.
+const MaxJitter = time.Second
+
+// Acquirer decides admission; every Backend is one.
+type Acquirer interface {
+	Acquire(ctx context.Context, r srl.Request) (srl.Decision, error)
+}
+
+// Sleeper waits d or until ctx ends, returning ctx's error in that case.
+type Sleeper func(ctx context.Context, d time.Duration) error
+
+// Sleep is the real Sleeper.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// For blocks until r is admitted and returns the admitting decision. The
+// wait is bounded by ctx's deadline and, when positive, by r.MaxWait; when
+// the backend says the request cannot be admitted within that bound, For
+// returns a *smartratelimit.LimitError with Deadline set at once, without
+// sleeping. A reservation is slept in full; when ctx ends during it, the
+// reserved slot is spent and ctx's error returned.
+func For(ctx context.Context, b Acquirer, r srl.Request, sleep Sleeper, now func() time.Time) (srl.Decision, error) {
+	start := now()
+	for {
+		if err := ctx.Err(); err != nil {
+			return srl.Decision{}, err
+		}
+		bound, bounded := remaining(ctx, r.MaxWait, start, now)
+		q := r
+		q.MaxWait = MaxReservation
+		if bounded {
+			q.MaxWait = min(MaxReservation, bound)
+		}
+		d, err := b.Acquire(ctx, q)
+		if err != nil {
+			return d, err
+		}
+		if d.Allowed {
+			return d, sleep(ctx, d.Delay)
+		}
+		if bounded && d.RetryAfter > bound {
+			return d, &srl.LimitError{Key: r.Key, RetryAfter: d.RetryAfter, Cause: d.Cause, Deadline: true}
+		}
+		pause := d.RetryAfter
+		switch d.Cause {
+		case srl.CauseLimit:
+			// Sleep only until the wait fits in a reservation.
+			pause = max(d.RetryAfter-q.MaxWait, time.Millisecond)
+		default:
+			pause += jitter(d.RetryAfter, bound-d.RetryAfter, bounded)
+		}
+		if err := sleep(ctx, pause); err != nil {
+			return d, err
+		}
+	}
+}
+
+// remaining is what is left of the wait's bound, if it has one.
+func remaining(ctx context.Context, maxWait time.Duration, start time.Time, now func() time.Time) (time.Duration, bool) {
+	bound, bounded := time.Duration(0), false
+	if maxWait > 0 {
+		bound, bounded = max(maxWait-now().Sub(start), 0), true
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		left := max(dl.Sub(now()), 0)
+		if !bounded || left < bound {
+			bound, bounded = left, true
+		}
+	}
+	return bound, bounded
+}
+
+// jitter is a random extra pause of up to a tenth of the wait, at most
+// MaxJitter, never past the bound.
+func jitter(wait, slack time.Duration, bounded bool) time.Duration {
+	span := min(wait/10, MaxJitter)
+	if bounded {
+		span = min(span, slack)
+	}
+	if span <= 0 {
+		return 0
+	}
+	return rand.N(span + 1)
+}
