@@ -241,16 +241,31 @@ func (l *Limiter) Close() error {
 // within runs f under the decision budget. When the client ignores context
 // deadlines on its sockets, f runs in its own goroutine and is abandoned
 // at the deadline; the abandoned call ends at the client's own read
-// timeout.
-func within[T any](ctx context.Context, l *Limiter, f func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, l.cfg.decisionTimeout, errDecisionTimeout)
+// timeout. A failure is reported as the caller's context error when the
+// caller's context ended, and as the exceeded budget when the budget ran
+// out, whatever error the client surfaced first (its socket deadline can
+// fire a moment before the context's timer).
+func within[T any](parent context.Context, l *Limiter, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeoutCause(parent, l.cfg.decisionTimeout, errDecisionTimeout)
 	defer cancel()
-	if l.ctxTimeouts {
-		v, err := f(ctx)
-		if err != nil && errors.Is(context.Cause(ctx), errDecisionTimeout) {
-			err = errDecisionTimeout
-		}
-		return v, err
+	v, err := race(ctx, l.ctxTimeouts, f)
+	if err == nil {
+		return v, nil
+	}
+	if perr := parent.Err(); perr != nil {
+		return v, perr
+	}
+	if dl, _ := ctx.Deadline(); !time.Now().Before(dl) && !errors.Is(err, errDecisionTimeout) {
+		err = fmt.Errorf("%w: %w", errDecisionTimeout, err)
+	}
+	return v, err
+}
+
+// race runs f on ctx, directly when the client honours ctx on its sockets,
+// else in a goroutine raced against ctx.
+func race[T any](ctx context.Context, direct bool, f func(context.Context) (T, error)) (T, error) {
+	if direct {
+		return f(ctx)
 	}
 	type result struct {
 		v   T

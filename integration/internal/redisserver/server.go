@@ -1,0 +1,168 @@
+// Package redisserver starts real redis-server processes on loopback for
+// tests: single servers that a test may kill and restart on the same port.
+// It needs the redis-server binary on PATH (Debian: apt-get install
+// redis-server).
+package redisserver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Binary is the server binary looked up on PATH.
+const Binary = "redis-server"
+
+// Available reports whether redis-server can be started here.
+func Available() bool {
+	_, err := exec.LookPath(Binary)
+	return err == nil
+}
+
+// Server is one redis-server process on a fixed loopback port.
+type Server struct {
+	Addr string
+	Port int
+	Dir  string
+	args []string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Start runs a fresh redis-server on a free port with persistence off and
+// the given extra arguments (e.g. "--requirepass", "x"). The server is
+// killed when the test ends.
+func Start(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	port := FreePort(tb)
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, Dir: tb.TempDir(), args: extra}
+	if err := s.start(); err != nil {
+		tb.Fatalf("redisserver: %v", err)
+	}
+	tb.Cleanup(s.Kill)
+	return s
+}
+
+// StartProcess is Start for use outside a test (TestMain); the caller must
+// call Kill.
+func StartProcess(dir string, extra ...string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, Dir: dir, args: extra}
+	return s, s.start()
+}
+
+func (s *Server) start() error {
+	args := append([]string{
+		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.Dir,
+		"--protected-mode", "no", "--logfile", filepath.Join(s.Dir, fmt.Sprintf("redis-%d.log", s.Port)),
+	}, s.args...)
+	cmd := exec.Command(Binary, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", Binary, err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	go func() { _ = cmd.Wait() }()
+	return s.waitReady(10 * time.Second)
+}
+
+// waitReady polls PING until the server answers or the deadline passes.
+func (s *Server) waitReady(d time.Duration) error {
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	deadline := time.Now().Add(d)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := rdb.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis at %s not ready after %v: %w (log in %s)", s.Addr, d, err, s.Dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Kill stops the server at once (SIGKILL), as a crash would: nothing is
+// saved, clients see their connections reset.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	// Wait until the port is free again so Restart can bind it.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", s.Addr, 50*time.Millisecond)
+		if err != nil {
+			return
+		}
+		_ = c.Close()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Restart starts the server again on the same port with the same
+// arguments and an empty dataset and script cache, as after a crash.
+func (s *Server) Restart() error {
+	s.Kill()
+	return s.start()
+}
+
+// Client returns a go-redis client for the server, closed at test end.
+func (s *Server) Client(tb testing.TB, opts *redis.Options) *redis.Client {
+	tb.Helper()
+	if opts == nil {
+		opts = &redis.Options{}
+	}
+	o := *opts
+	o.Addr = s.Addr
+	c := redis.NewClient(&o)
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	p, err := freePort()
+	if err != nil {
+		tb.Fatalf("redisserver: %v", err)
+	}
+	return p
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	addr, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, fmt.Errorf("free port: unexpected address %v", l.Addr())
+	}
+	return addr.Port, nil
+}

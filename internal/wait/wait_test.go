@@ -1,0 +1,139 @@
+package wait
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// script is a fake backend that answers from a list and records the
+// requests it saw.
+type script struct {
+	answers []srl.Decision
+	seen    []srl.Request
+}
+
+func (s *script) Acquire(_ context.Context, r srl.Request) (srl.Decision, error) {
+	s.seen = append(s.seen, r)
+	d := s.answers[0]
+	if len(s.answers) > 1 {
+		s.answers = s.answers[1:]
+	}
+	return d, nil
+}
+
+// fakeTime is a clock that only sleeping moves.
+type fakeTime struct {
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (f *fakeTime) sleep(ctx context.Context, d time.Duration) error {
+	f.sleeps = append(f.sleeps, d)
+	f.now = f.now.Add(d)
+	return ctx.Err()
+}
+
+func (f *fakeTime) clock() time.Time { return f.now }
+
+func TestReservationIsSleptExactly(t *testing.T) {
+	b := &script{answers: []srl.Decision{{Allowed: true, Delay: 300 * time.Millisecond}}}
+	ft := &fakeTime{now: time.Unix(0, 0)}
+	d, err := For(context.Background(), b, srl.Request{Key: "k", N: 1}, ft.sleep, ft.clock)
+	if err != nil || !d.Allowed {
+		t.Fatalf("%+v, %v", d, err)
+	}
+	if len(ft.sleeps) != 1 || ft.sleeps[0] != 300*time.Millisecond {
+		t.Fatalf("slept %v, want exactly the 300ms reservation", ft.sleeps)
+	}
+	if b.seen[0].MaxWait != MaxReservation {
+		t.Fatalf("without a deadline the reservation bound is %v, want %v", b.seen[0].MaxWait, MaxReservation)
+	}
+}
+
+func TestFailsFastPastTheDeadline(t *testing.T) {
+	b := &script{answers: []srl.Decision{{RetryAfter: 5 * time.Second, Cause: srl.CauseQuota}}}
+	ft := &fakeTime{now: time.Now()}
+	ctx, cancel := context.WithDeadline(context.Background(), ft.now.Add(2*time.Second))
+	defer cancel()
+	_, err := For(ctx, b, srl.Request{Key: "k", N: 1}, ft.sleep, ft.clock)
+	var le *srl.LimitError
+	if !errors.As(err, &le) || !le.Deadline || le.RetryAfter != 5*time.Second || le.Cause != srl.CauseQuota {
+		t.Fatalf("error %v, want a deadline LimitError", err)
+	}
+	if len(ft.sleeps) != 0 {
+		t.Fatalf("slept %v before failing", ft.sleeps)
+	}
+	if b.seen[0].MaxWait > 2*time.Second {
+		t.Fatalf("reserved up to %v past a 2s deadline", b.seen[0].MaxWait)
+	}
+}
+
+func TestMaxWaitBoundsTheTotal(t *testing.T) {
+	b := &script{answers: []srl.Decision{
+		{RetryAfter: 400 * time.Millisecond, Cause: srl.CauseBlocked},
+		{RetryAfter: 700 * time.Millisecond, Cause: srl.CauseBlocked},
+	}}
+	ft := &fakeTime{now: time.Unix(0, 0)}
+	_, err := For(context.Background(), b, srl.Request{Key: "k", N: 1, MaxWait: time.Second}, ft.sleep, ft.clock)
+	if !errors.Is(err, srl.ErrRateLimited) {
+		t.Fatalf("error %v, want a refusal once the remaining max wait is too short", err)
+	}
+	// First pause: 400ms plus at most a tenth of it, never past the bound.
+	if len(ft.sleeps) != 1 || ft.sleeps[0] < 400*time.Millisecond || ft.sleeps[0] > 440*time.Millisecond {
+		t.Fatalf("slept %v", ft.sleeps)
+	}
+}
+
+func TestQuotaWaitsAreJittered(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 50; i++ {
+		b := &script{answers: []srl.Decision{{RetryAfter: 10 * time.Second, Cause: srl.CauseQuota}, {Allowed: true}}}
+		ft := &fakeTime{now: time.Unix(0, 0)}
+		if _, err := For(context.Background(), b, srl.Request{Key: "k", N: 1}, ft.sleep, ft.clock); err != nil {
+			t.Fatal(err)
+		}
+		p := ft.sleeps[0]
+		if p < 10*time.Second || p > 10*time.Second+MaxJitter {
+			t.Fatalf("pause %v outside [10s, 10s+%v]", p, MaxJitter)
+		}
+		seen[p] = true
+	}
+	if len(seen) < 10 {
+		t.Fatalf("50 fleet members woke at only %d distinct times", len(seen))
+	}
+}
+
+func TestLimitRefusalSleepsUntilTheReservationFits(t *testing.T) {
+	b := &script{answers: []srl.Decision{{RetryAfter: MaxReservation + 5*time.Second, Cause: srl.CauseLimit}, {Allowed: true, Delay: MaxReservation}}}
+	ft := &fakeTime{now: time.Unix(0, 0)}
+	if _, err := For(context.Background(), b, srl.Request{Key: "k", N: 1}, ft.sleep, ft.clock); err != nil {
+		t.Fatal(err)
+	}
+	if len(ft.sleeps) != 2 || ft.sleeps[0] != 5*time.Second || ft.sleeps[1] != MaxReservation {
+		t.Fatalf("slept %v, want 5s then the %v reservation", ft.sleeps, MaxReservation)
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := &script{answers: []srl.Decision{{Allowed: true}}}
+	if _, err := For(ctx, b, srl.Request{Key: "k", N: 1}, Sleep, time.Now); !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if len(b.seen) != 0 {
+		t.Fatal("a cancelled wait still asked the backend")
+	}
+}
+
+func TestSleepHonoursContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go cancel()
+	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sleep = %v, want context.Canceled", err)
+	}
+}

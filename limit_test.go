@@ -1,0 +1,155 @@
+package smartratelimit
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestLimitValidate(t *testing.T) {
+	tests := []struct {
+		l    Limit
+		want error
+	}{
+		{PerSecond(10), nil},
+		{PerMinute(60).WithBurst(10), nil},
+		{Limit{Rate: 1, Period: time.Microsecond}, nil},
+		{Limit{Rate: 1, Period: time.Second, Burst: 0}, nil},
+		{Limit{Rate: 0, Period: time.Second}, ErrInvalidLimit},
+		{Limit{Rate: -5, Period: time.Second}, ErrInvalidLimit},
+		{Limit{Rate: 1, Period: 0}, ErrInvalidLimit},
+		{Limit{Rate: 1, Period: 999 * time.Nanosecond}, ErrInvalidLimit},
+		{Limit{Rate: 1, Period: MaxSpan + time.Hour}, ErrInvalidLimit},
+		{Limit{Rate: 1, Period: time.Second, Burst: -1}, ErrInvalidLimit},
+		{PerSecond(1_000_001), ErrInvalidLimit},
+		{PerSecond(1_000_000), nil},
+		{PerHour(1).WithBurst(1 << 40), ErrInvalidLimit},
+	}
+	for _, tc := range tests {
+		if err := tc.l.Validate(); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%+v.Validate() = %v, want %v", tc.l, err, tc.want)
+		}
+	}
+}
+
+func TestIntervalRoundsUp(t *testing.T) {
+	tests := []struct {
+		l    Limit
+		want int64
+	}{
+		{PerSecond(10), 100_000},
+		{Every(3, 10*time.Second), 3_333_334},
+		{PerSecond(7), 142_858},
+		{Limit{Rate: 1, Period: 1500 * time.Nanosecond}, 2},
+		{PerMinute(60), 1_000_000},
+	}
+	for _, tc := range tests {
+		if got := tc.l.IntervalMicros(); got != tc.want {
+			t.Errorf("%v.IntervalMicros() = %d, want %d", tc.l, got, tc.want)
+		}
+		// Rounded up, Rate intervals never fit inside one Period.
+		if int64(tc.l.Rate)*tc.l.IntervalMicros() < tc.l.PeriodMicros() {
+			t.Errorf("%v: %d intervals of %dµs are shorter than the period", tc.l, tc.l.Rate, tc.l.IntervalMicros())
+		}
+	}
+}
+
+func TestLimitString(t *testing.T) {
+	for l, want := range map[Limit]string{
+		PerMinute(60):                "60/1m0s",
+		PerSecond(5).WithBurst(10):   "5/1s burst 10",
+		{Rate: 3, Period: time.Hour}: "3/1h0m0s",
+	} {
+		if got := l.String(); got != want {
+			t.Errorf("String() = %q, want %q", got, want)
+		}
+	}
+}
+
+func TestObservationNormalize(t *testing.T) {
+	tests := []struct {
+		name string
+		in   Observation
+		want Observation
+		err  bool
+	}{
+		{"plain", Observation{Limit: 10, Remaining: 3, Reset: 30 * time.Second}, Observation{Limit: 10, Remaining: 3, Reset: 30 * time.Second}, false},
+		{"remaining above limit is clamped", Observation{Limit: 10, Remaining: 30, Reset: time.Second}, Observation{Limit: 10, Remaining: 10, Reset: time.Second}, false},
+		{"no reset drops the quota part", Observation{Limit: 10, Remaining: 3, Window: time.Minute, RetryAfter: time.Second}, Observation{RetryAfter: time.Second}, false},
+		{"sub-microsecond rounds up", Observation{RetryAfter: 1500 * time.Nanosecond}, Observation{RetryAfter: 2 * time.Microsecond}, false},
+		{"a day is accepted", Observation{Remaining: 1, Reset: MaxHorizon}, Observation{Remaining: 1, Reset: MaxHorizon}, false},
+		{"negative remaining", Observation{Remaining: -1, Reset: time.Second}, Observation{}, true},
+		{"negative window", Observation{Reset: time.Second, Window: -time.Second}, Observation{}, true},
+		{"past a day", Observation{Reset: MaxHorizon + time.Second}, Observation{}, true},
+		{"retry-after decades away", Observation{RetryAfter: 20 * 365 * 24 * time.Hour}, Observation{}, true},
+		{"enormous remaining", Observation{Remaining: MaxCount + 1, Reset: time.Second}, Observation{}, true},
+	}
+	for _, tc := range tests {
+		got, err := tc.in.Normalize()
+		if (err != nil) != tc.err || (err != nil && !errors.Is(err, ErrInvalidObservation)) {
+			t.Errorf("%s: error %v, want error %v", tc.name, err, tc.err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	if !(Observation{Limit: 5, Remaining: 5}).IsZero() || (Observation{Limited: true}).IsZero() {
+		t.Error("IsZero: an observation without reset, retry or refusal stores nothing")
+	}
+}
+
+func TestLimitError(t *testing.T) {
+	var err error = &LimitError{Key: "api.github.com", RetryAfter: 3 * time.Second, Cause: CauseQuota}
+	wrapped := fmt.Errorf("GET /: %w", err)
+	var le *LimitError
+	if !errors.Is(wrapped, ErrRateLimited) || !errors.As(wrapped, &le) || le.RetryAfter != 3*time.Second {
+		t.Fatalf("errors.Is/As through a wrap failed for %v", wrapped)
+	}
+	if got, want := err.Error(), `smartratelimit: rate limited on "api.github.com" by quota; retry after 3s`; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	ke := &KeyError{Key: "k", Err: fmt.Errorf("redislimit: %w", ErrWrongType)}
+	if !errors.Is(ke, ErrWrongType) || ke.Error() != `redislimit: smartratelimit: key holds the wrong type [key "k"]` {
+		t.Errorf("KeyError: %v", ke)
+	}
+}
+
+func TestUtilization(t *testing.T) {
+	tests := []struct {
+		s    Status
+		want float64
+	}{
+		{Status{}, 0},
+		{Status{Limit: 100, Remaining: 100}, 0},
+		{Status{Limit: 100, Remaining: 25}, 0.75},
+		{Status{Limit: 100, Remaining: 0}, 1},
+		{Status{Limit: 100, Remaining: 150}, 0},
+		{Status{Limit: 100, Remaining: 100, BlockedFor: time.Second}, 1},
+	}
+	for _, tc := range tests {
+		if got := tc.s.Utilization(); got != tc.want {
+			t.Errorf("%+v.Utilization() = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}
+
+func TestRequestValidate(t *testing.T) {
+	r := Request{Key: "k", N: 5, Limits: []Limit{PerSecond(1).WithBurst(5)}}
+	if err := r.Validate(); err != nil {
+		t.Fatalf("valid request: %v", err)
+	}
+	r.N = 6
+	if err := r.Validate(); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("cost above burst: %v", err)
+	}
+	if err := r.ValidateStatus(); err != nil {
+		t.Fatalf("status ignores the cost: %v", err)
+	}
+	r.MaxWait = MaxSpan + 1
+	r.N = 1
+	if err := r.Validate(); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("max wait past the span: %v", err)
+	}
+}

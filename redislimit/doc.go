@@ -1,0 +1,47 @@
+// Package redislimit keeps rate-limit budgets in Redis so that every
+// process of a fleet spends from the same budget, and decides each request
+// with one atomic Lua script.
+//
+// # Model
+//
+// A key (say "api.github.com") names one budget. All of its state is one
+// Redis hash, <prefix>{<key>} (see RedisKey), holding:
+//
+//   - one GCRA theoretical arrival time per configured limit;
+//   - the server's quota (limit, remaining, reset) learned through Observe;
+//   - a block until a time, from Retry-After or from 429s without it.
+//
+// A decision (Allow, AllowN, Wait, Acquire) checks every dimension at once
+// and spends from all of them, or from none. Times are integer
+// microseconds on the Redis server's clock, so the clocks of the pods never
+// meet; WithClientTime switches to the caller's clock for servers that
+// refuse TIME in scripts. Every write sets a TTL just past the state's
+// horizon, so idle keys vanish by themselves.
+//
+// # Cost of a decision
+//
+// One EVALSHA round trip. After SCRIPT FLUSH, a restart or a failover the
+// script cache is empty; the next call sends the script once with EVAL and
+// the caller sees no error. Each call is bounded by the decision budget
+// (WithDecisionTimeout, 50ms by default), which the limiter enforces
+// itself: a go-redis client without ContextTimeoutEnabled ignores context
+// deadlines on its sockets, so such calls run in their own goroutine and
+// are abandoned at the deadline.
+//
+// # Errors
+//
+// Invalid arguments return errors wrapping smartratelimit.ErrInvalidRequest
+// or ErrInvalidLimit before any Redis call. ErrUnavailable reports a Redis
+// that could not be reached within the budget, ErrMisconfigured one that
+// refuses the limiter (authentication, permissions, scripts), and a
+// *smartratelimit.KeyError wrapping ErrWrongType a key that holds data the
+// limiter did not write. A refused decision is not an error: Decision
+// carries RetryAfter; Wait turns it into a *smartratelimit.LimitError.
+//
+// # Recommended client settings
+//
+// The limiter works with any client, but a client built for it should set
+// ContextTimeoutEnabled, short read and write timeouts (100ms) and
+// MaxRetries -1: go-redis retries a script whose reply was lost after it
+// ran, which spends the budget twice.
+package redislimit

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's one test command: formatting, vet, the race detector and
+# every test tier in every module, with the real-Redis tier required.
+set -euo pipefail
+cd "$(dirname "$0")"
+export SRL_REQUIRE_REDIS="${SRL_REQUIRE_REDIS:-1}"
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
+
+# The library must not pull test-only or demo-only code into users' builds.
+library=$(go list ./... | grep -v -e /backendtest -e /cmd/)
+if go list -deps $library | grep -E 'miniredis|testcontainers'; then
+	echo "the library's dependency graph contains the lines above" >&2
+	exit 1
+fi
+
+staticcheck=$(command -v staticcheck || echo "$(go env GOPATH)/bin/staticcheck")
+for module in . integration; do
+	echo "== $module"
+	(cd "$module" && go vet ./... && go test -race -count=1 -timeout 15m ./...)
+	if [ -x "$staticcheck" ]; then
+		(cd "$module" && "$staticcheck" ./...)
+	else
+		echo "staticcheck not installed; skipped (go install honnef.co/go/tools/cmd/staticcheck@latest)"
+	fi
+done
