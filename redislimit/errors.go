@@ -46,10 +46,16 @@ var configMarks = []string{
 	"unknown command", "CROSSSLOT", "ERR Error compiling script",
 }
 
-// classify sorts a failed call. callerCtx is the caller's own context,
-// checked first so that a caller's cancellation never opens the breaker.
-func classify(callerCtx context.Context, err error) errorKind {
-	if callerCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+// callerDone marks a call that failed because the caller's own context
+// ended: its error is returned as is and never counts as an outage.
+type callerDone struct{ err error }
+
+func (e callerDone) Error() string { return e.err.Error() }
+func (e callerDone) Unwrap() error { return e.err }
+
+// classify sorts a failed call from within.
+func classify(err error) errorKind {
+	if errors.As(err, new(callerDone)) {
 		return kindCaller
 	}
 	if errors.Is(err, srl.ErrBadReply) {
@@ -92,7 +98,9 @@ var errDecisionTimeout = fmt.Errorf("%w: decision budget exceeded", context.Dead
 func wrapFailure(kind errorKind, key, redisKey string, err error) error {
 	switch kind {
 	case kindCaller:
-		return err
+		var cd callerDone
+		errors.As(err, &cd)
+		return cd.err
 	case kindData:
 		if errors.Is(err, srl.ErrBadReply) {
 			return &srl.KeyError{Key: key, Err: fmt.Errorf("redislimit: redis key %q: %w", redisKey, err)}

@@ -133,7 +133,7 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 		return l.run.Acquire(ctx, rk, n, maxWait, fixed, defaults)
 	})
 	if err != nil {
-		return srl.Decision{}, wrapFailure(classify(ctx, err), r.Key, rk, err)
+		return srl.Decision{}, wrapFailure(classify(err), r.Key, rk, err)
 	}
 	return res.Decision(), nil
 }
@@ -154,29 +154,14 @@ func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) er
 		return err
 	}
 	rk := RedisKey(l.cfg.prefix, key)
-	obs, params := keystate.ObsFrom(o), l.observeParams(o)
+	obs, params := keystate.ObsFrom(o), keystate.Params(o, l.cfg.backoffBase, l.cfg.backoffMax)
 	_, err = within(ctx, l, func(ctx context.Context) (keystate.ObserveResult, error) {
 		return l.run.Observe(ctx, rk, obs, params)
 	})
 	if err != nil {
-		return wrapFailure(classify(ctx, err), key, rk, err)
+		return wrapFailure(classify(err), key, rk, err)
 	}
 	return nil
-}
-
-// observeParams: resets within a second (a quarter of a shorter window)
-// of each other name the same window, which absorbs the whole-second
-// resolution of most headers and the latency between responses.
-func (l *Limiter) observeParams(o srl.Observation) keystate.ObserveParams {
-	tol := time.Second
-	if o.Window > 0 {
-		tol = min(tol, o.Window/4)
-	}
-	return keystate.ObserveParams{
-		Tolerance:   int64(tol / time.Microsecond),
-		BackoffBase: int64(l.cfg.backoffBase / time.Microsecond),
-		BackoffMax:  int64(l.cfg.backoffMax / time.Microsecond),
-	}
 }
 
 // Status returns key's budget as every process sees it, without changing
@@ -207,7 +192,7 @@ func (l *Limiter) Peek(ctx context.Context, r srl.Request) (srl.Status, error) {
 		return peeked{now, st}, err
 	})
 	if err != nil {
-		return srl.Status{}, wrapFailure(classify(ctx, err), r.Key, rk, err)
+		return srl.Status{}, wrapFailure(classify(err), r.Key, rk, err)
 	}
 	return p.st.Status(p.now, r.Key, fixed, defaults), nil
 }
@@ -226,7 +211,7 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 		return l.rdb.Del(ctx, rk).Result()
 	})
 	if err != nil {
-		return wrapFailure(classify(ctx, err), key, rk, err)
+		return wrapFailure(classify(err), key, rk, err)
 	}
 	return nil
 }
@@ -246,16 +231,21 @@ func (l *Limiter) Close() error {
 // out, whatever error the client surfaced first (its socket deadline can
 // fire a moment before the context's timer).
 func within[T any](parent context.Context, l *Limiter, f func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeoutCause(parent, l.cfg.decisionTimeout, errDecisionTimeout)
+	budgetEnds := time.Now().Add(l.cfg.decisionTimeout)
+	ctx, cancel := context.WithDeadlineCause(parent, budgetEnds, errDecisionTimeout)
 	defer cancel()
 	v, err := race(ctx, l.ctxTimeouts, f)
 	if err == nil {
 		return v, nil
 	}
 	if perr := parent.Err(); perr != nil {
-		return v, perr
+		return v, callerDone{perr}
 	}
-	if dl, _ := ctx.Deadline(); !time.Now().Before(dl) && !errors.Is(err, errDecisionTimeout) {
+	now := time.Now()
+	if dl, ok := parent.Deadline(); ok && !now.Before(dl) {
+		return v, callerDone{context.DeadlineExceeded}
+	}
+	if !now.Before(budgetEnds) && !errors.Is(err, errDecisionTimeout) {
 		err = fmt.Errorf("%w: %w", errDecisionTimeout, err)
 	}
 	return v, err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/smartratelimit/smartratelimit/internal/keystate"
 )
 
 // Option configures a Limiter.
@@ -22,8 +24,8 @@ type config struct {
 // Defaults of the options below.
 const (
 	DefaultDecisionTimeout = 50 * time.Millisecond
-	DefaultBackoffBase     = time.Second
-	DefaultBackoffMax      = time.Minute
+	DefaultBackoffBase     = keystate.DefaultBackoffBase
+	DefaultBackoffMax      = keystate.DefaultBackoffMax
 )
 
 func defaultConfig() config {

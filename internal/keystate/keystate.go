@@ -10,6 +10,7 @@ package keystate
 
 import (
 	"strconv"
+	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
 )
@@ -271,6 +272,29 @@ func ObsFrom(o srl.Observation) Obs {
 	}
 }
 
+// Default throttle backoff: a refusal without Retry-After blocks the key
+// for 1s, doubled per consecutive refusal, at most 1m.
+const (
+	DefaultBackoffBase = time.Second
+	DefaultBackoffMax  = time.Minute
+)
+
+// Params returns the parameters both backends use to merge o: resets
+// within a second (a quarter of a shorter window) of each other name the
+// same window, which absorbs the whole-second resolution of most headers
+// and the latency between responses.
+func Params(o srl.Observation, backoffBase, backoffMax time.Duration) ObserveParams {
+	tol := time.Second
+	if o.Window > 0 {
+		tol = min(tol, o.Window/4)
+	}
+	return ObserveParams{
+		Tolerance:   tol.Microseconds(),
+		BackoffBase: backoffBase.Microseconds(),
+		BackoffMax:  backoffMax.Microseconds(),
+	}
+}
+
 // ObserveParams tune Observe; the Redis backend passes them to the script.
 type ObserveParams struct {
 	// Tolerance is how far two reported resets may differ and still name
@@ -368,6 +392,10 @@ func (s *State) equalScalars(o *State) bool {
 		s.QuotaResetAt == o.QuotaResetAt && s.QuotaWindow == o.QuotaWindow &&
 		s.BlockedUntil == o.BlockedUntil && s.Throttles == o.Throttles
 }
+
+// Grace is how long stored state outlives its horizon (acquire.lua and
+// observe.lua add the same 1000ms to their TTLs).
+const Grace = int64(time.Second / time.Microsecond)
 
 // Horizon is the last instant at which the state still matters: after it
 // the key behaves exactly like an empty one (a known quota is kept one
