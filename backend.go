@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// MaxLimits bounds the limits of one request, fixed and default together.
+const MaxLimits = 16
+
 // Request is one admission request to a Backend.
 type Request struct {
 	// Key names the shared budget, e.g. "api.github.com".
@@ -13,7 +16,8 @@ type Request struct {
 	// N is the cost in units; at least 1 and at most the Burst of every
 	// limit given.
 	N int
-	// Limits are always enforced (a cap you impose on yourself).
+	// Limits are always enforced (a cap you impose on yourself). At most
+	// MaxLimits limits, fixed and default together.
 	Limits []Limit
 	// DefaultLimits are enforced only while the server has not advertised
 	// its quota for the key (the source documents' default_limits).
@@ -40,6 +44,9 @@ func (r Request) Validate() error {
 	}
 	if r.MaxWait > MaxSpan {
 		return fmt.Errorf("%w: max wait %v exceeds %v", ErrInvalidRequest, r.MaxWait, MaxSpan)
+	}
+	if n := len(r.Limits) + len(r.DefaultLimits); n > MaxLimits {
+		return fmt.Errorf("%w: %d limits, at most %d", ErrInvalidRequest, n, MaxLimits)
 	}
 	for _, set := range [][]Limit{r.Limits, r.DefaultLimits} {
 		for _, l := range set {

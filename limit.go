@@ -2,6 +2,7 @@ package smartratelimit
 
 import (
 	"fmt"
+	"math/bits"
 	"time"
 )
 
@@ -99,7 +100,9 @@ func (l Limit) Validate() error {
 	case int64(l.Rate) > l.PeriodMicros():
 		return fmt.Errorf("%w: %v is finer than one event per microsecond", ErrInvalidLimit, l)
 	}
-	if int64(l.EffectiveBurst()) > maxSpanMicros/l.IntervalMicros() {
+	// burst × interval within the span, checked without a second division.
+	hi, lo := bits.Mul64(uint64(l.EffectiveBurst()), uint64(l.IntervalMicros()))
+	if hi != 0 || lo > uint64(maxSpanMicros) {
 		return fmt.Errorf("%w: burst %d of %v spans more than %v", ErrInvalidLimit, l.Burst, l, MaxSpan)
 	}
 	return nil

@@ -492,6 +492,7 @@ func testBadInput(t *testing.T, f Factory) {
 		{"negative burst", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{{Rate: 1, Period: time.Second, Burst: -1}}}, srl.ErrInvalidLimit},
 		{"finer than 1µs", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{srl.PerSecond(2_000_000)}}, srl.ErrInvalidLimit},
 		{"burst beyond the span", srl.Request{Key: "bad", N: 1, Limits: []srl.Limit{srl.PerHour(1).WithBurst(1 << 30)}}, srl.ErrInvalidLimit},
+		{"too many limits", srl.Request{Key: "bad", N: 1, Limits: make([]srl.Limit, srl.MaxLimits+1)}, srl.ErrInvalidRequest},
 	}
 	for _, tc := range badRequests {
 		if _, err := e.h.Backend.Acquire(ctx, tc.r); !errors.Is(err, tc.want) {

@@ -125,12 +125,11 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 	if err := r.Validate(); err != nil {
 		return srl.Decision{}, err
 	}
-	var fixedBuf, defaultBuf [4]keystate.Limit
-	fixed, defaults := keystate.CompileRequest(fixedBuf[:], defaultBuf[:], r.Limits, r.DefaultLimits)
+	all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
 	rk := RedisKey(l.cfg.prefix, r.Key)
 	n, maxWait := int64(r.N), int64(r.MaxWait/time.Microsecond)
 	res, err := within(ctx, l, func(ctx context.Context) (keystate.Result, error) {
-		return l.run.Acquire(ctx, rk, n, maxWait, fixed, defaults)
+		return l.run.Acquire(ctx, rk, n, maxWait, all, nFixed)
 	})
 	if err != nil {
 		return srl.Decision{}, wrapFailure(classify(err), r.Key, rk, err)
@@ -179,9 +178,7 @@ func (l *Limiter) Peek(ctx context.Context, r srl.Request) (srl.Status, error) {
 	if err := r.ValidateStatus(); err != nil {
 		return srl.Status{}, err
 	}
-	var fixedBuf, defaultBuf [4]keystate.Limit
-	fixed, defaults := keystate.CompileRequest(fixedBuf[:], defaultBuf[:], r.Limits, r.DefaultLimits)
-	all := append(append([]keystate.Limit(nil), fixed...), defaults...)
+	all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
 	rk := RedisKey(l.cfg.prefix, r.Key)
 	type peeked struct {
 		now int64
@@ -194,7 +191,7 @@ func (l *Limiter) Peek(ctx context.Context, r srl.Request) (srl.Status, error) {
 	if err != nil {
 		return srl.Status{}, wrapFailure(classify(err), r.Key, rk, err)
 	}
-	return p.st.Status(p.now, r.Key, fixed, defaults), nil
+	return p.st.Status(p.now, r.Key, all, nFixed), nil
 }
 
 // Reset deletes everything stored for key: its limits' pacing, the learned

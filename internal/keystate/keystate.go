@@ -9,6 +9,7 @@
 package keystate
 
 import (
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -46,23 +47,69 @@ func (l Limit) same(o Limit) bool {
 	return l.Rate == o.Rate && l.Period == o.Period && l.Burst == o.Burst
 }
 
-// CompileRequest compiles a request's limits, appending to the given
-// buffers. A limit given twice is kept once, and a default limit that is
-// also fixed is dropped, since the fixed one always applies: the scripts
-// then never see one TAT twice.
-func CompileRequest(fixedBuf, defaultBuf []Limit, fixed, defaults []srl.Limit) (f, d []Limit) {
-	f, d = fixedBuf[:0], defaultBuf[:0]
+// CompileRequest compiles a request's limits into buf: the fixed limits
+// first, then the default ones, whose count it returns beside. A limit given
+// twice is kept once, and a default limit that is also fixed is dropped,
+// since the fixed one always applies: the scripts never see one TAT twice.
+// The limits must be valid; see Prepare.
+func CompileRequest(buf []Limit, fixed, defaults []srl.Limit) (all []Limit, nFixed int) {
+	all = buf[:0]
 	for _, l := range fixed {
-		if c := Compile(l); !contains(f, c) {
-			f = append(f, c)
+		if c := Compile(l); !contains(all, c) {
+			all = append(all, c)
 		}
 	}
+	nFixed = len(all)
 	for _, l := range defaults {
-		if c := Compile(l); !contains(f, c) && !contains(d, c) {
-			d = append(d, c)
+		if c := Compile(l); !contains(all, c) {
+			all = append(all, c)
 		}
 	}
-	return f, d
+	return all, nFixed
+}
+
+// maxSpan is smartratelimit.MaxSpan in microseconds.
+const maxSpan = int64(srl.MaxSpan / time.Microsecond)
+
+// Prepare validates r and compiles its limits into buf in one pass: it is
+// r.Validate followed by CompileRequest, with one division per limit
+// instead of four, for the hot path of the in-memory store. Whenever it
+// finds a fault it returns r.Validate's error, so both always agree (a
+// test holds them to it).
+func Prepare(buf []Limit, r srl.Request) (all []Limit, nFixed int, err error) {
+	if r.Key == "" || r.N < 1 || r.MaxWait < 0 || r.MaxWait > srl.MaxSpan || len(r.Limits)+len(r.DefaultLimits) > srl.MaxLimits {
+		return nil, 0, r.Validate()
+	}
+	n := int64(r.N)
+	all = buf[:0]
+	for i, set := range [2][]srl.Limit{r.Limits, r.DefaultLimits} {
+		if i == 1 {
+			nFixed = len(all)
+		}
+		for _, l := range set {
+			if l.Rate <= 0 || l.Period < time.Microsecond || l.Period > srl.MaxSpan || l.Burst < 0 {
+				return nil, 0, r.Validate()
+			}
+			c := Compile(l)
+			hi, span := bits.Mul64(uint64(c.Burst), uint64(c.Interval))
+			if c.Rate > c.Period || hi != 0 || span > uint64(maxSpan) || n > c.Burst {
+				return nil, 0, r.Validate()
+			}
+			if !contains(all, c) {
+				all = append(all, c)
+			}
+		}
+	}
+	return all, nFixed, nil
+}
+
+// Applicable returns the limits that apply: the fixed ones, and the
+// default ones too while no quota is known.
+func Applicable(all []Limit, nFixed int, quotaKnown bool) []Limit {
+	if quotaKnown {
+		return all[:nFixed]
+	}
+	return all
 }
 
 func contains(ls []Limit, l Limit) bool {
@@ -108,12 +155,20 @@ type State struct {
 
 // TAT returns the stored TAT of l, or 0.
 func (s *State) TAT(l Limit) int64 {
-	for _, t := range s.TATs {
-		if t.Limit.same(l) {
-			return t.At
-		}
+	if i := s.find(l); i >= 0 {
+		return s.TATs[i].At
 	}
 	return 0
+}
+
+// find returns the index of l's TAT, or -1.
+func (s *State) find(l Limit) int {
+	for i := range s.TATs {
+		if s.TATs[i].Limit.same(l) {
+			return i
+		}
+	}
+	return -1
 }
 
 // SetTAT stores the TAT of l.
@@ -164,15 +219,13 @@ type Result struct {
 	BlockedFor                                  int64
 }
 
-// Acquire decides a request of cost n at time now. Default limits apply
-// only while no quota is known. fixed and defaults come from
-// CompileRequest (no limit twice). It reports whether the state changed.
-func (s *State) Acquire(now, n, maxWait int64, fixed, defaults []Limit) (Result, bool) {
+// Acquire decides a request of cost n at time now into r. all and nFixed
+// come from CompileRequest; default limits apply only while no quota is
+// known. When it changes the state it returns the furthest horizon of what
+// it wrote (the TTL must reach it), else 0.
+func (s *State) Acquire(now, n, maxWait int64, all []Limit, nFixed int, r *Result) (horizon int64) {
 	known, qr, qa := s.quota(now)
-	limits := [2][]Limit{fixed, nil}
-	if !known {
-		limits[1] = defaults
-	}
+	limits := Applicable(all, nFixed, known)
 
 	var wait, cause int64
 	if s.BlockedUntil > now {
@@ -181,20 +234,29 @@ func (s *State) Acquire(now, n, maxWait int64, fixed, defaults []Limit) (Result,
 	if known && qr < n && qa-now > wait {
 		wait, cause = qa-now, CauseQuota
 	}
+	// at[i] is limits[i]'s TAT, read once; slot[i] its index in s.TATs.
+	var at [srl.MaxLimits]int64
+	var slot [srl.MaxLimits]int
 	var gcraWait int64
-	for _, set := range limits {
-		for _, l := range set {
-			t := max(s.TAT(l), now)
-			gcraWait = max(gcraWait, t+n*l.Interval-l.Burst*l.Interval-now)
+	for i, l := range limits {
+		slot[i] = s.find(l)
+		at[i] = now
+		if slot[i] >= 0 {
+			at[i] = max(s.TATs[slot[i]].At, now)
 		}
+		gcraWait = max(gcraWait, at[i]+n*l.Interval-l.Burst*l.Interval-now)
 	}
+
+	*r = Result{BlockedFor: max(s.BlockedUntil-now, 0)}
+	if known {
+		r.QuotaLimit, r.QuotaResetAfter = s.QuotaLimit, qa-now
+	}
+	remaining, reset := int64(-1), r.BlockedFor
 
 	if wait > 0 || gcraWait > maxWait {
 		if gcraWait > wait {
 			wait, cause = gcraWait, CauseLimit
 		}
-		remaining := int64(-1)
-		reset := max(s.BlockedUntil-now, 0)
 		if s.BlockedUntil > now {
 			remaining = 0
 		}
@@ -204,46 +266,39 @@ func (s *State) Acquire(now, n, maxWait int64, fixed, defaults []Limit) (Result,
 				reset = max(reset, qa-now)
 			}
 		}
-		for _, set := range limits {
-			for _, l := range set {
-				t := max(s.TAT(l), now)
-				remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-t, l.Interval), 0))
-				reset = max(reset, t-now)
-			}
+		for i, l := range limits {
+			remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-at[i], l.Interval), 0))
+			reset = max(reset, at[i]-now)
 		}
-		r := Result{Wait: wait, Remaining: remaining, ResetAfter: reset, Cause: cause, BlockedFor: max(s.BlockedUntil-now, 0)}
-		if known {
-			r.QuotaLimit, r.QuotaRemaining, r.QuotaResetAfter = s.QuotaLimit, qr, qa-now
-		}
-		return r, false
+		r.Wait, r.Remaining, r.ResetAfter, r.Cause, r.QuotaRemaining = wait, remaining, reset, cause, qr
+		return 0
 	}
 
-	remaining := int64(-1)
-	var reset int64
-	changed := false
-	for _, set := range limits {
-		for _, l := range set {
-			t := max(s.TAT(l), now) + n*l.Interval
-			s.SetTAT(l, t)
-			changed = true
-			remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-t, l.Interval), 0))
-			reset = max(reset, t-now)
+	for i, l := range limits {
+		t := at[i] + n*l.Interval
+		if slot[i] >= 0 {
+			s.TATs[slot[i]].At = t
+		} else {
+			s.TATs = append(s.TATs, TAT{Limit: l, At: t})
 		}
+		horizon = max(horizon, t)
+		remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-t, l.Interval), 0))
+		reset = max(reset, t-now)
 	}
 	if known {
 		qr -= n
 		s.QuotaRemaining, s.QuotaResetAt = qr, qa
-		changed = true
+		horizon = max(horizon, qa+s.QuotaWindow)
 		remaining = minRemaining(remaining, qr)
 		if qr < s.QuotaLimit {
 			reset = max(reset, qa-now)
 		}
 	}
-	r := Result{Allowed: true, Wait: max(gcraWait, 0), Remaining: remaining, ResetAfter: reset}
-	if known {
-		r.QuotaLimit, r.QuotaRemaining, r.QuotaResetAfter = s.QuotaLimit, qr, qa-now
+	r.Allowed, r.Wait, r.Remaining, r.ResetAfter, r.QuotaRemaining = true, max(gcraWait, 0), remaining, reset, qr
+	if !known {
+		r.QuotaRemaining = 0
 	}
-	return r, changed
+	return horizon
 }
 
 func minRemaining(acc, v int64) int64 {

@@ -36,14 +36,17 @@ func TestField(t *testing.T) {
 
 func TestCompileRequestDedupes(t *testing.T) {
 	a, b := srl.PerSecond(1), srl.PerMinute(10)
-	fixed, defaults := CompileRequest(nil, nil,
+	all, nFixed := CompileRequest(nil,
 		[]srl.Limit{a, b, a, a.WithBurst(1)},
 		[]srl.Limit{a, srl.PerHour(5), srl.PerHour(5), b.WithBurst(2)})
-	if len(fixed) != 2 || len(defaults) != 2 {
-		t.Fatalf("fixed %v, defaults %v: want 2 and 2 after dropping repeats", fixed, defaults)
+	if nFixed != 2 || len(all) != 4 {
+		t.Fatalf("%v with %d fixed: want 2 fixed and 2 defaults after dropping repeats", all, nFixed)
 	}
-	if defaults[0] != Compile(srl.PerHour(5)) || defaults[1] != Compile(b.WithBurst(2)) {
-		t.Fatalf("defaults %v", defaults)
+	if all[2] != Compile(srl.PerHour(5)) || all[3] != Compile(b.WithBurst(2)) {
+		t.Fatalf("defaults %v", all[nFixed:])
+	}
+	if got := Applicable(all, nFixed, true); len(got) != 2 {
+		t.Fatalf("with a known quota %d limits apply, want the 2 fixed", len(got))
 	}
 }
 
@@ -51,15 +54,56 @@ func TestCompileRequestDedupes(t *testing.T) {
 // hot path during an outage.
 func TestAcquireAllocatesNothingOnceWarm(t *testing.T) {
 	var s State
-	var fb, db [4]Limit
-	fixed, defaults := CompileRequest(fb[:], db[:], []srl.Limit{srl.PerSecond(1_000_000)}, []srl.Limit{srl.PerHour(3_600_000)})
+	var buf [8]Limit
+	var r Result
+	all, nFixed := CompileRequest(buf[:], []srl.Limit{srl.PerSecond(1_000_000)}, []srl.Limit{srl.PerHour(3_600_000)})
 	now := int64(1_700_000_000_000_000)
-	s.Acquire(now, 1, 0, fixed, defaults)
+	s.Acquire(now, 1, 0, all, nFixed, &r)
 	allocs := testing.AllocsPerRun(1000, func() {
 		now += 1000
-		s.Acquire(now, 1, 0, fixed, defaults)
+		s.Acquire(now, 1, 0, all, nFixed, &r)
 	})
 	if allocs != 0 {
 		t.Fatalf("Acquire allocates %v times per call", allocs)
+	}
+}
+
+// TestPrepareAgreesWithValidate: the fused fast path accepts exactly what
+// Request.Validate accepts, and compiles what CompileRequest compiles.
+func TestPrepareAgreesWithValidate(t *testing.T) {
+	limits := []srl.Limit{
+		srl.PerSecond(10), srl.PerMinute(60).WithBurst(10), {Rate: 1, Period: time.Microsecond},
+		{Rate: 0, Period: time.Second}, {Rate: -1, Period: time.Second}, {Rate: 1, Period: 999},
+		{Rate: 1, Period: srl.MaxSpan}, {Rate: 1, Period: srl.MaxSpan + 1}, {Rate: 1, Period: time.Second, Burst: -1},
+		srl.PerSecond(1_000_000), srl.PerSecond(1_000_001), srl.PerHour(1).WithBurst(87_600), srl.PerHour(1).WithBurst(87_601),
+		{Rate: 1, Period: time.Second, Burst: 1 << 62}, {Rate: 3, Period: 10 * time.Second, Burst: 5},
+	}
+	for _, n := range []int{-1, 0, 1, 5, 11} {
+		for i, a := range limits {
+			for _, b := range limits[i:] {
+				for _, key := range []string{"", "k"} {
+					for _, maxWait := range []time.Duration{-1, 0, time.Second, srl.MaxSpan + 1} {
+						r := srl.Request{Key: key, N: n, Limits: []srl.Limit{a}, DefaultLimits: []srl.Limit{b, a}, MaxWait: maxWait}
+						all, nFixed, err := Prepare(nil, r)
+						want := r.Validate()
+						if (err == nil) != (want == nil) || (err != nil && err.Error() != want.Error()) {
+							t.Fatalf("%+v: Prepare error %v, Validate %v", r, err, want)
+						}
+						if err != nil {
+							continue
+						}
+						wantAll, wantFixed := CompileRequest(nil, r.Limits, r.DefaultLimits)
+						if nFixed != wantFixed || len(all) != len(wantAll) {
+							t.Fatalf("%+v: Prepare %v/%d, CompileRequest %v/%d", r, all, nFixed, wantAll, wantFixed)
+						}
+						for i := range all {
+							if all[i] != wantAll[i] {
+								t.Fatalf("%+v: Prepare %v, CompileRequest %v", r, all, wantAll)
+							}
+						}
+					}
+				}
+			}
+		}
 	}
 }

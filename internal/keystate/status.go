@@ -8,7 +8,7 @@ import (
 
 // Status builds the public view of the state at now. Default limits are
 // left out once a quota is known, as Acquire ignores them then.
-func (s *State) Status(now int64, key string, fixed, defaults []Limit) srl.Status {
+func (s *State) Status(now int64, key string, all []Limit, nFixed int) srl.Status {
 	st := srl.Status{Key: key}
 	bestUse := -1.0
 	consider := func(limit, remaining int, reset int64) {
@@ -29,22 +29,16 @@ func (s *State) Status(now int64, key string, fixed, defaults []Limit) srl.Statu
 		}
 		consider(st.Quota.Limit, st.Quota.Remaining, qa-now)
 	}
-	sets := [2][]Limit{fixed, nil}
-	if !known {
-		sets[1] = defaults
-	}
-	for _, set := range sets {
-		for _, c := range set {
-			debt := max(s.TAT(c)-now, 0)
-			spent := FloorDiv(debt+c.Interval-1, c.Interval)
-			ls := srl.LimitStatus{
-				Limit:      c.Public(),
-				Remaining:  int(max(c.Rate-spent, 0)),
-				ResetAfter: micros(debt),
-			}
-			st.Limits = append(st.Limits, ls)
-			consider(int(c.Rate), ls.Remaining, debt)
+	for _, c := range Applicable(all, nFixed, known) {
+		debt := max(s.TAT(c)-now, 0)
+		spent := FloorDiv(debt+c.Interval-1, c.Interval)
+		ls := srl.LimitStatus{
+			Limit:      c.Public(),
+			Remaining:  int(max(c.Rate-spent, 0)),
+			ResetAfter: micros(debt),
 		}
+		st.Limits = append(st.Limits, ls)
+		consider(int(c.Rate), ls.Remaining, debt)
 	}
 	if s.BlockedUntil > now {
 		st.BlockedFor = micros(s.BlockedUntil - now)

@@ -86,7 +86,7 @@ func IsNoScript(err error) bool {
 		strings.Contains(err.Error(), "NOSCRIPT")
 }
 
-// AppendLimitArgs appends the limit triples of acquire's ARGV.
+// appendLimitArgs appends the limit triples of acquire's ARGV.
 func appendLimitArgs(args []any, limits []keystate.Limit) []any {
 	for _, l := range limits {
 		args = append(args, l.Field(), l.Interval, l.Burst)
@@ -94,12 +94,12 @@ func appendLimitArgs(args []any, limits []keystate.Limit) []any {
 	return args
 }
 
-// Acquire runs acquire.lua.
-func (r *Runner) Acquire(ctx context.Context, key string, n, maxWait int64, fixed, defaults []keystate.Limit) (keystate.Result, error) {
-	args := make([]any, 0, 5+3*(len(fixed)+len(defaults)))
-	args = append(args, r.nowArg(), n, maxWait, len(fixed), len(defaults))
-	args = appendLimitArgs(args, fixed)
-	args = appendLimitArgs(args, defaults)
+// Acquire runs acquire.lua; all and nFixed come from
+// keystate.CompileRequest.
+func (r *Runner) Acquire(ctx context.Context, key string, n, maxWait int64, all []keystate.Limit, nFixed int) (keystate.Result, error) {
+	args := make([]any, 0, 5+3*len(all))
+	args = append(args, r.nowArg(), n, maxWait, nFixed, len(all)-nFixed)
+	args = appendLimitArgs(args, all)
 	v, err := r.run(ctx, Acquire, key, args)
 	if err != nil {
 		return keystate.Result{}, err
