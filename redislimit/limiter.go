@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/fallback"
 	"github.com/smartratelimit/smartratelimit/internal/keystate"
 	"github.com/smartratelimit/smartratelimit/internal/scripts"
 	"github.com/smartratelimit/smartratelimit/internal/wait"
@@ -17,7 +19,9 @@ import (
 
 // Limiter decides admission against budgets kept in Redis, shared by every
 // process that uses the same Redis and key prefix. Each decision is one
-// atomic script call; see the package documentation for the model.
+// atomic script call; see the package documentation for the model. While
+// Redis is unavailable the failure policy decides instead (WithFailurePolicy),
+// and every such decision is marked Degraded.
 //
 // A Limiter is safe for concurrent use by multiple goroutines.
 type Limiter struct {
@@ -25,15 +29,29 @@ type Limiter struct {
 	rdb         redis.UniversalClient
 	run         *scripts.Runner
 	ctxTimeouts bool
+	twin        *fallback.Store
+	brk         *breaker
 	closed      atomic.Bool
+	// Calls raced against the budget that may still be running.
+	inflight atomic.Int64
+	calls    sync.WaitGroup
 }
 
 var _ srl.Backend = (*Limiter)(nil)
 
+// maxInFlight bounds raced calls still running, abandoned ones included: a
+// black-holed Redis then costs a bounded number of goroutines and
+// connections, and further calls fail at once instead of piling up.
+const maxInFlight = 1024
+
+// closeWait bounds how long Close waits for calls still in flight.
+const closeWait = 5 * time.Second
+
 // New returns a limiter on rdb (a *redis.Client, *redis.ClusterClient,
 // failover client or Ring). It does not contact Redis: a Redis that is down
-// at start does not fail construction. An invalid option or a nil client
-// makes every method return the error. Close does not close rdb.
+// at start does not fail construction, the first decisions are simply
+// degraded. An invalid option or a nil client makes every method return
+// the error. Close does not close rdb.
 func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -44,7 +62,21 @@ func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 	if rdb == nil {
 		cfg.fail("nil redis client")
 	}
-	l := &Limiter{cfg: cfg, rdb: rdb}
+	twin := cfg.twin
+	if twin == nil {
+		twin = fallback.New(fallback.WithThrottleBackoff(cfg.backoffBase, cfg.backoffMax))
+	}
+	l := &Limiter{
+		cfg:  cfg,
+		rdb:  rdb,
+		twin: twin,
+		brk: &breaker{
+			threshold: int32(cfg.threshold),
+			probeMin:  cfg.probeMin,
+			probeMax:  cfg.probeMax,
+			onChange:  cfg.onDegraded,
+		},
+	}
 	if rdb != nil {
 		var now func() time.Time
 		if cfg.clientTime {
@@ -78,6 +110,84 @@ func (l *Limiter) usable() error {
 // ErrClosedLimiter is returned by every call after Close; it wraps
 // smartratelimit.ErrClosed.
 var ErrClosedLimiter = fmt.Errorf("redislimit: %w", srl.ErrClosed)
+
+// errBreakerOpen is the cause of decisions made without trying Redis.
+var errBreakerOpen = fmt.Errorf("%w: breaker open after repeated failures", ErrUnavailable)
+
+// Degraded reports whether the limiter has stopped using Redis (its breaker
+// is open) and decides by its failure policy.
+func (l *Limiter) Degraded() bool { return l.brk.open.Load() }
+
+// Probes returns how many probes of Redis the limiter made while degraded.
+func (l *Limiter) Probes() int64 { return l.brk.probes.Load() }
+
+// call runs f against Redis when the breaker allows it and feeds the
+// outcome back to the breaker. It returns ok=false when the caller must
+// decide by the failure policy, with the cause; any other error is final.
+func call[T any](ctx context.Context, l *Limiter, key, redisKey string, f func(context.Context) (T, error)) (v T, ok bool, err error) {
+	t, useRedis := l.brk.allow(time.Now())
+	if !useRedis {
+		return v, false, errBreakerOpen
+	}
+	v, err = within(ctx, l, f)
+	if err == nil {
+		l.brk.success(t)
+		return v, true, nil
+	}
+	switch kind := classify(err); kind {
+	case kindInfra:
+		wrapped := wrapFailure(kind, key, redisKey, err)
+		l.brk.failure(t, wrapped)
+		return v, false, wrapped
+	case kindCaller:
+		l.brk.release(t)
+		return v, true, wrapFailure(kind, key, redisKey, err)
+	default:
+		l.brk.success(t)
+		return v, true, wrapFailure(kind, key, redisKey, err)
+	}
+}
+
+// share scales a request to this process's share of every limit: the
+// period times the replicas (the rate divided, when that would pass
+// MaxSpan), the burst divided and rounded up but never below the cost.
+// The result lives in buf, so the degraded path allocates nothing.
+func (l *Limiter) share(r srl.Request, buf *[srl.MaxLimits]srl.Limit) srl.Request {
+	n := l.cfg.replicas
+	if n <= 1 {
+		return r
+	}
+	scaled := buf[:0]
+	for _, set := range [2][]srl.Limit{r.Limits, r.DefaultLimits} {
+		for _, lim := range set {
+			s := lim
+			if p := lim.Period * time.Duration(n); p > 0 && p <= srl.MaxSpan {
+				s.Period = p
+			} else {
+				s.Rate = max(lim.Rate/n, 1)
+			}
+			s.Burst = max((lim.EffectiveBurst()+n-1)/n, r.N)
+			scaled = append(scaled, s)
+		}
+	}
+	r.Limits, r.DefaultLimits = scaled[:len(r.Limits)], scaled[len(r.Limits):]
+	return r
+}
+
+// seed keeps the twin at the fleet's last known quota and block for key,
+// in this process's share, so that an outage starts from them.
+func (l *Limiter) seed(key string, quotaLimit, quotaRemaining, quotaResetAfter, blockedFor int64) {
+	if quotaResetAfter == 0 && blockedFor == 0 {
+		return
+	}
+	n := int64(l.cfg.replicas)
+	l.twin.Seed(key, fallback.Seed{
+		QuotaLimit:     int(quotaLimit / n),
+		QuotaRemaining: int(quotaRemaining / n),
+		QuotaReset:     time.Duration(quotaResetAfter) * time.Microsecond,
+		BlockedFor:     time.Duration(blockedFor) * time.Microsecond,
+	})
+}
 
 // Allow is shorthand for AllowN(ctx, key, 1, limits...).
 func (l *Limiter) Allow(ctx context.Context, key string, limits ...srl.Limit) (srl.Decision, error) {
@@ -128,19 +238,39 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 	all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
 	rk := RedisKey(l.cfg.prefix, r.Key)
 	n, maxWait := int64(r.N), int64(r.MaxWait/time.Microsecond)
-	res, err := within(ctx, l, func(ctx context.Context) (keystate.Result, error) {
+	res, ok, err := call(ctx, l, r.Key, rk, func(ctx context.Context) (keystate.Result, error) {
 		return l.run.Acquire(ctx, rk, n, maxWait, all, nFixed)
 	})
-	if err != nil {
-		return srl.Decision{}, wrapFailure(classify(err), r.Key, rk, err)
+	switch {
+	case !ok:
+		return l.degradedAcquire(ctx, r, err)
+	case err != nil:
+		return srl.Decision{}, err
 	}
+	l.seed(r.Key, res.QuotaLimit, res.QuotaRemaining, res.QuotaResetAfter, res.BlockedFor)
 	return res.Decision(), nil
+}
+
+// degradedAcquire decides by the failure policy; cause wraps ErrUnavailable.
+func (l *Limiter) degradedAcquire(ctx context.Context, r srl.Request, cause error) (srl.Decision, error) {
+	switch l.cfg.policy {
+	case FailOpen:
+		return srl.Decision{Allowed: true, Remaining: -1, Degraded: true}, nil
+	case FailClosed:
+		return srl.Decision{Degraded: true}, cause
+	}
+	var buf [srl.MaxLimits]srl.Limit
+	d, err := l.twin.Acquire(ctx, l.share(r, &buf))
+	d.Degraded = true
+	return d, err
 }
 
 // Observe merges what a response said about the server's budget for key
 // into the shared state, so every process learns it; see
 // smartratelimit.Observation for the rules and the bounds that reject
-// garbage. An observation with nothing to store costs no round trip.
+// garbage. An observation with nothing to store costs no round trip. While
+// Redis is unavailable it goes to the in-memory twin (FallbackLocal, in
+// this process's share), is dropped (FailOpen) or fails (FailClosed).
 func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) error {
 	if err := l.usable(); err != nil {
 		return err
@@ -154,12 +284,24 @@ func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) er
 	}
 	rk := RedisKey(l.cfg.prefix, key)
 	obs, params := keystate.ObsFrom(o), keystate.Params(o, l.cfg.backoffBase, l.cfg.backoffMax)
-	_, err = within(ctx, l, func(ctx context.Context) (keystate.ObserveResult, error) {
+	res, ok, err := call(ctx, l, key, rk, func(ctx context.Context) (keystate.ObserveResult, error) {
 		return l.run.Observe(ctx, rk, obs, params)
 	})
-	if err != nil {
-		return wrapFailure(classify(err), key, rk, err)
+	switch {
+	case !ok:
+		switch l.cfg.policy {
+		case FailOpen:
+			return nil
+		case FailClosed:
+			return err
+		}
+		o.Limit /= l.cfg.replicas
+		o.Remaining /= l.cfg.replicas
+		return l.twin.Observe(ctx, key, o)
+	case err != nil:
+		return err
 	}
+	l.seed(key, res.QuotaLimit, res.QuotaRemaining, res.ResetAfter, res.BlockedFor)
 	return nil
 }
 
@@ -170,7 +312,8 @@ func (l *Limiter) Status(ctx context.Context, key string, limits ...srl.Limit) (
 }
 
 // Peek is Status for a full request (with default limits); it implements
-// smartratelimit.Backend.
+// smartratelimit.Backend. While Redis is unavailable it reports the
+// in-memory twin's view, marked Degraded (FallbackLocal), or fails.
 func (l *Limiter) Peek(ctx context.Context, r srl.Request) (srl.Status, error) {
 	if err := l.usable(); err != nil {
 		return srl.Status{}, err
@@ -184,18 +327,25 @@ func (l *Limiter) Peek(ctx context.Context, r srl.Request) (srl.Status, error) {
 		now int64
 		st  keystate.State
 	}
-	p, err := within(ctx, l, func(ctx context.Context) (peeked, error) {
+	p, ok, err := call(ctx, l, r.Key, rk, func(ctx context.Context) (peeked, error) {
 		now, st, err := l.run.Status(ctx, rk, all)
 		return peeked{now, st}, err
 	})
-	if err != nil {
-		return srl.Status{}, wrapFailure(classify(err), r.Key, rk, err)
+	switch {
+	case !ok && l.cfg.policy == FallbackLocal:
+		var buf [srl.MaxLimits]srl.Limit
+		st, err := l.twin.Peek(ctx, l.share(r, &buf))
+		st.Degraded = true
+		return st, err
+	case err != nil:
+		return srl.Status{}, err
 	}
 	return p.st.Status(p.now, r.Key, all, nFixed), nil
 }
 
 // Reset deletes everything stored for key: its limits' pacing, the learned
-// quota and any block.
+// quota and any block, in Redis and in the in-memory twin. It fails with
+// ErrUnavailable when Redis cannot be reached, whatever the policy.
 func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if err := l.usable(); err != nil {
 		return err
@@ -203,20 +353,30 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if key == "" {
 		return fmt.Errorf("%w: empty key", srl.ErrInvalidRequest)
 	}
+	if err := l.twin.Reset(ctx, key); err != nil {
+		return err
+	}
 	rk := RedisKey(l.cfg.prefix, key)
-	_, err := within(ctx, l, func(ctx context.Context) (int64, error) {
+	_, _, err := call(ctx, l, key, rk, func(ctx context.Context) (int64, error) {
 		return l.rdb.Del(ctx, rk).Result()
 	})
-	if err != nil {
-		return wrapFailure(classify(err), key, rk, err)
-	}
-	return nil
+	return err
 }
 
-// Close stops the limiter: later calls return ErrClosedLimiter. It does
-// not close the Redis client, which the caller owns.
+// Close stops the limiter: later calls return ErrClosedLimiter. It waits
+// (at most 5s) for calls still running against Redis, so that none
+// outlives it. It does not close the Redis client, which the caller owns.
 func (l *Limiter) Close() error {
 	l.closed.Store(true)
+	done := make(chan struct{})
+	go func() {
+		l.calls.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+	}
 	return nil
 }
 
@@ -231,7 +391,7 @@ func within[T any](parent context.Context, l *Limiter, f func(context.Context) (
 	budgetEnds := time.Now().Add(l.cfg.decisionTimeout)
 	ctx, cancel := context.WithDeadlineCause(parent, budgetEnds, errDecisionTimeout)
 	defer cancel()
-	v, err := race(ctx, l.ctxTimeouts, f)
+	v, err := race(ctx, l, f)
 	if err == nil {
 		return v, nil
 	}
@@ -248,18 +408,30 @@ func within[T any](parent context.Context, l *Limiter, f func(context.Context) (
 	return v, err
 }
 
+// errTooManyInFlight fails a call at once when too many raced calls are
+// still running (a black-holed Redis).
+var errTooManyInFlight = fmt.Errorf("%w: %d calls to redis still in flight", context.DeadlineExceeded, maxInFlight)
+
 // race runs f on ctx, directly when the client honours ctx on its sockets,
 // else in a goroutine raced against ctx.
-func race[T any](ctx context.Context, direct bool, f func(context.Context) (T, error)) (T, error) {
-	if direct {
+func race[T any](ctx context.Context, l *Limiter, f func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if l.ctxTimeouts {
 		return f(ctx)
+	}
+	if l.inflight.Add(1) > maxInFlight {
+		l.inflight.Add(-1)
+		return zero, errTooManyInFlight
 	}
 	type result struct {
 		v   T
 		err error
 	}
 	done := make(chan result, 1)
+	l.calls.Add(1)
 	go func() {
+		defer l.calls.Done()
+		defer l.inflight.Add(-1)
 		v, err := f(ctx)
 		done <- result{v, err}
 	}()
@@ -267,7 +439,6 @@ func race[T any](ctx context.Context, direct bool, f func(context.Context) (T, e
 	case r := <-done:
 		return r.v, r.err
 	case <-ctx.Done():
-		var zero T
 		return zero, context.Cause(ctx)
 	}
 }

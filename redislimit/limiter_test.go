@@ -40,16 +40,22 @@ func TestDecisionBudgetHolds(t *testing.T) {
 				}
 				return false
 			})
-			l := New(rdb, WithDecisionTimeout(50*time.Millisecond))
+			closed := New(rdb, WithDecisionTimeout(50*time.Millisecond), WithFailurePolicy(FailClosed))
 			start := time.Now()
-			_, err := l.Allow(context.Background(), "slow", srl.PerSecond(1))
+			_, err := closed.Allow(context.Background(), "slow", srl.PerSecond(1))
 			took := time.Since(start)
 			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("error %v, want ErrUnavailable wrapping the exceeded budget", err)
+				t.Fatalf("fail closed: error %v, want ErrUnavailable wrapping the exceeded budget", err)
 			}
 			// Far below the 1s the server takes: the call was abandoned.
 			if took > 500*time.Millisecond {
 				t.Fatalf("decision took %v with a 50ms budget", took)
+			}
+			local := New(rdb, WithDecisionTimeout(50*time.Millisecond))
+			start = time.Now()
+			d, err := local.Allow(context.Background(), "slow", srl.PerSecond(1))
+			if err != nil || !d.Allowed || !d.Degraded || time.Since(start) > 500*time.Millisecond {
+				t.Fatalf("fallback: %+v, %v after %v; want a degraded admission within the budget", d, err, time.Since(start))
 			}
 		})
 	}
@@ -116,9 +122,13 @@ func TestServerStatesAreUnavailable(t *testing.T) {
 	} {
 		mr, rdb := newMini(t, &redis.Options{MaxRetries: -1})
 		mr.SetError(msg)
-		l := New(rdb, WithDecisionTimeout(5*time.Second))
+		l := New(rdb, WithDecisionTimeout(5*time.Second), WithFailurePolicy(FailClosed))
 		if _, err := l.Allow(context.Background(), "k", srl.PerSecond(1)); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("%q: error %v, want ErrUnavailable", msg, err)
+		}
+		d, err := New(rdb, WithDecisionTimeout(5*time.Second)).Allow(context.Background(), "k", srl.PerSecond(1))
+		if err != nil || !d.Degraded {
+			t.Errorf("%q under the default policy: %+v, %v; want a degraded decision", msg, d, err)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/smartratelimit/smartratelimit/fallback"
 	"github.com/smartratelimit/smartratelimit/internal/keystate"
 )
 
@@ -18,6 +19,13 @@ type config struct {
 	now             func() time.Time
 	backoffBase     time.Duration
 	backoffMax      time.Duration
+	policy          Policy
+	replicas        int
+	twin            *fallback.Store
+	threshold       int
+	probeMin        time.Duration
+	probeMax        time.Duration
+	onDegraded      func(degraded bool, cause error)
 	err             error
 }
 
@@ -26,6 +34,9 @@ const (
 	DefaultDecisionTimeout = 50 * time.Millisecond
 	DefaultBackoffBase     = keystate.DefaultBackoffBase
 	DefaultBackoffMax      = keystate.DefaultBackoffMax
+	DefaultBreakerFailures = 3
+	DefaultProbeMin        = 250 * time.Millisecond
+	DefaultProbeMax        = 2 * time.Second
 )
 
 func defaultConfig() config {
@@ -35,6 +46,11 @@ func defaultConfig() config {
 		now:             time.Now,
 		backoffBase:     DefaultBackoffBase,
 		backoffMax:      DefaultBackoffMax,
+		policy:          FallbackLocal,
+		replicas:        1,
+		threshold:       DefaultBreakerFailures,
+		probeMin:        DefaultProbeMin,
+		probeMax:        DefaultProbeMax,
 	}
 }
 
@@ -104,4 +120,97 @@ func WithThrottleBackoff(base, max time.Duration) Option {
 		}
 		c.backoffBase, c.backoffMax = base, max
 	}
+}
+
+// Policy says what a Limiter does while Redis is unavailable.
+type Policy int
+
+const (
+	// FallbackLocal (the default) decides from the in-memory twin, which
+	// serves this process's share of every limit (WithReplicas) and starts
+	// from the last quota and block this process saw from Redis. Across a
+	// fleet of N processes the admitted total stays within N × share × limit.
+	FallbackLocal Policy = iota
+	// FailOpen admits everything, marked Degraded: for calls that matter
+	// more than the limit.
+	FailOpen
+	// FailClosed refuses everything with an error wrapping ErrUnavailable:
+	// for limits that protect something that must never be exceeded.
+	FailClosed
+)
+
+// String returns "fallback-local", "fail-open" or "fail-closed".
+func (p Policy) String() string {
+	switch p {
+	case FallbackLocal:
+		return "fallback-local"
+	case FailOpen:
+		return "fail-open"
+	case FailClosed:
+		return "fail-closed"
+	}
+	return "unknown"
+}
+
+// WithFailurePolicy sets what the limiter does while Redis is unavailable.
+// Default FallbackLocal.
+func WithFailurePolicy(p Policy) Option {
+	return func(c *config) {
+		if p < FallbackLocal || p > FailClosed {
+			c.fail("unknown failure policy %d", p)
+			return
+		}
+		c.policy = p
+	}
+}
+
+// WithReplicas sets how many processes share each budget, so that under
+// FallbackLocal each serves 1/n of every limit and of the last known
+// quota: the fleet as a whole then stays within the limit during an
+// outage. Default 1 (each process may use the whole limit, so a fleet of
+// N can admit N times it while Redis is down).
+func WithReplicas(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("replicas %d must be at least 1", n)
+			return
+		}
+		c.replicas = n
+	}
+}
+
+// WithFallback sets the in-memory store used under FallbackLocal, e.g. to
+// bound its keys or share it. Default: fallback.New with this limiter's
+// throttle backoff.
+func WithFallback(s *fallback.Store) Option {
+	return func(c *config) {
+		if s == nil {
+			c.fail("nil fallback store")
+			return
+		}
+		c.twin = s
+	}
+}
+
+// WithBreaker sets when the limiter stops calling Redis: after failures
+// consecutive infrastructure failures, and how often it then probes (one
+// call at a time, first after probeMin, the interval doubling after each
+// failed probe up to probeMax). Defaults 3, 250ms, 2s.
+func WithBreaker(failures int, probeMin, probeMax time.Duration) Option {
+	return func(c *config) {
+		if failures < 1 || probeMin <= 0 || probeMax < probeMin {
+			c.fail("breaker %d, %v..%v: need failures >= 1 and 0 < probeMin <= probeMax", failures, probeMin, probeMax)
+			return
+		}
+		c.threshold, c.probeMin, c.probeMax = failures, probeMin, probeMax
+	}
+}
+
+// WithOnDegraded registers f to be called when the limiter stops using
+// Redis (degraded true, with the failure that tripped it) and when it is
+// back (degraded false). Each transition is reported exactly once and in
+// order, even when Redis flaps. f runs on the goroutine whose call caused
+// the transition and must not block.
+func WithOnDegraded(f func(degraded bool, cause error)) Option {
+	return func(c *config) { c.onDegraded = f }
 }

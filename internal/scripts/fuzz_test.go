@@ -1,0 +1,212 @@
+package scripts
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/internal/keystate"
+)
+
+// The limits operations pick from: odd periods and bursts, so that
+// rounding and burst arithmetic are exercised.
+var palette = []srl.Limit{
+	srl.PerSecond(3).WithBurst(2),
+	srl.Every(7, 10*time.Second),
+	srl.PerMinute(5).WithBurst(5),
+	{Rate: 2, Period: 1503 * time.Microsecond, Burst: 3},
+}
+
+var fuzzEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+
+// miniredis is started once per fuzz process and flushed per input.
+var (
+	fuzzOnce  sync.Once
+	fuzzMini  *miniredis.Miniredis
+	fuzzRedis *redis.Client
+)
+
+func fuzzBackend(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
+	fuzzOnce.Do(func() {
+		fuzzMini = miniredis.NewMiniRedis()
+		if err := fuzzMini.Start(); err != nil {
+			panic(err)
+		}
+		fuzzRedis = redis.NewClient(&redis.Options{Addr: fuzzMini.Addr()})
+	})
+	fuzzMini.FlushAll()
+	return fuzzMini, fuzzRedis
+}
+
+// bytesReader hands out bytes, then zeros once the input is spent.
+type bytesReader struct{ b []byte }
+
+func (r *bytesReader) next() byte {
+	if len(r.b) == 0 {
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *bytesReader) u16() int64 { return int64(r.next())<<8 | int64(r.next()) }
+
+func (r *bytesReader) limits(mask byte) []srl.Limit {
+	var ls []srl.Limit
+	for i, l := range palette {
+		if mask&(1<<i) != 0 {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}
+
+// FuzzDifferential decodes a random sequence of operations (acquire with
+// various costs, limits and reservations; observe with random headers;
+// status; reset; clock steps forward and backward) and runs it against the
+// Lua scripts (on miniredis, in client-time mode so that both sides read
+// the same clock) and the Go state machine, failing on the first reply
+// that differs.
+//
+//	go test -run '^$' -fuzz FuzzDifferential -fuzztime 5m ./internal/scripts/
+func FuzzDifferential(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 0x01, 0, 0, 0, 0, 1, 0x01, 0})
+	f.Add([]byte{1, 0, 10, 3, 0, 30, 0, 0, 0, 0, 0, 0, 1, 0x0f, 0, 0, 0, 1, 0x0f, 0x0f, 9})
+	f.Add([]byte{3, 0x80, 0x10, 0, 1, 2, 0x05, 0x02, 50, 2, 0, 3, 0x7f, 0xff, 0, 0, 1, 0x08, 0, 0})
+	f.Add([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 5, 1, 0, 1, 3, 0x0a, 0, 4, 1, 2, 1})
+	f.Fuzz(differential)
+}
+
+// differential runs one decoded operation sequence on both sides.
+func differential(t *testing.T, data []byte) {
+	_, rdb := fuzzBackend(t)
+	now := fuzzEpoch
+	run := NewRunner(rdb, func() time.Time { return time.UnixMicro(now) })
+	ctx := context.Background()
+	keys := [2]string{"fuzz{a}", "fuzz{b}"}
+	var twins [2]keystate.State
+	in := &bytesReader{b: data}
+	for step := 0; len(in.b) > 0 && step < 64; step++ {
+		k := int(in.next() & 1)
+		key, twin := keys[k], &twins[k]
+		switch kind := in.next() % 5; kind {
+		case 0:
+			r := srl.Request{
+				Key:           key,
+				N:             1 + int(in.next()%3),
+				Limits:        in.limits(in.next()),
+				DefaultLimits: in.limits(in.next()),
+				MaxWait:       time.Duration(in.next()) * 7013 * time.Microsecond,
+			}
+			if r.Validate() != nil {
+				continue
+			}
+			all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
+			var want keystate.Result
+			twin.Acquire(now, int64(r.N), r.MaxWait.Microseconds(), all, nFixed, &want)
+			got, err := run.Acquire(ctx, key, int64(r.N), r.MaxWait.Microseconds(), all, nFixed)
+			if err != nil {
+				t.Fatalf("step %d acquire %+v: %v", step, r, err)
+			}
+			if got != want {
+				t.Fatalf("step %d acquire %+v at %d:\n lua %+v\n go  %+v", step, r, now-fuzzEpoch, got, want)
+			}
+		case 1:
+			o := srl.Observation{
+				Limit:      int(in.next()) * int(in.next()&1),
+				Remaining:  int(in.next()),
+				Reset:      time.Duration(in.u16()) * 3001 * time.Microsecond,
+				Window:     time.Duration(in.next()) * time.Second * time.Duration(in.next()&1),
+				RetryAfter: time.Duration(in.next()) * 211 * time.Millisecond * time.Duration(in.next()&1),
+				Limited:    in.next()&1 == 1,
+			}
+			o, err := o.Normalize()
+			if err != nil || o.IsZero() {
+				continue
+			}
+			obs, params := keystate.ObsFrom(o), keystate.Params(o, keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
+			want, _ := twin.Observe(now, obs, params)
+			got, err := run.Observe(ctx, key, obs, params)
+			if err != nil {
+				t.Fatalf("step %d observe %+v: %v", step, o, err)
+			}
+			if got != want {
+				t.Fatalf("step %d observe %+v at %d:\n lua %+v\n go  %+v", step, o, now-fuzzEpoch, got, want)
+			}
+		case 2:
+			all, _ := keystate.CompileRequest(nil, palette, nil)
+			gotNow, got, err := run.Status(ctx, key, all)
+			if err != nil {
+				t.Fatalf("step %d status: %v", step, err)
+			}
+			if gotNow != now || !sameState(got, *twin, all) {
+				t.Fatalf("step %d status at %d:\n lua %+v\n go  %+v", step, now-fuzzEpoch, got, *twin)
+			}
+		case 3:
+			now += (in.u16() - 0x4000) * 997
+		case 4:
+			if err := rdb.Del(ctx, key).Err(); err != nil {
+				t.Fatal(err)
+			}
+			*twin = keystate.State{}
+		}
+	}
+}
+
+// sameState compares what status.lua can see: the scalars and the TATs of
+// the given limits.
+func sameState(lua, twin keystate.State, limits []keystate.Limit) bool {
+	if lua.QuotaLimit != twin.QuotaLimit || lua.QuotaRemaining != twin.QuotaRemaining ||
+		lua.QuotaResetAt != twin.QuotaResetAt || lua.QuotaWindow != twin.QuotaWindow ||
+		lua.BlockedUntil != twin.BlockedUntil || lua.Throttles != twin.Throttles {
+		return false
+	}
+	for _, l := range limits {
+		if lua.TAT(l) != twin.TAT(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestDifferentialScenario is a readable run of the same comparison over a
+// scripted day of traffic, so the plain test run exercises every script
+// path even without the fuzz corpus.
+func TestDifferentialScenario(t *testing.T) {
+	_, rdb := fuzzBackend(t)
+	now := fuzzEpoch
+	run := NewRunner(rdb, func() time.Time { return time.UnixMicro(now) })
+	ctx := context.Background()
+	var twin keystate.State
+	all, nFixed := keystate.CompileRequest(nil, palette[:2], palette[2:])
+	for i := 0; i < 400; i++ {
+		switch i % 7 {
+		case 3:
+			o, _ := srl.Observation{Limit: 40, Remaining: 40 - i%41, Reset: time.Duration(60-i%60) * time.Second, Limited: i%21 == 3}.Normalize()
+			obs, params := keystate.ObsFrom(o), keystate.Params(o, keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
+			want, _ := twin.Observe(now, obs, params)
+			got, err := run.Observe(ctx, "scenario", obs, params)
+			if err != nil || got != want {
+				t.Fatalf("observe %d: lua %+v (%v), go %+v", i, got, err, want)
+			}
+		default:
+			var want keystate.Result
+			twin.Acquire(now, 1, int64(i%5)*100_000, all, nFixed, &want)
+			got, err := run.Acquire(ctx, "scenario", 1, int64(i%5)*100_000, all, nFixed)
+			if err != nil || got != want {
+				t.Fatalf("acquire %d: lua %+v (%v), go %+v", i, got, err, want)
+			}
+		}
+		now += int64(i%13)*137_111 - 300_000
+	}
+	if fmt.Sprint(twin.TATs) == "[]" {
+		t.Fatal("the scenario never admitted anything")
+	}
+}
