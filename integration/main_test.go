@@ -112,6 +112,16 @@ func startContainer() (addr string, stop func(), err error) {
 	return opts.Addr, func() { _ = c.Terminate(context.Background()) }, nil
 }
 
+// ownRedis starts a redis-server only this test uses, for tests that kill,
+// restart or reconfigure it.
+func ownRedis(t *testing.T, extra ...string) *redisserver.Server {
+	t.Helper()
+	if !redisserver.Available() {
+		noRedis(t, "this test needs its own redis-server process and none is on PATH")
+	}
+	return redisserver.Start(t, extra...)
+}
+
 // newClient connects to addr; closed when the test ends.
 func newClient(t testing.TB, addr string, opts *redis.Options) *redis.Client {
 	t.Helper()
@@ -129,3 +139,11 @@ func newClient(t testing.TB, addr string, opts *redis.Options) *redis.Client {
 func uniquePrefix(t testing.TB) string {
 	return fmt.Sprintf("srltest:%d:", time.Now().UnixNano())
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...interface{}) {}
+
+// go-redis logs every failed dial; the fault tests provoke them by the
+// hundred on purpose.
+func init() { redis.SetLogger(quietLogger{}) }

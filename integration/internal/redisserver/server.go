@@ -91,7 +91,8 @@ func (s *Server) waitReady(d time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := rdb.Ping(ctx).Err()
 		cancel()
-		if err == nil {
+		// A server that demands a password is up.
+		if err == nil || redis.HasErrorPrefix(err, "NOAUTH") {
 			return nil
 		}
 		if time.Now().After(deadline) {
