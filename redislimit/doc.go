@@ -28,12 +28,27 @@
 // deadlines on its sockets, so such calls run in their own goroutine and
 // are abandoned at the deadline.
 //
+// # When Redis fails
+//
+// Consecutive infrastructure failures (WithBreaker; default 3) open a
+// breaker: decisions then follow the failure policy without touching
+// Redis, and one probe at a time (first after 250ms, then at doubling
+// intervals up to 2s) decides when to return. FallbackLocal (the default)
+// decides from the in-memory twin (package fallback) with this process's
+// share of every limit (WithReplicas) and the last quota and block seen
+// from Redis; FailOpen admits; FailClosed refuses with ErrUnavailable.
+// Every such decision is marked Degraded, and WithOnDegraded hears each
+// transition once. Across N processes with WithReplicas(N), the fleet stays
+// within the limit during an outage. A key whose state Redis loses
+// (FLUSHALL, eviction, a failover) restarts full: at most one extra burst.
+//
 // # Errors
 //
 // Invalid arguments return errors wrapping smartratelimit.ErrInvalidRequest
 // or ErrInvalidLimit before any Redis call. ErrUnavailable reports a Redis
-// that could not be reached within the budget, ErrMisconfigured one that
-// refuses the limiter (authentication, permissions, scripts), and a
+// that could not be reached within the budget (under FailClosed, or from
+// Reset), ErrMisconfigured one that refuses the limiter (authentication,
+// permissions, scripts; never hidden behind the fallback), and a
 // *smartratelimit.KeyError wrapping ErrWrongType a key that holds data the
 // limiter did not write. A refused decision is not an error: Decision
 // carries RetryAfter; Wait turns it into a *smartratelimit.LimitError.
