@@ -1,9 +1,12 @@
 package redislimit
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // breaker decides whether a call may use Redis. Closed, every call does;
@@ -108,6 +111,18 @@ func (b *breaker) failure(t ticket, cause error) {
 	b.deliver()
 }
 
+// retire closes a breaker whose node no longer serves anything.
+func (b *breaker) retire() {
+	b.mu.Lock()
+	if b.open.Load() {
+		b.open.Store(false)
+		b.gen.Add(1)
+		b.pending = append(b.pending, transition{degraded: false})
+	}
+	b.mu.Unlock()
+	b.deliver()
+}
+
 // release ends a probe that told nothing (the caller gave up first).
 func (b *breaker) release(t ticket) {
 	if t.probe {
@@ -119,12 +134,6 @@ func (b *breaker) release(t ticket) {
 
 // deliver runs the callback for every pending transition, in order.
 func (b *breaker) deliver() {
-	if b.onChange == nil {
-		b.mu.Lock()
-		b.pending = b.pending[:0]
-		b.mu.Unlock()
-		return
-	}
 	b.deliverMu.Lock()
 	defer b.deliverMu.Unlock()
 	for {
@@ -138,4 +147,139 @@ func (b *breaker) deliver() {
 		b.mu.Unlock()
 		b.onChange(t.degraded, t.cause)
 	}
+}
+
+// breakers holds one breaker per Redis Cluster master (one in all for
+// other clients), so that a dead master degrades the keys of its slots
+// only. The limiter is degraded while any breaker is open; onChange hears
+// the limiter's transitions (none open ↔ some open) once each, in order.
+type breakers struct {
+	cluster  *redis.ClusterClient
+	one      *breaker
+	newNode  func() *breaker
+	nodes    sync.Map // master address → *breaker
+	onChange func(degraded bool, cause error)
+
+	mu        sync.Mutex
+	openCount int
+	pending   []transition
+	deliverMu sync.Mutex
+	lastSweep atomic.Int64 // unix nanos of the last retireStale
+}
+
+func newBreakers(rdb redis.UniversalClient, threshold int, probeMin, probeMax time.Duration, onChange func(bool, error)) *breakers {
+	bs := &breakers{onChange: onChange}
+	bs.newNode = func() *breaker {
+		return &breaker{threshold: int32(threshold), probeMin: probeMin, probeMax: probeMax, onChange: bs.nodeChanged}
+	}
+	bs.one = bs.newNode()
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		bs.cluster = c
+	}
+	return bs
+}
+
+// forKey returns the breaker of the node serving redisKey. The cluster's
+// slot table is cached by go-redis; the lookup only does I/O while the
+// table loads, bounded by ctx. A key whose master cannot be told shares
+// the limiter-wide breaker.
+func (bs *breakers) forKey(ctx context.Context, redisKey string) *breaker {
+	if bs.cluster == nil {
+		return bs.one
+	}
+	node, err := bs.cluster.MasterForKey(ctx, redisKey)
+	if err != nil {
+		return bs.one
+	}
+	addr := node.Options().Addr
+	b, ok := bs.nodes.Load(addr)
+	if !ok {
+		b, _ = bs.nodes.LoadOrStore(addr, bs.newNode())
+	}
+	// After a failover no key maps to the dead master any more, so its
+	// breaker would stay open forever: while any breaker is open, look for
+	// masters that are gone, at most once a second.
+	if bs.degraded() {
+		if last := bs.lastSweep.Load(); time.Since(time.Unix(0, last)) > time.Second &&
+			bs.lastSweep.CompareAndSwap(last, time.Now().UnixNano()) {
+			bs.retireStale(ctx)
+		}
+	}
+	return b.(*breaker)
+}
+
+// retireStale closes and forgets the breakers of addresses that are no
+// longer masters.
+func (bs *breakers) retireStale(ctx context.Context) {
+	var mu sync.Mutex
+	masters := map[string]bool{}
+	err := bs.cluster.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		masters[c.Options().Addr] = true
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	bs.nodes.Range(func(addr, b any) bool {
+		if !masters[addr.(string)] {
+			bs.nodes.Delete(addr)
+			b.(*breaker).retire()
+		}
+		return true
+	})
+}
+
+// nodeChanged folds one breaker's transition into the limiter's.
+func (bs *breakers) nodeChanged(degraded bool, cause error) {
+	bs.mu.Lock()
+	if degraded {
+		bs.openCount++
+		if bs.openCount == 1 {
+			bs.pending = append(bs.pending, transition{degraded: true, cause: cause})
+		}
+	} else {
+		bs.openCount--
+		if bs.openCount == 0 {
+			bs.pending = append(bs.pending, transition{degraded: false})
+		}
+	}
+	bs.mu.Unlock()
+	if bs.onChange == nil {
+		bs.mu.Lock()
+		bs.pending = bs.pending[:0]
+		bs.mu.Unlock()
+		return
+	}
+	bs.deliverMu.Lock()
+	defer bs.deliverMu.Unlock()
+	for {
+		bs.mu.Lock()
+		if len(bs.pending) == 0 {
+			bs.mu.Unlock()
+			return
+		}
+		t := bs.pending[0]
+		bs.pending = bs.pending[1:]
+		bs.mu.Unlock()
+		bs.onChange(t.degraded, t.cause)
+	}
+}
+
+// degraded reports whether any breaker is open.
+func (bs *breakers) degraded() bool {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	return bs.openCount > 0
+}
+
+// probes sums the probes of every breaker.
+func (bs *breakers) probes() int64 {
+	n := bs.one.probes.Load()
+	bs.nodes.Range(func(_, b any) bool {
+		n += b.(*breaker).probes.Load()
+		return true
+	})
+	return n
 }

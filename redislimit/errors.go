@@ -2,6 +2,8 @@ package redislimit
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +76,14 @@ func classify(err error) errorKind {
 		if strings.Contains(msg, m) {
 			return kindConfig
 		}
+	}
+	// A certificate Redis's TLS endpoint presents that we do not trust will
+	// not become trusted by waiting.
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	if errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) {
+		return kindConfig
 	}
 	var netErr net.Error
 	switch {

@@ -30,7 +30,7 @@ type Limiter struct {
 	run         *scripts.Runner
 	ctxTimeouts bool
 	twin        *fallback.Store
-	brk         *breaker
+	brk         *breakers
 	closed      atomic.Bool
 	// Calls raced against the budget that may still be running.
 	inflight atomic.Int64
@@ -70,12 +70,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 		cfg:  cfg,
 		rdb:  rdb,
 		twin: twin,
-		brk: &breaker{
-			threshold: int32(cfg.threshold),
-			probeMin:  cfg.probeMin,
-			probeMax:  cfg.probeMax,
-			onChange:  cfg.onDegraded,
-		},
+		brk:  newBreakers(rdb, cfg.threshold, cfg.probeMin, cfg.probeMax, cfg.onDegraded),
 	}
 	if rdb != nil {
 		var now func() time.Time
@@ -114,38 +109,58 @@ var ErrClosedLimiter = fmt.Errorf("redislimit: %w", srl.ErrClosed)
 // errBreakerOpen is the cause of decisions made without trying Redis.
 var errBreakerOpen = fmt.Errorf("%w: breaker open after repeated failures", ErrUnavailable)
 
-// Degraded reports whether the limiter has stopped using Redis (its breaker
-// is open) and decides by its failure policy.
-func (l *Limiter) Degraded() bool { return l.brk.open.Load() }
+// Degraded reports whether the limiter has stopped using Redis (a breaker
+// is open; with a Redis Cluster, for one master's slots or more) and
+// decides by its failure policy there.
+func (l *Limiter) Degraded() bool { return l.brk.degraded() }
 
 // Probes returns how many probes of Redis the limiter made while degraded.
-func (l *Limiter) Probes() int64 { return l.brk.probes.Load() }
+func (l *Limiter) Probes() int64 { return l.brk.probes() }
 
 // call runs f against Redis when the breaker allows it and feeds the
 // outcome back to the breaker. It returns ok=false when the caller must
 // decide by the failure policy, with the cause; any other error is final.
 func call[T any](ctx context.Context, l *Limiter, key, redisKey string, f func(context.Context) (T, error)) (v T, ok bool, err error) {
-	t, useRedis := l.brk.allow(time.Now())
+	brk := l.breakerFor(ctx, redisKey)
+	t, useRedis := brk.allow(time.Now())
 	if !useRedis {
 		return v, false, errBreakerOpen
 	}
 	v, err = within(ctx, l, f)
 	if err == nil {
-		l.brk.success(t)
+		brk.success(t)
 		return v, true, nil
 	}
 	switch kind := classify(err); kind {
 	case kindInfra:
 		wrapped := wrapFailure(kind, key, redisKey, err)
-		l.brk.failure(t, wrapped)
+		brk.failure(t, wrapped)
+		if l.brk.cluster != nil {
+			// go-redis refreshes its slot table on MOVED or once a minute;
+			// a dead master answers neither, so ask now (go-redis coalesces
+			// and spaces the reloads): a promoted replica then gets its own
+			// breaker.
+			l.brk.cluster.ReloadState(ctx)
+		}
 		return v, false, wrapped
 	case kindCaller:
-		l.brk.release(t)
+		brk.release(t)
 		return v, true, wrapFailure(kind, key, redisKey, err)
 	default:
-		l.brk.success(t)
+		brk.success(t)
 		return v, true, wrapFailure(kind, key, redisKey, err)
 	}
+}
+
+// breakerFor returns the breaker of the node serving redisKey, looking it
+// up within the decision budget.
+func (l *Limiter) breakerFor(ctx context.Context, redisKey string) *breaker {
+	if l.brk.cluster == nil {
+		return l.brk.one
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.decisionTimeout)
+	defer cancel()
+	return l.brk.forKey(ctx, redisKey)
 }
 
 // share scales a request to this process's share of every limit: the

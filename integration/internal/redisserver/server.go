@@ -6,6 +6,7 @@ package redisserver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -34,6 +35,12 @@ type Server struct {
 	Port int
 	Dir  string
 	args []string
+	// conf, when set, is a config file passed before the arguments (for
+	// sentinels, which rewrite it).
+	conf string
+	// TLS, when set, is how clients reach the server (it listens on TLS
+	// only).
+	TLS *tls.Config
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -44,8 +51,17 @@ type Server struct {
 // killed when the test ends.
 func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
-	port := FreePort(tb)
-	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, Dir: tb.TempDir(), args: extra}
+	return startServer(tb, &Server{args: extra})
+}
+
+// startServer fills in s's port and directory and starts it.
+func startServer(tb testing.TB, s *Server) *Server {
+	tb.Helper()
+	s.Port = FreePort(tb)
+	s.Addr = "127.0.0.1:" + strconv.Itoa(s.Port)
+	if s.Dir == "" {
+		s.Dir = tb.TempDir()
+	}
 	if err := s.start(); err != nil {
 		tb.Fatalf("redisserver: %v", err)
 	}
@@ -65,11 +81,19 @@ func StartProcess(dir string, extra ...string) (*Server, error) {
 }
 
 func (s *Server) start() error {
-	args := append([]string{
-		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.Dir,
-		"--protected-mode", "no", "--logfile", filepath.Join(s.Dir, fmt.Sprintf("redis-%d.log", s.Port)),
-	}, s.args...)
+	port := []string{"--port", strconv.Itoa(s.Port)}
+	if s.TLS != nil {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}
+	}
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(args, port...)
+	args = append(args,
+		"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.Dir,
+		"--protected-mode", "no", "--logfile", filepath.Join(s.Dir, fmt.Sprintf("redis-%d.log", s.Port)))
+	args = append(args, s.args...)
 	cmd := exec.Command(Binary, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -84,7 +108,7 @@ func (s *Server) start() error {
 
 // waitReady polls PING until the server answers or the deadline passes.
 func (s *Server) waitReady(d time.Duration) error {
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond, TLSConfig: s.TLS})
 	defer rdb.Close()
 	deadline := time.Now().Add(d)
 	for {
@@ -100,6 +124,13 @@ func (s *Server) waitReady(d time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Alive reports whether the process is running (not killed).
+func (s *Server) Alive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
 }
 
 // Kill stops the server at once (SIGKILL), as a crash would: nothing is
@@ -140,6 +171,9 @@ func (s *Server) Client(tb testing.TB, opts *redis.Options) *redis.Client {
 	}
 	o := *opts
 	o.Addr = s.Addr
+	if o.TLSConfig == nil {
+		o.TLSConfig = s.TLS
+	}
 	c := redis.NewClient(&o)
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
