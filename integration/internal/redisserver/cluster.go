@@ -111,14 +111,21 @@ func (c *Cluster) MasterFor(ctx context.Context, key string) (*Server, error) {
 			_ = rdb.Close()
 			continue
 		}
-		shards, err := rdb.ClusterSlots(ctx).Result()
+		shards, err := rdb.ClusterShards(ctx).Result()
 		_ = rdb.Close()
 		if err != nil {
 			continue
 		}
-		for _, s := range shards {
-			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-				return c.byAddr(s.Nodes[0].Addr)
+		for _, sh := range shards {
+			for _, r := range sh.Slots {
+				if r.Start > slot || slot > r.End {
+					continue
+				}
+				for _, n := range sh.Nodes {
+					if n.Role == "master" && n.Health == "online" {
+						return c.byAddr(fmt.Sprintf("%s:%d", n.IP, n.Port))
+					}
+				}
 			}
 		}
 	}
