@@ -1,7 +1,8 @@
 -- observe: merge what one response said about the server's budget (header
 -- sync). Safe under out-of-order responses: a newer window replaces the
--- stored one, the same window only ever lowers the remaining count, an
--- older window is ignored. Mirrors State.Observe in internal/keystate.
+-- stored one, the same window only ever lowers the remaining count and
+-- postpones the reset, an older window is ignored. Mirrors State.Observe in
+-- internal/keystate.
 --
 -- KEYS[1]   the key's hash
 -- ARGV[1]   now in µs, or 0 to read the Redis clock
@@ -56,7 +57,9 @@ if reset > 0 then
       qw = reset
     end
   elseif reported >= qa - tol then
+    -- the same window: never more remaining, never an earlier reset
     verdict = 2
+    if reported > qa then qa = reported end
     qr = math.min(qr, remaining)
     if limit > 0 then ql, qr = limit, math.min(qr, limit) end
     if window > 0 then qw = window end

@@ -402,7 +402,10 @@ func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool)
 				s.QuotaWindow = max(s.QuotaWindow, o.Reset)
 			}
 		case reported >= qa-p.Tolerance:
+			// The same window: never more remaining, never an earlier
+			// reset, so the fleet can only refill late, never early.
 			verdict = WindowSame
+			s.QuotaResetAt = max(qa, reported)
 			s.QuotaRemaining = min(s.QuotaRemaining, o.Remaining)
 			if o.Limit > 0 {
 				s.QuotaLimit = o.Limit

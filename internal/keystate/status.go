@@ -71,5 +71,8 @@ func (r Result) Decision() srl.Decision {
 	} else {
 		d.RetryAfter = micros(r.Wait)
 	}
+	if r.QuotaResetAfter > 0 {
+		d.Quota = srl.QuotaStatus{Known: true, Limit: int(r.QuotaLimit), Remaining: int(r.QuotaRemaining), ResetAfter: micros(r.QuotaResetAfter)}
+	}
 	return d
 }
