@@ -54,6 +54,10 @@ type Decision struct {
 	Delay time.Duration
 	// Cause says which dimension refused; CauseNone when allowed.
 	Cause Cause
+	// Quota is the server's quota as the decision saw it, after spending
+	// from it; Known is false while no response has advertised it. A
+	// reservation granted while it was unknown did not spend from it.
+	Quota QuotaStatus
 }
 
 // Status is a read-only view of one key's budget, as every process sharing

@@ -48,7 +48,10 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // the backend says the request cannot be admitted within that bound, For
 // returns a *smartratelimit.LimitError with Deadline set at once, without
 // sleeping. A reservation is slept in full; when ctx ends during it, the
-// reserved slot is spent and ctx's error returned.
+// reserved slot is spent and ctx's error returned. A reservation granted
+// before the server's quota was known did not spend from it, so after the
+// sleep the quota and any block are checked again (the fleet may have
+// learned both meanwhile).
 func For(ctx context.Context, b Acquirer, r srl.Request, sleep Sleeper, now func() time.Time) (srl.Decision, error) {
 	start := now()
 	for {
@@ -66,7 +69,15 @@ func For(ctx context.Context, b Acquirer, r srl.Request, sleep Sleeper, now func
 			return d, err
 		}
 		if d.Allowed {
-			return d, sleep(ctx, d.Delay)
+			if d.Delay <= 0 || d.Quota.Known || len(r.Limits)+len(r.DefaultLimits) == 0 {
+				return d, sleep(ctx, d.Delay)
+			}
+			if err := sleep(ctx, d.Delay); err != nil {
+				return d, err
+			}
+			// The limits are spent; from here on only the quota and blocks.
+			r.Limits, r.DefaultLimits = nil, nil
+			continue
 		}
 		if bounded && d.RetryAfter > bound {
 			return d, &srl.LimitError{Key: r.Key, RetryAfter: d.RetryAfter, Cause: d.Cause, Deadline: true}

@@ -137,3 +137,32 @@ func TestSleepHonoursContext(t *testing.T) {
 		t.Fatalf("Sleep = %v, want context.Canceled", err)
 	}
 }
+
+// TestReservationRechecksALaterQuota: a reservation granted while the
+// server's quota was unknown is checked against the quota (and blocks)
+// after the sleep, because the fleet may have learned them meanwhile.
+func TestReservationRechecksALaterQuota(t *testing.T) {
+	b := &script{answers: []srl.Decision{
+		{Allowed: true, Delay: 200 * time.Millisecond},
+		{RetryAfter: 2 * time.Second, Cause: srl.CauseQuota, Quota: srl.QuotaStatus{Known: true, Limit: 40}},
+		{Allowed: true, Quota: srl.QuotaStatus{Known: true, Limit: 40, Remaining: 39}},
+	}}
+	ft := &fakeTime{now: time.Unix(0, 0)}
+	r := srl.Request{Key: "k", N: 1, DefaultLimits: []srl.Limit{srl.PerSecond(5)}}
+	d, err := For(context.Background(), b, r, ft.sleep, ft.clock)
+	if err != nil || !d.Allowed || !d.Quota.Known {
+		t.Fatalf("%+v, %v", d, err)
+	}
+	if len(b.seen) != 3 || len(b.seen[1].DefaultLimits) != 0 || len(b.seen[2].Limits) != 0 {
+		t.Fatalf("requests %+v; after the reservation only the quota may be checked, not the limits again", b.seen)
+	}
+	if ft.sleeps[0] != 200*time.Millisecond || ft.sleeps[1] < 2*time.Second {
+		t.Fatalf("slept %v", ft.sleeps)
+	}
+
+	// A reservation that already spent from a known quota is final.
+	b = &script{answers: []srl.Decision{{Allowed: true, Delay: time.Second, Quota: srl.QuotaStatus{Known: true, Limit: 40, Remaining: 3}}}}
+	if _, err := For(context.Background(), b, r, ft.sleep, ft.clock); err != nil || len(b.seen) != 1 {
+		t.Fatalf("a reservation that spent the quota was checked again: %d calls, %v", len(b.seen), err)
+	}
+}
