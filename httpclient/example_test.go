@@ -1,0 +1,223 @@
+package httpclient_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/httpclient"
+	"github.com/smartratelimit/smartratelimit/internal/fakeapi"
+)
+
+// api starts a local API that allows limit requests per minute and says
+// so in its headers, like GitHub or Stripe would.
+func api(limit int) (url, host string, stop func()) {
+	srv := httptest.NewServer(&fakeapi.Server{Limit: limit, Window: time.Minute})
+	return srv.URL, strings.TrimPrefix(srv.URL, "http://"), srv.Close
+}
+
+// The simplest use: a client that learns each API's limits from its
+// responses and waits when they are spent (the source documents'
+// RateLimiter().request).
+func Example() {
+	url, _, stop := api(100)
+	defer stop()
+
+	client := httpclient.New()
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.Status, "- limit", resp.Header.Get("X-RateLimit-Limit"), "remaining", resp.Header.Get("X-RateLimit-Remaining"))
+	// Output: 200 OK - limit 100 remaining 99
+}
+
+// Default limits apply to APIs that send no rate-limit headers, several
+// windows at once (default_limits).
+func ExampleWithDefaultLimits() {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+
+	client := httpclient.New(
+		httpclient.WithDefaultLimits(srl.PerSecond(10), srl.PerMinute(60), srl.PerHour(1000)),
+		httpclient.WithRaiseOnLimit(), // show the refusal instead of waiting for it
+	)
+	for i := 1; i <= 2; i++ {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			fmt.Printf("request %d: %v\n", i, errors.Is(err, srl.ErrRateLimited))
+			continue
+		}
+		resp.Body.Close()
+		fmt.Printf("request %d: %s\n", i, resp.Status)
+	}
+	// Output:
+	// request 1: 200 OK
+	// request 2: true
+}
+
+// With Redis, every process spends from the same budgets and learns from
+// every other process's responses (storage='redis://...').
+func ExampleWithRedis() {
+	mr, _ := miniredis.Run() // use your Redis: redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+	defer mr.Close()
+	url, host, stop := api(2)
+	defer stop()
+
+	podA := httpclient.New(httpclient.WithRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()})))
+	podB := httpclient.New(httpclient.WithRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()})), httpclient.WithRaiseOnLimit())
+
+	for i := 0; i < 2; i++ {
+		resp, _ := podA.Get(url)
+		resp.Body.Close()
+	}
+	// Pod B never called the API, yet knows the budget is spent.
+	_, err := podB.Get(url)
+	var le *srl.LimitError
+	fmt.Println(errors.As(err, &le), le.Cause)
+	st, _ := podB.Transport.(*httpclient.Transport).Status(context.Background(), host)
+	fmt.Printf("%d of %d left\n", st.Remaining, st.Limit)
+	// Output:
+	// true quota
+	// 0 of 2 left
+}
+
+// Retries for transient failures (RetryConfig with RetryStrategy).
+func ExampleWithRetry() {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+
+	policy := httpclient.DefaultRetryPolicy // 3 retries on 429/503/504, exponential from 1s
+	policy.BaseDelay = 10 * time.Millisecond
+	client := httpclient.New(httpclient.WithRetry(policy))
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println(resp.Status, "after", calls, "calls")
+	// Output: 200 OK after 3 calls
+}
+
+// Status and utilization of a host's budget (get_status(...).utilization).
+func ExampleTransport_Status() {
+	url, host, stop := api(10)
+	defer stop()
+
+	tr := httpclient.NewTransport(nil)
+	client := &http.Client{Transport: tr}
+	for i := 0; i < 9; i++ {
+		resp, _ := client.Get(url)
+		resp.Body.Close()
+	}
+	st, _ := tr.Status(context.Background(), host)
+	fmt.Printf("%d of %d left, utilization %.1f\n", st.Remaining, st.Limit, st.Utilization())
+	if st.Utilization() > 0.8 {
+		fmt.Println("warning: rate limit nearly exhausted")
+	}
+	// Output:
+	// 1 of 10 left, utilization 0.9
+	// warning: rate limit nearly exhausted
+}
+
+// Custom header names (headers_map).
+func ExampleWithHeaderMap() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-MyAPI-Limit", "1000")
+		w.Header().Set("X-MyAPI-Remaining", "0")
+		w.Header().Set("X-MyAPI-Reset", "30")
+	}))
+	defer srv.Close()
+
+	client := httpclient.New(
+		httpclient.WithHeaderMap(httpclient.HeaderMap{Limit: "X-MyAPI-Limit", Remaining: "X-MyAPI-Remaining", Reset: "X-MyAPI-Reset"}),
+		httpclient.WithRaiseOnLimit(),
+	)
+	resp, _ := client.Get(srv.URL)
+	resp.Body.Close()
+	_, err := client.Get(srv.URL)
+	var le *srl.LimitError
+	if errors.As(err, &le) {
+		fmt.Println("spent; retry in about", le.RetryAfter.Round(10*time.Second))
+	}
+	// Output: spent; retry in about 30s
+}
+
+// Raise instead of waiting (raise_on_limit=True, RateLimitExceeded).
+func ExampleWithRaiseOnLimit() {
+	url, _, stop := api(1)
+	defer stop()
+
+	client := httpclient.New(httpclient.WithRaiseOnLimit())
+	resp, _ := client.Get(url)
+	resp.Body.Close()
+	_, err := client.Get(url)
+	fmt.Println(errors.Is(err, srl.ErrRateLimited))
+	var le *srl.LimitError
+	if errors.As(err, &le) {
+		fmt.Println("by", le.Cause, "for about", le.RetryAfter.Round(10*time.Second))
+	}
+	// Output:
+	// true
+	// by quota for about 1m0s
+}
+
+// Wrap an existing client: its cookies, timeout and transport (here one
+// that adds an Authorization header) are kept (wrap_session).
+func ExampleWrap() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+
+	session := &http.Client{Timeout: 10 * time.Second, Transport: bearer{"token"}}
+	client := httpclient.Wrap(session, httpclient.WithDefaultLimits(srl.PerMinute(60)))
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(client.Timeout, resp.Status, string(body))
+	// Output: 10s 200 OK Bearer token
+}
+
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// Close releases what the client holds (the context manager's exit).
+func ExampleTransport_Close() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close() // the Redis client is yours to close
+
+	client := httpclient.New(httpclient.WithRedis(rdb))
+	defer client.Transport.(*httpclient.Transport).Close()
+	fmt.Println("ready")
+	// Output: ready
+}

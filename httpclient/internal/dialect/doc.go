@@ -1,0 +1,20 @@
+// Package dialect reads what an HTTP response says about the server's rate
+// limit, in every header dialect seen in the wild, into one
+// smartratelimit.Observation.
+//
+// Every time becomes a duration measured against the response's own Date
+// header (reset epoch − Date, HTTP date − Date, RFC 3339 − Date), so that
+// neither the server's clock nor the pod's matters; without a Date the
+// local receive time stands in. An absolute reset already past means
+// "already reset", never a long wait.
+//
+// Headers come in families (X-RateLimit-*, the IETF drafts, OpenAI's,
+// Retry-After…). A family with one value that cannot be trusted — a
+// negative, garbage, a time beyond smartratelimit.MaxHorizon — is ignored
+// as a whole and reported in Result.Malformed. The quota comes from the
+// most specific family that reads cleanly: a custom Mapping, then IETF -08+
+// (the binding policy: least remaining), -07, then OpenAI/Groq, Anthropic,
+// Discord, Shopify, and last the generic X-RateLimit-*, X-Rate-Limit-* and
+// RateLimit-* (IETF ≤ -06, GitLab) whose reset form is read from the
+// value. Retry-After (and retry-after-ms) counts on refusals only.
+package dialect

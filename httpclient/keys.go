@@ -1,0 +1,113 @@
+package httpclient
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// KeyFunc names the shared budget a request spends from. It must not
+// return credentials: keys travel to Redis and into metrics.
+type KeyFunc func(*http.Request) string
+
+// HostKey is the default KeyFunc: the request's host (with its port when
+// one is given), lowercased: one budget per API.
+func HostKey(req *http.Request) string {
+	if req.URL == nil {
+		return ""
+	}
+	return strings.ToLower(req.URL.Host)
+}
+
+// KeyByCredential partitions each host's budget by a credential, for APIs
+// that count per token or per account: the key is the host, "|", and the
+// first 16 bytes of HMAC-SHA256(secret, the header's value) in hex. The raw
+// credential never leaves the process. header is usually "Authorization";
+// requests without it share the host's budget. secret should be random and
+// the same across the fleet, so every pod computes the same key.
+//
+// Some providers count per user or per organization across several
+// tokens (GitHub, HubSpot); write a KeyFunc that names that scope instead.
+func KeyByCredential(header string, secret []byte) KeyFunc {
+	key := append([]byte(nil), secret...)
+	return func(req *http.Request) string {
+		host := HostKey(req)
+		v := req.Header.Get(header)
+		if v == "" {
+			return host
+		}
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(v))
+		return host + "|" + hex.EncodeToString(mac.Sum(nil)[:16])
+	}
+}
+
+// scopes remembers which sub-bucket a server reported for requests under a
+// path (GitHub's x-ratelimit-resource, Discord's bucket), so that a search
+// limit of 30 a minute is never mistaken for the whole API's budget: the
+// first response under a path teaches the scope, and later requests under
+// that path spend from "<key>|<scope>". Bounded; safe for concurrent use.
+type scopes struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxScopes = 4096
+
+// pathClass is the part of a path that selects a bucket: its first segment
+// ("/search/issues" → "search").
+func pathClass(req *http.Request) string {
+	p := strings.TrimPrefix(req.URL.Path, "/")
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		p = p[:i]
+	}
+	return p
+}
+
+// key returns the key to spend from for req, given its base key.
+func (s *scopes) key(base string, req *http.Request) string {
+	s.mu.RLock()
+	scope := s.m[base+" "+pathClass(req)]
+	s.mu.RUnlock()
+	if scope == "" {
+		return base
+	}
+	return base + "|" + scope
+}
+
+// learn records the scope a response reported for req and returns the key
+// its observation belongs to.
+func (s *scopes) learn(base string, req *http.Request, scope string) string {
+	if !validScope(scope) {
+		return base
+	}
+	k := base + " " + pathClass(req)
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = make(map[string]string)
+	}
+	if _, known := s.m[k]; known || len(s.m) < maxScopes {
+		s.m[k] = scope
+	}
+	s.mu.Unlock()
+	return base + "|" + scope
+}
+
+// validScope accepts the short names servers use (GitHub "core",
+// "search"; Discord's hex bucket ids), so that a header cannot write an
+// arbitrary string into keys.
+func validScope(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,233 @@
+package httpclient
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/httpclient/internal/dialect"
+	"github.com/smartratelimit/smartratelimit/redislimit"
+)
+
+// Option configures a Transport (and the clients New and Wrap return).
+type Option func(*config)
+
+// HeaderMap names custom rate-limit headers (the source documents'
+// headers_map). Reset values are read like X-RateLimit-Reset: epoch
+// seconds or milliseconds, seconds from now, a duration such as "6m0s",
+// or a date. Empty names are ignored.
+type HeaderMap struct {
+	Limit, Remaining, Reset, RetryAfter string
+}
+
+// hostLimits are the limits of one host, or of every host.
+type hostLimits struct {
+	fixed, defaults []srl.Limit
+	fixedSet        bool
+	defaultsSet     bool
+}
+
+type config struct {
+	rdb          redis.UniversalClient
+	limiterOpts  []redislimit.Option
+	backend      srl.Backend
+	all          hostLimits
+	hosts        map[string]*hostLimits
+	maxWait      time.Duration
+	raiseOnLimit bool
+	reserve      float64
+	keyFunc      KeyFunc
+	retry        RetryPolicy
+	headerMap    *dialect.Mapping
+	bodyPrefix   int
+	err          error
+}
+
+// Defaults of the options below.
+const (
+	DefaultMaxWait = 30 * time.Second
+)
+
+func defaultConfig() config {
+	return config{
+		maxWait:    DefaultMaxWait,
+		keyFunc:    HostKey,
+		bodyPrefix: 4 << 10,
+	}
+}
+
+func (c *config) fail(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("httpclient: "+format, args...)
+	}
+}
+
+func (c *config) host(h string) *hostLimits {
+	if c.hosts == nil {
+		c.hosts = make(map[string]*hostLimits)
+	}
+	hl := c.hosts[h]
+	if hl == nil {
+		hl = &hostLimits{}
+		c.hosts[h] = hl
+	}
+	return hl
+}
+
+func validLimits(c *config, what string, limits []srl.Limit) bool {
+	if len(limits) > srl.MaxLimits {
+		c.fail("%s: %d limits, at most %d", what, len(limits), srl.MaxLimits)
+		return false
+	}
+	for _, l := range limits {
+		if err := l.Validate(); err != nil {
+			c.fail("%s: %v", what, err)
+			return false
+		}
+	}
+	return true
+}
+
+// WithRedis shares every budget through Redis, so that all processes using
+// the same Redis spend from the same budgets and learn from each other's
+// responses. opts configure the redislimit.Limiter built on rdb (failure
+// policy, replicas, decision timeout…). Default: an in-memory store
+// (fallback.New), private to this Transport.
+func WithRedis(rdb redis.UniversalClient, opts ...redislimit.Option) Option {
+	return func(c *config) {
+		if rdb == nil {
+			c.fail("nil redis client")
+			return
+		}
+		c.rdb, c.limiterOpts = rdb, opts
+	}
+}
+
+// WithBackend uses b (a *redislimit.Limiter or *fallback.Store you built
+// and own) to decide admission. It overrides WithRedis; the Transport does
+// not close it.
+func WithBackend(b srl.Backend) Option {
+	return func(c *config) {
+		if b == nil {
+			c.fail("nil backend")
+			return
+		}
+		c.backend = b
+	}
+}
+
+// WithLimits sets limits every host is always held to, whatever the
+// server says (a cap you impose on yourself). Default none.
+func WithLimits(limits ...srl.Limit) Option {
+	return func(c *config) {
+		if validLimits(c, "WithLimits", limits) {
+			c.all.fixed, c.all.fixedSet = limits, true
+		}
+	}
+}
+
+// WithDefaultLimits sets the limits used for a host while its server has
+// not advertised its quota in response headers (the source documents'
+// default_limits); several windows at once are fine, e.g. PerSecond(10),
+// PerMinute(60), PerHour(1000). Once a response tells the real quota they
+// no longer apply. Default none: a host without headers is not limited.
+func WithDefaultLimits(limits ...srl.Limit) Option {
+	return func(c *config) {
+		if validLimits(c, "WithDefaultLimits", limits) {
+			c.all.defaults, c.all.defaultsSet = limits, true
+		}
+	}
+}
+
+// WithHostLimits sets the fixed limits of one host (as the request URL
+// names it, e.g. "api.example.com" or "localhost:8080"), replacing
+// WithLimits for it.
+func WithHostLimits(host string, limits ...srl.Limit) Option {
+	return func(c *config) {
+		if validLimits(c, "WithHostLimits "+host, limits) {
+			hl := c.host(host)
+			hl.fixed, hl.fixedSet = limits, true
+		}
+	}
+}
+
+// WithHostDefaultLimits sets the default limits of one host, replacing
+// WithDefaultLimits for it.
+func WithHostDefaultLimits(host string, limits ...srl.Limit) Option {
+	return func(c *config) {
+		if validLimits(c, "WithHostDefaultLimits "+host, limits) {
+			hl := c.host(host)
+			hl.defaults, hl.defaultsSet = limits, true
+		}
+	}
+}
+
+// WithMaxWait bounds how long a request waits for its budget (and for a
+// server's Retry-After before a retry). A request that would wait longer
+// fails at once with a *smartratelimit.LimitError; the request's own
+// context deadline bounds the wait too. Default 30s.
+func WithMaxWait(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("max wait %v must be positive", d)
+			return
+		}
+		c.maxWait = d
+	}
+}
+
+// WithRaiseOnLimit makes a request that is not admitted at once fail with a
+// *smartratelimit.LimitError (errors.Is ErrRateLimited, errors.As for the
+// retry time) instead of waiting. Default off: requests wait.
+func WithRaiseOnLimit() Option {
+	return func(c *config) { c.raiseOnLimit = true }
+}
+
+// WithSafetyReserve leaves a fraction of every server-advertised budget
+// unused (0.1 keeps 10% back), as a margin for callers outside the fleet
+// and for requests in flight. Default 0.
+func WithSafetyReserve(fraction float64) Option {
+	return func(c *config) {
+		if !(fraction >= 0 && fraction < 1) {
+			c.fail("safety reserve %v must be in [0, 1)", fraction)
+			return
+		}
+		c.reserve = fraction
+	}
+}
+
+// WithKeyFunc sets how a request's budget is named. Default HostKey; see
+// KeyByCredential to partition by a token.
+func WithKeyFunc(f KeyFunc) Option {
+	return func(c *config) {
+		if f == nil {
+			c.fail("nil key func")
+			return
+		}
+		c.keyFunc = f
+	}
+}
+
+// WithRetry retries failed requests under p (see RetryPolicy). Default: no
+// retries, so that a Transport stacked under another retrying client
+// (go-retryablehttp, an SDK) does not multiply its attempts.
+func WithRetry(p RetryPolicy) Option {
+	return func(c *config) {
+		if p.MaxRetries < 0 || p.BaseDelay < 0 || p.MaxDelay < 0 || p.Jitter < 0 || p.Jitter > 1 {
+			c.fail("retry policy %+v: negative values or jitter outside [0, 1]", p)
+			return
+		}
+		p.RetryOn = append([]int(nil), p.RetryOn...)
+		c.retry = p
+	}
+}
+
+// WithHeaderMap reads the server's budget from custom header names as well
+// as from every standard dialect; the custom names take precedence.
+func WithHeaderMap(m HeaderMap) Option {
+	return func(c *config) {
+		c.headerMap = &dialect.Mapping{Limit: m.Limit, Remaining: m.Remaining, Reset: m.Reset, RetryAfter: m.RetryAfter}
+	}
+}
