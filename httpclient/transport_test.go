@@ -528,3 +528,48 @@ func TestRetryPolicyDelays(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryDialectThroughTheTransport: a server speaking each dialect says
+// its budget is spent; the client learns it from the first response and
+// refuses the second request for about the time the server named.
+func TestEveryDialectThroughTheTransport(t *testing.T) {
+	in := func(d time.Duration) string { return strconv.FormatInt(time.Now().Add(d).Unix(), 10) }
+	tests := []struct {
+		name   string
+		status int
+		h      map[string]string
+		wait   time.Duration
+	}{
+		{"GitHub", 200, map[string]string{"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": in(40 * time.Second)}, 40 * time.Second},
+		{"GitHub 403", 403, map[string]string{"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": in(40 * time.Second)}, 40 * time.Second},
+		{"Okta", 200, map[string]string{"X-Rate-Limit-Limit": "100", "X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": in(40 * time.Second)}, 40 * time.Second},
+		{"OpenAI", 200, map[string]string{"x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "40s"}, 40 * time.Second},
+		{"Anthropic", 200, map[string]string{"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0",
+			"anthropic-ratelimit-requests-reset": time.Now().Add(40 * time.Second).UTC().Format(time.RFC3339)}, 40 * time.Second},
+		{"IETF draft-08", 200, map[string]string{"RateLimit": `"default";r=0;t=40`, "RateLimit-Policy": `"default";q=100;w=60`}, 40 * time.Second},
+		{"IETF draft-07", 200, map[string]string{"RateLimit": "limit=100, remaining=0, reset=40"}, 40 * time.Second},
+		{"IETF draft-06", 200, map[string]string{"RateLimit-Limit": "100", "RateLimit-Remaining": "0", "RateLimit-Reset": "40"}, 40 * time.Second},
+		{"Discord", 200, map[string]string{"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "40.5"}, 40500 * time.Millisecond},
+		{"Shopify", 429, map[string]string{"X-Shopify-Shop-Api-Call-Limit": "40/40", "Retry-After": "2.0"}, 20 * time.Second},
+		{"Retry-After date", 503, map[string]string{"Retry-After": time.Now().Add(40 * time.Second).UTC().Format(http.TimeFormat)}, 40 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, hits := headerServer(t, tc.status, tc.h)
+			client := New(WithRaiseOnLimit())
+			resp, err := client.Get(srv.URL)
+			if err != nil || resp.StatusCode != tc.status {
+				t.Fatalf("first request: %v, %v", resp, err)
+			}
+			resp.Body.Close()
+			_, err = client.Get(srv.URL)
+			var le *srl.LimitError
+			if !errors.As(err, &le) || le.RetryAfter < tc.wait-2*time.Second || le.RetryAfter > tc.wait+time.Second {
+				t.Fatalf("second request: %v; want a refusal for about %v", err, tc.wait)
+			}
+			if hits.Load() != 1 {
+				t.Fatalf("the server got %d requests", hits.Load())
+			}
+		})
+	}
+}
