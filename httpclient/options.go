@@ -2,6 +2,7 @@ package httpclient
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -42,6 +43,7 @@ type config struct {
 	retry        RetryPolicy
 	headerMap    *dialect.Mapping
 	bodyPrefix   int
+	observer     srl.Observer
 	err          error
 }
 
@@ -230,4 +232,20 @@ func WithHeaderMap(m HeaderMap) Option {
 	return func(c *config) {
 		c.headerMap = &dialect.Mapping{Limit: m.Limit, Remaining: m.Remaining, Reset: m.Reset, RetryAfter: m.RetryAfter}
 	}
+}
+
+// WithObserver sends the client's events to o: requests sent and their
+// outcomes, waits, refusals, retries, quotas learned, blocks, malformed
+// headers, and (with WithRedis) the limiter's decisions, backend errors
+// and degraded transitions. Pass a *metrics.Collector to export them as
+// Prometheus metrics or JSON. May be given several times. Default none.
+func WithObserver(o srl.Observer) Option {
+	return func(c *config) { c.observer = srl.Observers(c.observer, o) }
+}
+
+// WithLogger logs waits, refusals, blocks, learned quotas, malformed
+// headers and outages through l (see smartratelimit.NewLogObserver);
+// never URLs, headers, bodies or credentials. Default: silent.
+func WithLogger(l *slog.Logger) Option {
+	return WithObserver(srl.NewLogObserver(l))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -27,6 +28,7 @@ type Transport struct {
 	owned   *redislimit.Limiter
 	cfg     config
 	scopes  scopes
+	learned sync.Map // key → the last quota limit reported, for EventQuotaLearned
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -49,7 +51,11 @@ func NewTransport(base http.RoundTripper, opts ...Option) *Transport {
 	case cfg.backend != nil:
 		t.backend = cfg.backend
 	case cfg.rdb != nil:
-		t.owned = redislimit.New(cfg.rdb, cfg.limiterOpts...)
+		opts := cfg.limiterOpts
+		if cfg.observer != nil {
+			opts = append(opts[:len(opts):len(opts)], redislimit.WithObserver(cfg.observer))
+		}
+		t.owned = redislimit.New(cfg.rdb, opts...)
 		t.backend = t.owned
 	default:
 		t.backend = fallback.New()
@@ -122,15 +128,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		out := req
 		if attempt > 0 {
+			t.emit(srl.Event{Kind: srl.EventRetried, Key: key, Attempt: attempt})
 			var err error
 			if out, err = rewind(req); err != nil {
 				return nil, err
 			}
 		}
+		t.emit(srl.Event{Kind: srl.EventSent, Key: key})
 		resp, err := t.base.RoundTrip(out)
 		var said dialect.Result
 		if resp != nil {
+			t.emit(srl.Event{Kind: srl.EventResponse, Key: key, Status: resp.StatusCode})
 			said = t.learn(ctx, base, req, resp)
+		} else {
+			t.emit(srl.Event{Kind: srl.EventTransportError, Key: key, Err: err})
 		}
 		delay, again := t.retryDelay(ctx, req, resp, err, attempt, said)
 		if !again {
@@ -145,20 +156,32 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+func (t *Transport) emit(e srl.Event) {
+	if t.cfg.observer != nil {
+		t.cfg.observer.Event(e)
+	}
+}
+
 // admit waits for r's budget, or fails at once under WithRaiseOnLimit.
 func (t *Transport) admit(ctx context.Context, r srl.Request) error {
+	var err error
 	if t.cfg.raiseOnLimit {
-		d, err := t.backend.Acquire(ctx, r)
-		if err != nil {
-			return err
+		var d srl.Decision
+		if d, err = t.backend.Acquire(ctx, r); err == nil && !d.Allowed {
+			err = &srl.LimitError{Key: r.Key, RetryAfter: d.RetryAfter, Cause: d.Cause}
 		}
-		if !d.Allowed {
-			return &srl.LimitError{Key: r.Key, RetryAfter: d.RetryAfter, Cause: d.Cause}
+	} else {
+		r.MaxWait = t.cfg.maxWait
+		var slept time.Duration
+		_, slept, err = wait.ForSlept(ctx, t.backend, r, wait.Sleep, time.Now)
+		if slept > 0 && err == nil {
+			t.emit(srl.Event{Kind: srl.EventWaited, Key: r.Key, Wait: slept})
 		}
-		return nil
 	}
-	r.MaxWait = t.cfg.maxWait
-	_, err := wait.For(ctx, t.backend, r, wait.Sleep, time.Now)
+	var le *srl.LimitError
+	if errors.As(err, &le) {
+		t.emit(srl.Event{Kind: srl.EventLimited, Key: r.Key, Cause: le.Cause, Wait: le.RetryAfter})
+	}
 	return err
 }
 
@@ -173,7 +196,14 @@ func (t *Transport) learn(ctx context.Context, base string, req *http.Request, r
 		in.Body = peekBody(resp, t.cfg.bodyPrefix)
 	}
 	said := dialect.Parse(in, t.cfg.headerMap)
-	if !said.Found || said.Cached {
+	if said.Cached {
+		return said
+	}
+	key := t.scopes.learn(base, req, said.Scope)
+	for _, family := range said.Malformed {
+		t.emit(srl.Event{Kind: srl.EventHeaderMalformed, Key: key, Dialect: family})
+	}
+	if !said.Found {
 		return said
 	}
 	o := said.Observation
@@ -181,9 +211,27 @@ func (t *Transport) learn(ctx context.Context, base string, req *http.Request, r
 		keep := int(float64(o.Limit)*t.cfg.reserve + 0.999999)
 		o.Remaining = max(o.Remaining-keep, 0)
 	}
-	key := t.scopes.learn(base, req, said.Scope)
 	_ = t.backend.Observe(context.WithoutCancel(ctx), key, o)
+	t.announce(key, said.Observation)
 	return said
+}
+
+// announce reports what a response said: the quota (learned, when its
+// limit is new for the key) and any block.
+func (t *Transport) announce(key string, o srl.Observation) {
+	if t.cfg.observer == nil {
+		return
+	}
+	if o.Reset > 0 {
+		q := srl.QuotaStatus{Known: true, Limit: o.Limit, Remaining: o.Remaining, ResetAfter: o.Reset}
+		t.emit(srl.Event{Kind: srl.EventQuotaSeen, Key: key, Quota: q})
+		if prev, loaded := t.learned.Swap(key, o.Limit); !loaded || prev.(int) != o.Limit {
+			t.emit(srl.Event{Kind: srl.EventQuotaLearned, Key: key, Quota: q})
+		}
+	}
+	if o.RetryAfter > 0 || o.Limited {
+		t.emit(srl.Event{Kind: srl.EventBlocked, Key: key, Wait: o.RetryAfter})
+	}
 }
 
 // retryDelay decides whether to send req again after this attempt, and how

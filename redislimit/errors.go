@@ -48,6 +48,19 @@ var configMarks = []string{
 	"unknown command", "CROSSSLOT", "ERR Error compiling script",
 }
 
+// String names the kind as EventBackendError reports it.
+func (k errorKind) String() string {
+	switch k {
+	case kindInfra:
+		return "unavailable"
+	case kindConfig:
+		return "misconfigured"
+	case kindData:
+		return "data"
+	}
+	return "caller"
+}
+
 // callerDone marks a call that failed because the caller's own context
 // ended: its error is returned as is and never counts as an outage.
 type callerDone struct{ err error }

@@ -395,3 +395,39 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	_ = rdb.Close()
 	eventually(t, 5*time.Second, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base })
 }
+
+// TestObserverHearsDecisionsErrorsAndTransitions: a bare limiter feeds an
+// observer: every decision, every failed call by kind, each degraded
+// transition once.
+func TestObserverHearsDecisionsErrorsAndTransitions(t *testing.T) {
+	mr, rdb := newMini(t, &redis.Options{MaxRetries: -1})
+	var mu sync.Mutex
+	counts := map[string]int{}
+	obs := srl.ObserverFunc(func(e srl.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e.Kind {
+		case srl.EventDecided:
+			counts[map[bool]string{true: "allowed", false: "refused"}[e.Allowed]+map[bool]string{true: "_degraded", false: ""}[e.Degraded]]++
+		case srl.EventBackendError:
+			counts["error_"+e.ErrorKind]++
+		case srl.EventDegradedChange:
+			counts[map[bool]string{true: "degraded", false: "recovered"}[e.Degraded]]++
+		}
+	})
+	l := New(rdb, WithObserver(obs), WithBreaker(1, 10*time.Millisecond, 10*time.Millisecond), WithDecisionTimeout(time.Second))
+	ctx := context.Background()
+	limit := srl.PerMinute(1)
+	_, _ = l.Allow(ctx, "k", limit)
+	_, _ = l.Allow(ctx, "k", limit)
+	mr.SetError("LOADING Redis is loading the dataset in memory")
+	_, _ = l.Allow(ctx, "k", limit)
+	mr.SetError("")
+	eventually(t, time.Second, "recovered", func() bool { _, _ = l.Allow(ctx, "other", limit); return !l.Degraded() })
+	mu.Lock()
+	defer mu.Unlock()
+	if counts["allowed"] < 2 || counts["refused"] < 1 || counts["allowed_degraded"] < 1 ||
+		counts["error_unavailable"] != 1 || counts["degraded"] != 1 || counts["recovered"] != 1 {
+		t.Fatalf("events %v", counts)
+	}
+}

@@ -66,11 +66,20 @@ func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 	if twin == nil {
 		twin = fallback.New(fallback.WithThrottleBackoff(cfg.backoffBase, cfg.backoffMax))
 	}
+	onChange := cfg.onDegraded
+	if obs := cfg.observer; obs != nil {
+		onChange = func(degraded bool, cause error) {
+			obs.Event(srl.Event{Kind: srl.EventDegradedChange, Degraded: degraded, Err: cause})
+			if cfg.onDegraded != nil {
+				cfg.onDegraded(degraded, cause)
+			}
+		}
+	}
 	l := &Limiter{
 		cfg:  cfg,
 		rdb:  rdb,
 		twin: twin,
-		brk:  newBreakers(rdb, cfg.threshold, cfg.probeMin, cfg.probeMax, cfg.onDegraded),
+		brk:  newBreakers(rdb, cfg.threshold, cfg.probeMin, cfg.probeMax, onChange),
 	}
 	if rdb != nil {
 		var now func() time.Time
@@ -131,7 +140,11 @@ func call[T any](ctx context.Context, l *Limiter, key, redisKey string, f func(c
 		brk.success(t)
 		return v, true, nil
 	}
-	switch kind := classify(err); kind {
+	kind := classify(err)
+	if obs := l.cfg.observer; obs != nil && kind != kindCaller {
+		obs.Event(srl.Event{Kind: srl.EventBackendError, Key: key, ErrorKind: kind.String(), Err: err})
+	}
+	switch kind {
 	case kindInfra:
 		wrapped := wrapFailure(kind, key, redisKey, err)
 		brk.failure(t, wrapped)
@@ -256,14 +269,20 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 	res, ok, err := call(ctx, l, r.Key, rk, func(ctx context.Context) (keystate.Result, error) {
 		return l.run.Acquire(ctx, rk, n, maxWait, all, nFixed)
 	})
+	var d srl.Decision
 	switch {
 	case !ok:
-		return l.degradedAcquire(ctx, r, err)
+		d, err = l.degradedAcquire(ctx, r, err)
 	case err != nil:
 		return srl.Decision{}, err
+	default:
+		l.seed(r.Key, res.QuotaLimit, res.QuotaRemaining, res.QuotaResetAfter, res.BlockedFor)
+		d = res.Decision()
 	}
-	l.seed(r.Key, res.QuotaLimit, res.QuotaRemaining, res.QuotaResetAfter, res.BlockedFor)
-	return res.Decision(), nil
+	if obs := l.cfg.observer; obs != nil && err == nil {
+		obs.Event(srl.Event{Kind: srl.EventDecided, Key: r.Key, Allowed: d.Allowed, Degraded: d.Degraded, Cause: d.Cause, Wait: d.RetryAfter + d.Delay})
+	}
+	return d, err
 }
 
 // degradedAcquire decides by the failure policy; cause wraps ErrUnavailable.

@@ -2,9 +2,11 @@ package redislimit
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
+	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/fallback"
 	"github.com/smartratelimit/smartratelimit/internal/keystate"
 )
@@ -26,6 +28,7 @@ type config struct {
 	probeMin        time.Duration
 	probeMax        time.Duration
 	onDegraded      func(degraded bool, cause error)
+	observer        srl.Observer
 	err             error
 }
 
@@ -213,4 +216,18 @@ func WithBreaker(failures int, probeMin, probeMax time.Duration) Option {
 // the transition and must not block.
 func WithOnDegraded(f func(degraded bool, cause error)) Option {
 	return func(c *config) { c.onDegraded = f }
+}
+
+// WithObserver sends the limiter's events to o: every decision
+// (EventDecided), failed backend calls (EventBackendError) and degraded
+// transitions (EventDegradedChange). Pass a *metrics.Collector to export
+// them. May be given several times. Default none.
+func WithObserver(o srl.Observer) Option {
+	return func(c *config) { c.observer = srl.Observers(c.observer, o) }
+}
+
+// WithLogger logs backend errors and degraded transitions through l (see
+// smartratelimit.NewLogObserver). Default: silent.
+func WithLogger(l *slog.Logger) Option {
+	return WithObserver(srl.NewLogObserver(l))
 }

@@ -53,6 +53,27 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // sleep the quota and any block are checked again (the fleet may have
 // learned both meanwhile).
 func For(ctx context.Context, b Acquirer, r srl.Request, sleep Sleeper, now func() time.Time) (srl.Decision, error) {
+	d, _, err := ForSlept(ctx, b, r, sleep, now)
+	return d, err
+}
+
+// ForSlept is For that also reports how long it slept in all.
+func ForSlept(ctx context.Context, b Acquirer, r srl.Request, sleep Sleeper, now func() time.Time) (d srl.Decision, slept time.Duration, err error) {
+	inner := sleep
+	sleep = func(ctx context.Context, dur time.Duration) error {
+		if dur <= 0 {
+			return inner(ctx, dur)
+		}
+		start := now()
+		err := inner(ctx, dur)
+		slept += now().Sub(start)
+		return err
+	}
+	d, err = forLoop(ctx, b, r, sleep, now)
+	return d, slept, err
+}
+
+func forLoop(ctx context.Context, b Acquirer, r srl.Request, sleep Sleeper, now func() time.Time) (srl.Decision, error) {
 	start := now()
 	for {
 		if err := ctx.Err(); err != nil {
