@@ -1,8 +1,11 @@
 // Command smartratelimit demonstrates and operates the limiter.
 //
-//	smartratelimit demo [flags]   a simulated fleet against a rate-limited API
+//	smartratelimit demo [flags]          a simulated fleet against a rate-limited API
+//	smartratelimit status [flags] KEY... what every process sees for each key
+//	smartratelimit keys [flags]          the keys under the prefix
+//	smartratelimit reset [flags] KEY     forget a key's state
 //
-// Run "smartratelimit help" for the commands and their flags.
+// Run "smartratelimit help" for the commands and the Redis URL forms.
 package main
 
 import (
@@ -16,21 +19,25 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 const usage = `usage: smartratelimit <command> [flags]
 
 commands:
-  demo     run a simulated fleet against a local rate-limited API (embedded Redis by default)
-  help     show this help
+  demo           run a simulated fleet against a local rate-limited API (embedded Redis by default)
+  status KEY...  print what every process sees for each key (--watch to refresh, --json)
+  keys           list the keys under the prefix (SCAN, never KEYS)
+  reset KEY      forget a key's pacing, learned quota and block (asks first unless --yes)
+  help           show this help
 
 Run "smartratelimit <command> -h" for a command's flags.
-`
+
+` + redisURLHelp + "\n"
 
 // run executes one command and returns the process exit code: 0 success,
 // 1 failure, 2 bad usage.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -38,6 +45,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "demo":
 		return demo(ctx, args[1:], stdout, stderr)
+	case "status":
+		return status(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return keys(ctx, args[1:], stdout, stderr)
+	case "reset":
+		return reset(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

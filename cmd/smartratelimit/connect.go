@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisURLHelp documents the forms connect accepts.
+const redisURLHelp = `Redis URL forms (--redis, or REDIS_URL):
+  redis://[user:password@]host:port[/db]                      one server
+  rediss://...                                                 the same over TLS
+  redis://host:port?addr=host2:port&addr=host3:port            a Redis Cluster (every address a seed)
+  redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db]
+                                                               a Sentinel-managed primary (rediss+sentinel: TLS)`
+
+// errBadURL marks a URL the command cannot use (exit code 2).
+var errBadURL = errors.New("bad Redis URL")
+
+// connect builds a client for rawURL and checks that Redis answers.
+// caFile, when set, is the PEM of the CAs a TLS server is checked against
+// instead of the system's.
+func connect(ctx context.Context, rawURL, caFile string) (redis.UniversalClient, error) {
+	if rawURL == "" {
+		return nil, fmt.Errorf("%w: none given; pass --redis or set REDIS_URL\n%s", errBadURL, redisURLHelp)
+	}
+	var roots *x509.CertPool
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --tls-ca: %v", errBadURL, err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: --tls-ca %s holds no PEM certificate", errBadURL, caFile)
+		}
+	}
+	rdb, err := clientFor(rawURL, roots)
+	if err != nil {
+		// url.Error quotes the whole URL, password included: keep only its
+		// reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%w %q: %v\n%s", errBadURL, redact(rawURL), err, redisURLHelp)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("cannot reach Redis at %s: %w", redact(rawURL), err)
+	}
+	return rdb, nil
+}
+
+func clientFor(rawURL string, roots *x509.CertPool) (redis.UniversalClient, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	trust := func(c *tls.Config) {
+		if c != nil && roots != nil {
+			c.RootCAs = roots
+		}
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		if len(u.Query()["addr"]) > 0 {
+			opts, err := redis.ParseClusterURL(rawURL)
+			if err != nil {
+				return nil, err
+			}
+			trust(opts.TLSConfig)
+			return redis.NewClusterClient(opts), nil
+		}
+		opts, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		trust(opts.TLSConfig)
+		return redis.NewClient(opts), nil
+	case "redis+sentinel", "rediss+sentinel":
+		opts, err := sentinelOptions(u)
+		if err != nil {
+			return nil, err
+		}
+		trust(opts.TLSConfig)
+		return redis.NewFailoverClient(opts), nil
+	}
+	return nil, fmt.Errorf("unknown scheme %q", u.Scheme)
+}
+
+func sentinelOptions(u *url.URL) (*redis.FailoverOptions, error) {
+	if u.Host == "" {
+		return nil, errors.New("no sentinel address")
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if parts[0] == "" {
+		return nil, errors.New("no master name in the path")
+	}
+	opts := &redis.FailoverOptions{MasterName: parts[0], SentinelAddrs: strings.Split(u.Host, ",")}
+	if len(parts) > 1 {
+		db, err := strconv.Atoi(parts[1])
+		if err != nil || db < 0 {
+			return nil, fmt.Errorf("bad database %q", parts[1])
+		}
+		opts.DB = db
+	}
+	if u.User != nil {
+		opts.Username = u.User.Username()
+		opts.Password, _ = u.User.Password()
+	}
+	if u.Scheme == "rediss+sentinel" {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return opts, nil
+}
+
+// redact hides a URL's password in messages.
+func redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	if u.User == nil {
+		return rawURL
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
