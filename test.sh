@@ -11,12 +11,25 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
-# The library must not pull test-only or demo-only code into users' builds.
+# The library must not pull test-only or demo-only code into users' builds,
+# and only the metrics package may pull the Prometheus client.
 library=$(go list ./... | grep -v -e /backendtest -e /cmd/)
 if go list -deps $library | grep -E 'miniredis|testcontainers'; then
 	echo "the library's dependency graph contains the lines above" >&2
 	exit 1
 fi
+if go list -deps $(echo "$library" | grep -v /metrics) | grep prometheus; then
+	echo "only the metrics package may import the Prometheus client" >&2
+	exit 1
+fi
+
+# The go directive users need stays at 1.25 (a dependency bump must not raise it).
+for module in . integration; do
+	if ! grep -qE '^go 1\.25(\.[0-9]+)?$' "$module/go.mod"; then
+		echo "$module/go.mod: the go directive must stay 1.25" >&2
+		exit 1
+	fi
+done
 
 staticcheck=$(command -v staticcheck || echo "$(go env GOPATH)/bin/staticcheck")
 for module in . integration; do
