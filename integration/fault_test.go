@@ -222,13 +222,14 @@ func TestBlackholedRedis(t *testing.T) {
 			rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr, ContextTimeoutEnabled: ctxTimeouts, ReadTimeout: time.Second})
 			l := redislimit.New(rdb, redislimit.WithDecisionTimeout(budget))
 			ctx := context.Background()
-			if d, err := l.Allow(ctx, "hole", srl.PerSecond(100)); err != nil || d.Degraded {
+			limit := srl.PerSecond(1000).WithBurst(1000) // never refused, so every call reaches Redis
+			if d, err := l.Allow(ctx, "hole", limit); err != nil || d.Degraded {
 				t.Fatalf("healthy: %+v, %v", d, err)
 			}
 			proxy.Set(faultproxy.Blackhole)
 			for i := 0; i < 20; i++ {
 				start := time.Now()
-				d, err := l.Allow(ctx, "hole", srl.PerSecond(100))
+				d, err := l.Allow(ctx, "hole", limit)
 				if err != nil || !d.Degraded || time.Since(start) > budget+slack {
 					t.Fatalf("decision %d into a black hole: %+v, %v after %v", i, d, err, time.Since(start))
 				}

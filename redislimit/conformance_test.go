@@ -40,7 +40,9 @@ func miniredisHarness(opts ...Option) backendtest.Factory {
 }
 
 func TestConformanceMiniredisServerTime(t *testing.T) {
-	backendtest.Run(t, miniredisHarness())
+	backendtest.Run(t, func(t *testing.T, clock *backendtest.Clock) backendtest.Harness {
+		return miniredisHarness(withClock(clock.Now))(t, clock)
+	})
 }
 
 func TestConformanceMiniredisClientTime(t *testing.T) {

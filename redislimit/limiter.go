@@ -31,6 +31,7 @@ type Limiter struct {
 	ctxTimeouts bool
 	twin        *fallback.Store
 	brk         *breakers
+	denials     *denyCache
 	closed      atomic.Bool
 	// Calls raced against the budget that may still be running.
 	inflight atomic.Int64
@@ -79,7 +80,8 @@ func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 		cfg:  cfg,
 		rdb:  rdb,
 		twin: twin,
-		brk:  newBreakers(rdb, cfg.threshold, cfg.probeMin, cfg.probeMax, onChange),
+		brk:     newBreakers(rdb, cfg.threshold, cfg.probeMin, cfg.probeMax, onChange),
+		denials: newDenyCache(),
 	}
 	if rdb != nil {
 		var now func() time.Time
@@ -263,8 +265,13 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 	if err := r.Validate(); err != nil {
 		return srl.Decision{}, err
 	}
-	all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
 	rk := RedisKey(l.cfg.prefix, r.Key)
+	sig, asked := l.denials.signature(r), l.cfg.now()
+	if d, ok := l.denials.lookup(rk, sig, asked); ok {
+		l.decided(r.Key, d)
+		return d, nil
+	}
+	all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
 	n, maxWait := int64(r.N), int64(r.MaxWait/time.Microsecond)
 	res, ok, err := call(ctx, l, r.Key, rk, func(ctx context.Context) (keystate.Result, error) {
 		return l.run.Acquire(ctx, rk, n, maxWait, all, nFixed)
@@ -278,11 +285,18 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 	default:
 		l.seed(r.Key, res.QuotaLimit, res.QuotaRemaining, res.QuotaResetAfter, res.BlockedFor)
 		d = res.Decision()
+		l.denials.remember(rk, sig, d, r.MaxWait, asked)
 	}
-	if obs := l.cfg.observer; obs != nil && err == nil {
-		obs.Event(srl.Event{Kind: srl.EventDecided, Key: r.Key, Allowed: d.Allowed, Degraded: d.Degraded, Cause: d.Cause, Wait: d.RetryAfter + d.Delay})
+	if err == nil {
+		l.decided(r.Key, d)
 	}
 	return d, err
+}
+
+func (l *Limiter) decided(key string, d srl.Decision) {
+	if obs := l.cfg.observer; obs != nil {
+		obs.Event(srl.Event{Kind: srl.EventDecided, Key: key, Allowed: d.Allowed, Degraded: d.Degraded, Cause: d.Cause, Wait: d.RetryAfter + d.Delay})
+	}
 }
 
 // degradedAcquire decides by the failure policy; cause wraps ErrUnavailable.
@@ -336,6 +350,8 @@ func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) er
 		return err
 	}
 	l.seed(key, res.QuotaLimit, res.QuotaRemaining, res.ResetAfter, res.BlockedFor)
+	// A learned quota may retire default limits that refused a request.
+	l.denials.forget(rk)
 	return nil
 }
 
@@ -391,6 +407,7 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 		return err
 	}
 	rk := RedisKey(l.cfg.prefix, key)
+	l.denials.forget(rk)
 	_, _, err := call(ctx, l, key, rk, func(ctx context.Context) (int64, error) {
 		return l.rdb.Del(ctx, rk).Result()
 	})

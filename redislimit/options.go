@@ -112,6 +112,12 @@ func WithClientClock(now func() time.Time) Option {
 	}
 }
 
+// withClock sets the clock of local bookkeeping (the refusal cache) when
+// Redis's own clock decides, for tests that move time by hand.
+func withClock(now func() time.Time) Option {
+	return func(c *config) { c.now = now }
+}
+
 // WithThrottleBackoff sets how long a key is blocked after a refusal that
 // came without Retry-After (a bare 429): base for the first, doubled for
 // each consecutive refusal, at most max. Defaults 1s and 1m.

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	redisrate "github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/httpclient"
+	"github.com/smartratelimit/smartratelimit/internal/fakeapi"
+	"github.com/smartratelimit/smartratelimit/redislimit"
+)
+
+// transport measures what the rate-limited Transport adds to a request
+// over a bare http.Client, against a loopback server whose responses carry
+// rate-limit headers (so the parsing path runs too).
+func transport(addr string) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", "1000000000")
+		h.Set("X-RateLimit-Remaining", "999999999")
+		h.Set("X-RateLimit-Reset", "3600")
+	}))
+	defer srv.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+
+	clients := []struct {
+		name   string
+		client *http.Client
+	}{
+		{"bare http.Client", &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}},
+		{"httpclient, in memory", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})},
+		{"httpclient, Redis", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+			httpclient.WithRedis(rdb, redislimit.WithKeyPrefix("bt"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")))},
+	}
+	fmt.Println("## Transport overhead (one goroutine, sequential GETs on loopback)")
+	fmt.Println()
+	fmt.Println("| client | p50 | p99 | allocs/request | added p50 | added p99 |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	var baseP50, baseP99 time.Duration
+	for i, c := range clients {
+		get := func(ctx context.Context, _ string) (bool, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+			resp, err := c.client.Do(req)
+			if err != nil {
+				return false, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, nil
+		}
+		r := measure(get, []string{""}, 1, 2*time.Second)
+		if i == 0 {
+			baseP50, baseP99 = r.p50, r.p99
+		}
+		note := ""
+		if r.errs > 0 {
+			note = fmt.Sprintf(" (%d errors: %v)", r.errs, r.firstErr)
+		}
+		fmt.Printf("| %s%s | %v | %v | %.0f | %v | %v |\n", c.name, note, r.p50, r.p99, r.allocsPerOp, r.p50-baseP50, r.p99-baseP99)
+	}
+	fmt.Println()
+}
+
+// memory measures Redis memory per key at 100,000 keys.
+func memory(rdb *redis.Client) {
+	ctx := context.Background()
+	const keys = 100_000
+	used := func() int64 {
+		info, _ := rdb.Info(ctx, "memory").Result()
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	fill := func(decide func(ctx context.Context, key string) error) (perKey float64, sample int64, err error) {
+		_ = rdb.FlushAll(ctx).Err()
+		before := used()
+		var wg sync.WaitGroup
+		var failed atomic.Value
+		for g := 0; g < goroutines; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for i := g; i < keys; i += goroutines {
+					if err := decide(ctx, "mem-"+strconv.Itoa(i)+".example.com"); err != nil {
+						failed.CompareAndSwap(nil, err)
+						return
+					}
+				}
+			}(g)
+		}
+		wg.Wait()
+		if e, ok := failed.Load().(error); ok {
+			return 0, 0, e
+		}
+		perKey = float64(used()-before) / keys
+		var cursor uint64
+		found, _, _ := rdb.Scan(ctx, cursor, "*mem-1.example.com*", 1000).Result()
+		if len(found) == 0 {
+			all, _, _ := rdb.Scan(ctx, 0, "*", 10).Result()
+			found = all
+		}
+		if len(found) > 0 {
+			sample, _ = rdb.MemoryUsage(ctx, found[0]).Result()
+		}
+		return perKey, sample, nil
+	}
+	ours := redislimit.New(rdb, redislimit.WithDecisionTimeout(5*time.Second))
+	rr := redisrate.NewLimiter(rdb)
+	rows := []struct {
+		name   string
+		decide func(ctx context.Context, key string) error
+	}{
+		{"smartratelimit, 1 limit", func(ctx context.Context, key string) error {
+			_, err := ours.Allow(ctx, key, srl.PerMinute(60))
+			return err
+		}},
+		{"smartratelimit, 3 limits", func(ctx context.Context, key string) error {
+			_, err := ours.Allow(ctx, key, srl.PerSecond(10), srl.PerMinute(60), srl.PerHour(1000))
+			return err
+		}},
+		{"smartratelimit, 1 limit + server quota", func(ctx context.Context, key string) error {
+			if err := ours.Observe(ctx, key, srl.Observation{Limit: 5000, Remaining: 4999, Reset: time.Hour}); err != nil {
+				return err
+			}
+			_, err := ours.Allow(ctx, key, srl.PerMinute(60))
+			return err
+		}},
+		{"redis_rate v10, 1 limit", func(ctx context.Context, key string) error {
+			_, err := rr.Allow(ctx, key, redisrate.PerMinute(60))
+			return err
+		}},
+	}
+	fmt.Printf("## Redis memory per key (%d keys, used_memory delta; MEMORY USAGE of one key)\n\n", keys)
+	fmt.Println("| state | bytes/key | MEMORY USAGE |")
+	fmt.Println("|---|---:|---:|")
+	for _, r := range rows {
+		perKey, sample, err := fill(r.decide)
+		if err != nil {
+			fmt.Printf("| %s | failed: %v | |\n", r.name, err)
+			continue
+		}
+		fmt.Printf("| %s | %.0f | %d |\n", r.name, perKey, sample)
+	}
+	_ = rdb.FlushAll(ctx).Err()
+	fmt.Println()
+}
+
+// fleet runs 8 clients × 8 goroutines, each client with its own Redis
+// connection, against an API that enforces 50 requests per 2s and says so.
+func fleet(addr string) {
+	api := &fakeapi.Server{Limit: 50, Window: 2 * time.Second}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	prefix := "bf" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	newClient := func() (*http.Client, func()) {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		c := httpclient.New(httpclient.WithRedis(rdb, redislimit.WithKeyPrefix(prefix), redislimit.WithDecisionTimeout(time.Second)),
+			httpclient.WithMaxWait(10*time.Second))
+		return c, func() { _ = rdb.Close() }
+	}
+	first, closeFirst := newClient()
+	if resp, err := first.Get(srv.URL); err == nil {
+		resp.Body.Close()
+	}
+	closeFirst()
+	before := api.Counts()
+
+	const clients, perClient, run = 8, 8, 10 * time.Second
+	stop := time.Now().Add(run)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for c := 0; c < clients; c++ {
+		client, closeIt := newClient()
+		defer closeIt()
+		for g := 0; g < perClient; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(stop) {
+					ctx, cancel := context.WithDeadline(context.Background(), stop)
+					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+					resp, err := client.Do(req)
+					cancel()
+					var le *srl.LimitError
+					switch {
+					case err == nil:
+						resp.Body.Close()
+					case ctx.Err() != nil, errors.As(err, &le) && le.Deadline:
+						return
+					default:
+						failed.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	c, windows := api.Counts(), api.Windows()
+	full := windows[1 : len(windows)-1]
+	used := 0
+	for _, n := range full {
+		used += n
+	}
+	fmt.Println("## Fleet (8 clients × 8 goroutines, separate Redis connections, API allows 50 per 2s)")
+	fmt.Println()
+	fmt.Println("| requests | 2xx | 429 after the first response | failed | budget used in full windows |")
+	fmt.Println("|---:|---:|---:|---:|---:|")
+	fmt.Printf("| %d | %d | %d | %d | %d of %d (%.1f%%) |\n\n", c.Requests-before.Requests, c.OK-before.OK, c.Limited-before.Limited,
+		failed.Load(), used, api.Limit*len(full), 100*float64(used)/float64(max(api.Limit*len(full), 1)))
+
+}

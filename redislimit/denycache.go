@@ -1,0 +1,150 @@
+package redislimit
+
+import (
+	"hash/maphash"
+	"strings"
+	"sync"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// denyCache remembers refusals Redis gave, so that until they can end the
+// same request is refused here without a round trip. It never admits what
+// Redis would refuse: a limit's TAT, a block and the reset of a spent
+// quota only ever move later (other processes spend, a Retry-After only
+// extends, within a window the reset only moves later, and a newer window
+// only replaces one whose reset has passed). It can refuse for longer than
+// Redis would in two cases, each bounded by the cached wait: a Reset made
+// by another process, and a refusal by default limits when the server's
+// quota is learned meanwhile (default limits then stop applying; this
+// process's own observations drop the entry at once).
+//
+// Entries are keyed by Redis key and request signature (cost and limits),
+// bounded in number, and never outlive their refusal.
+type denyCache struct {
+	seed   maphash.Seed
+	shards [denyShards]denyShard
+}
+
+const (
+	denyShards   = 32
+	denyPerShard = 1024
+	// minCachedWait skips refusals too short to be worth remembering.
+	minCachedWait = time.Millisecond
+)
+
+type denyShard struct {
+	mu      sync.Mutex
+	entries map[string]denyEntry
+}
+
+type denyEntry struct {
+	sig   uint64
+	until time.Time // monotonic
+	d     srl.Decision
+	at    time.Time // when Redis refused
+}
+
+func newDenyCache() *denyCache {
+	c := &denyCache{seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].entries = make(map[string]denyEntry)
+	}
+	return c
+}
+
+// signature hashes what makes two requests the same refusal.
+func (c *denyCache) signature(r srl.Request) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	var buf [8 * 3]byte
+	put := func(v int64) {
+		for i := 0; i < 8; i++ {
+			buf[i] = byte(v >> (8 * i))
+		}
+		_, _ = h.Write(buf[:8])
+	}
+	put(int64(r.N))
+	put(r.MaxWait.Microseconds())
+	for _, set := range [2][]srl.Limit{r.Limits, r.DefaultLimits} {
+		put(int64(len(set)))
+		for _, l := range set {
+			put(int64(l.Rate))
+			put(int64(l.Period))
+			put(int64(l.EffectiveBurst()))
+		}
+	}
+	return h.Sum64()
+}
+
+func (c *denyCache) shard(redisKey string) *denyShard {
+	return &c.shards[maphash.String(c.seed, redisKey)%denyShards]
+}
+
+// lookup returns the cached refusal of an identical request, with its
+// waits shortened by the time since Redis gave it.
+func (c *denyCache) lookup(redisKey string, sig uint64, now time.Time) (srl.Decision, bool) {
+	sh := c.shard(redisKey)
+	sh.mu.Lock()
+	e, ok := sh.entries[redisKey]
+	sh.mu.Unlock()
+	if !ok || e.sig != sig || !now.Before(e.until) {
+		return srl.Decision{}, false
+	}
+	d := e.d
+	elapsed := now.Sub(e.at)
+	d.RetryAfter = e.until.Sub(now)
+	d.ResetAfter = max(d.ResetAfter-elapsed, d.RetryAfter)
+	if d.Quota.Known {
+		d.Quota.ResetAfter = max(d.Quota.ResetAfter-elapsed, 0)
+	}
+	return d, true
+}
+
+// remember stores a refusal Redis gave at now to a request that accepted
+// reservations up to maxWait: a refusal by the limits ends maxWait before
+// its retry time, when the wait fits a reservation.
+func (c *denyCache) remember(redisKey string, sig uint64, d srl.Decision, maxWait time.Duration, now time.Time) {
+	if d.Cause == srl.CauseLimit {
+		d.RetryAfter -= maxWait
+	}
+	if d.Allowed || d.RetryAfter < minCachedWait {
+		return
+	}
+	sh := c.shard(redisKey)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, exists := sh.entries[redisKey]; !exists && len(sh.entries) >= denyPerShard {
+		sh.sweep(now)
+	}
+	if _, exists := sh.entries[redisKey]; exists || len(sh.entries) < denyPerShard {
+		sh.entries[strings.Clone(redisKey)] = denyEntry{sig: sig, until: now.Add(d.RetryAfter), d: d, at: now}
+	}
+}
+
+// sweep drops expired entries, and when none had expired one arbitrary
+// entry, so that a new refusal finds room.
+func (sh *denyShard) sweep(now time.Time) {
+	freed := false
+	for k, e := range sh.entries {
+		if !now.Before(e.until) {
+			delete(sh.entries, k)
+			freed = true
+		}
+	}
+	if !freed {
+		for k := range sh.entries {
+			delete(sh.entries, k)
+			break
+		}
+	}
+}
+
+// forget drops the entry of redisKey.
+func (c *denyCache) forget(redisKey string) {
+	sh := c.shard(redisKey)
+	sh.mu.Lock()
+	delete(sh.entries, redisKey)
+	sh.mu.Unlock()
+}
