@@ -77,9 +77,9 @@ func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 		}
 	}
 	l := &Limiter{
-		cfg:  cfg,
-		rdb:  rdb,
-		twin: twin,
+		cfg:     cfg,
+		rdb:     rdb,
+		twin:    twin,
 		brk:     newBreakers(rdb, cfg.threshold, cfg.probeMin, cfg.probeMax, onChange),
 		denials: newDenyCache(),
 	}
