@@ -58,6 +58,17 @@ func (r *bytesReader) next() byte {
 
 func (r *bytesReader) u16() int64 { return int64(r.next())<<8 | int64(r.next()) }
 
+// request decodes an acquire request for key.
+func (r *bytesReader) request(key string) srl.Request {
+	return srl.Request{
+		Key:           key,
+		N:             1 + int(r.next()%3),
+		Limits:        r.limits(r.next()),
+		DefaultLimits: r.limits(r.next()),
+		MaxWait:       time.Duration(r.next()) * 7013 * time.Microsecond,
+	}
+}
+
 func (r *bytesReader) limits(mask byte) []srl.Limit {
 	var ls []srl.Limit
 	for i, l := range palette {
@@ -81,6 +92,7 @@ func FuzzDifferential(f *testing.F) {
 	f.Add([]byte{1, 0, 10, 3, 0, 30, 0, 0, 0, 0, 0, 0, 1, 0x0f, 0, 0, 0, 1, 0x0f, 0x0f, 9})
 	f.Add([]byte{3, 0x80, 0x10, 0, 1, 2, 0x05, 0x02, 50, 2, 0, 3, 0x7f, 0xff, 0, 0, 1, 0x08, 0, 0})
 	f.Add([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 5, 1, 0, 1, 3, 0x0a, 0, 4, 1, 2, 1})
+	f.Add([]byte{0, 5, 3, 0, 0x03, 0, 0, 1, 0x01, 0x04, 9, 2, 0x0f, 0, 0, 1, 6, 2, 0, 0x02, 0, 3, 1, 0x08, 0x01, 1, 0, 0, 0x0f, 0x0f, 0})
 	f.Fuzz(differential)
 }
 
@@ -96,15 +108,67 @@ func differential(t *testing.T, data []byte) {
 	for step := 0; len(in.b) > 0 && step < 64; step++ {
 		k := int(in.next() & 1)
 		key, twin := keys[k], &twins[k]
-		switch kind := in.next() % 5; kind {
-		case 0:
-			r := srl.Request{
-				Key:           key,
-				N:             1 + int(in.next()%3),
-				Limits:        in.limits(in.next()),
-				DefaultLimits: in.limits(in.next()),
-				MaxWait:       time.Duration(in.next()) * 7013 * time.Microsecond,
+		switch kind := in.next() % 7; kind {
+		case 5, 6:
+			// A group of requests in one script call (5), or groups for both
+			// keys in one pipeline (6): each must equal its request decided
+			// alone, in order.
+			groups := []Group{{Key: key}}
+			twinsOf := []*keystate.State{twin}
+			if kind == 6 {
+				groups = append(groups, Group{Key: keys[1-k]})
+				twinsOf = append(twinsOf, &twins[1-k])
 			}
+			var want [][]keystate.Result
+			for gi := range groups {
+				var rs []keystate.Result
+				for j := 0; j < 1+int(in.next()%4); j++ {
+					r := in.request(key)
+					if r.Validate() != nil {
+						continue
+					}
+					all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
+					it := AcquireItem{N: int64(r.N), MaxWait: r.MaxWait.Microseconds(), All: all, NFixed: nFixed}
+					groups[gi].Items = append(groups[gi].Items, it)
+					var res keystate.Result
+					twinsOf[gi].Acquire(now, it.N, it.MaxWait, it.All, it.NFixed, &res)
+					rs = append(rs, res)
+				}
+				want = append(want, rs)
+			}
+			if kind == 5 {
+				if len(groups[0].Items) == 0 {
+					continue
+				}
+				got := make([]keystate.Result, len(groups[0].Items))
+				if err := run.AcquireGroup(ctx, key, groups[0].Items, got); err != nil {
+					t.Fatalf("step %d group: %v", step, err)
+				}
+				groups[0].Results = got
+			} else {
+				kept := groups[:0]
+				keptWant := want[:0]
+				for gi, g := range groups {
+					if len(g.Items) > 0 {
+						kept = append(kept, g)
+						keptWant = append(keptWant, want[gi])
+					}
+				}
+				groups, want = kept, keptWant
+				run.AcquireGroups(ctx, groups)
+			}
+			for gi, g := range groups {
+				if g.Err != nil {
+					t.Fatalf("step %d group %d: %v", step, gi, g.Err)
+				}
+				for j := range want[gi] {
+					if g.Results[j] != want[gi][j] {
+						t.Fatalf("step %d group %d request %d at %d:\n lua %+v\n go  %+v", step, gi, j, now-fuzzEpoch, g.Results[j], want[gi][j])
+					}
+				}
+			}
+		case 0:
+			r := in.request(key)
 			if r.Validate() != nil {
 				continue
 			}

@@ -42,9 +42,16 @@ var (
 	Status  = newScript("status", lua.Status)
 )
 
+// Client is what the runner needs of a go-redis client; *redis.Client,
+// *redis.ClusterClient and every UniversalClient have it.
+type Client interface {
+	redis.Scripter
+	Pipeline() redis.Pipeliner
+}
+
 // Runner runs the scripts on one client. It is safe for concurrent use.
 type Runner struct {
-	rdb redis.Scripter
+	rdb Client
 	// now, when set, supplies the time passed to the scripts (client-time
 	// mode, for servers that refuse TIME inside scripts); when nil the
 	// scripts read the Redis clock.
@@ -52,7 +59,7 @@ type Runner struct {
 }
 
 // NewRunner returns a runner on rdb. A nil now means server time.
-func NewRunner(rdb redis.Scripter, now func() time.Time) *Runner {
+func NewRunner(rdb Client, now func() time.Time) *Runner {
 	return &Runner{rdb: rdb, now: now}
 }
 
@@ -70,10 +77,16 @@ func (r *Runner) run(ctx context.Context, s *Script, key string, args []any) ([]
 	if err := cmd.Err(); err != nil && IsNoScript(err) {
 		cmd = r.rdb.Eval(ctx, s.Src, keys, args...)
 	}
+	return replyInts(cmd, s.Name)
+}
+
+// replyInts reads a script's integer array reply; a reply of another shape
+// is ErrBadReply, a failed command its own error.
+func replyInts(cmd *redis.Cmd, script string) ([]int64, error) {
 	vals, err := cmd.Int64Slice()
 	if err != nil {
 		if errors.Is(err, redis.Nil) || cmd.Err() == nil {
-			return nil, fmt.Errorf("%w: %s script: %v", srl.ErrBadReply, s.Name, err)
+			return nil, fmt.Errorf("%w: %s script: %v", srl.ErrBadReply, script, err)
 		}
 		return nil, err
 	}
@@ -86,32 +99,125 @@ func IsNoScript(err error) bool {
 		strings.Contains(err.Error(), "NOSCRIPT")
 }
 
-// appendLimitArgs appends the limit triples of acquire's ARGV.
-func appendLimitArgs(args []any, limits []keystate.Limit) []any {
-	for _, l := range limits {
-		args = append(args, l.Field(), l.Interval, l.Burst)
+// AcquireItem is one request of a group decided by one acquire call.
+type AcquireItem struct {
+	N, MaxWait int64
+	// All and NFixed come from keystate.CompileRequest.
+	All    []keystate.Limit
+	NFixed int
+}
+
+// appendItem appends one request's part of acquire's ARGV.
+func appendItem(args []any, it AcquireItem) []any {
+	args = append(args, it.N, it.MaxWait, it.NFixed, len(it.All)-it.NFixed)
+	for _, l := range it.All {
+		args = append(args, l.Args()[:]...)
 	}
 	return args
 }
 
-// Acquire runs acquire.lua; all and nFixed come from
-// keystate.CompileRequest.
+func acquireArgs(now int64, items []AcquireItem) []any {
+	size := 2
+	for _, it := range items {
+		size += 4 + 3*len(it.All)
+	}
+	args := make([]any, 0, size)
+	args = append(args, now, len(items))
+	for _, it := range items {
+		args = appendItem(args, it)
+	}
+	return args
+}
+
+// decodeAcquire checks and converts acquire's reply for items requests.
+func decodeAcquire(v []int64, items int, out []keystate.Result) error {
+	if len(v) != 9*items {
+		return fmt.Errorf("%w: acquire script replied %d values for %d requests", srl.ErrBadReply, len(v), items)
+	}
+	for i := range items {
+		w := v[9*i : 9*i+9]
+		if w[0] < 0 || w[0] > 1 || w[1] < 0 || w[2] < -1 || w[3] < 0 || w[4] < 0 || w[4] > keystate.CauseBlocked ||
+			w[5] < 0 || w[6] < 0 || w[7] < 0 || w[8] < 0 {
+			return fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, w)
+		}
+		out[i] = keystate.Result{
+			Allowed: w[0] == 1, Wait: w[1], Remaining: w[2], ResetAfter: w[3], Cause: w[4],
+			QuotaLimit: w[5], QuotaRemaining: w[6], QuotaResetAfter: w[7], BlockedFor: w[8],
+		}
+	}
+	return nil
+}
+
+// Acquire runs acquire.lua for one request.
 func (r *Runner) Acquire(ctx context.Context, key string, n, maxWait int64, all []keystate.Limit, nFixed int) (keystate.Result, error) {
-	args := make([]any, 0, 5+3*len(all))
-	args = append(args, r.nowArg(), n, maxWait, nFixed, len(all)-nFixed)
-	args = appendLimitArgs(args, all)
-	v, err := r.run(ctx, Acquire, key, args)
+	var out [1]keystate.Result
+	err := r.AcquireGroup(ctx, key, []AcquireItem{{N: n, MaxWait: maxWait, All: all, NFixed: nFixed}}, out[:])
+	return out[0], err
+}
+
+// AcquireGroup decides items for one key, in order, in one script call,
+// writing their results to out.
+func (r *Runner) AcquireGroup(ctx context.Context, key string, items []AcquireItem, out []keystate.Result) error {
+	v, err := r.run(ctx, Acquire, key, acquireArgs(r.nowArg(), items))
 	if err != nil {
-		return keystate.Result{}, err
+		return err
 	}
-	if len(v) != 9 || v[0] < 0 || v[0] > 1 || v[1] < 0 || v[2] < -1 || v[3] < 0 || v[4] < 0 || v[4] > keystate.CauseBlocked ||
-		v[5] < 0 || v[6] < 0 || v[7] < 0 || v[8] < 0 {
-		return keystate.Result{}, fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, v)
+	return decodeAcquire(v, len(items), out)
+}
+
+// Group is the requests of one key in a pipelined call.
+type Group struct {
+	Key     string
+	Items   []AcquireItem
+	Results []keystate.Result // filled by AcquireGroups, one per item
+	Err     error
+}
+
+// AcquireGroups decides many keys' groups in one pipelined round trip:
+// one script call per key. A group the server answers NOSCRIPT for (the
+// script cache was lost) is sent once more with EVAL, in a second
+// pipeline. Each group gets its own results or error.
+func (r *Runner) AcquireGroups(ctx context.Context, groups []Group) {
+	now := r.nowArg()
+	cmds := make([]*redis.Cmd, len(groups))
+	pipe := r.rdb.Pipeline()
+	for i := range groups {
+		cmds[i] = pipe.EvalSha(ctx, Acquire.SHA, []string{groups[i].Key}, acquireArgs(now, groups[i].Items)...)
 	}
-	return keystate.Result{
-		Allowed: v[0] == 1, Wait: v[1], Remaining: v[2], ResetAfter: v[3], Cause: v[4],
-		QuotaLimit: v[5], QuotaRemaining: v[6], QuotaResetAfter: v[7], BlockedFor: v[8],
-	}, nil
+	_, execErr := pipe.Exec(ctx)
+	var retry []int
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && IsNoScript(err) {
+			retry = append(retry, i)
+		}
+	}
+	if len(retry) > 0 {
+		pipe = r.rdb.Pipeline()
+		for _, i := range retry {
+			cmds[i] = pipe.Eval(ctx, Acquire.Src, []string{groups[i].Key}, acquireArgs(now, groups[i].Items)...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			execErr = err
+		}
+	}
+	for i, cmd := range cmds {
+		g := &groups[i]
+		g.Results = g.Results[:0]
+		for range g.Items {
+			g.Results = append(g.Results, keystate.Result{})
+		}
+		if cmd.Err() == nil && cmd.Val() == nil && execErr != nil {
+			// The pipeline failed before this command was answered (no
+			// connection, authentication refused): its error is the cause.
+			g.Err = execErr
+			continue
+		}
+		v, err := replyInts(cmd, Acquire.Name)
+		if err == nil {
+			err = decodeAcquire(v, len(g.Items), g.Results)
+		}
+		g.Err = err
+	}
 }
 
 // Observe runs observe.lua.
