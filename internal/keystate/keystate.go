@@ -11,6 +11,7 @@ package keystate
 import (
 	"math/bits"
 	"strconv"
+	"sync"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -121,9 +122,27 @@ func contains(ls []Limit, l Limit) bool {
 	return false
 }
 
+// args caches Args: a process uses a handful of limits, and their script
+// arguments would otherwise be formatted and boxed for every decision.
+var args sync.Map // Limit → *[3]any
+
 // Field is the name of the limit's TAT in the Redis hash:
 // "g:<rate>:<period µs>", with ":<burst>" appended when the burst is not 1.
-func (l Limit) Field() string {
+func (l Limit) Field() string { return l.Args()[0].(string) }
+
+// Args returns the limit's part of acquire.lua's arguments: its field, its
+// emission interval and its burst, ready for a go-redis call. The array is
+// shared; do not change it.
+func (l Limit) Args() *[3]any {
+	if a, ok := args.Load(l); ok {
+		return a.(*[3]any)
+	}
+	a := &[3]any{l.field(), l.Interval, l.Burst}
+	args.Store(l, a)
+	return a
+}
+
+func (l Limit) field() string {
 	b := make([]byte, 0, 40)
 	b = append(b, "g:"...)
 	b = strconv.AppendInt(b, l.Rate, 10)
