@@ -54,7 +54,14 @@ type commandLog struct {
 
 func (c *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (c *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.mu.Lock()
+		for _, cmd := range cmds {
+			c.cmds = append(c.cmds, cmd.Name())
+		}
+		c.mu.Unlock()
+		return next(ctx, cmds)
+	}
 }
 func (c *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {

@@ -179,17 +179,18 @@ func newBreakers(rdb redis.UniversalClient, threshold int, probeMin, probeMax ti
 	return bs
 }
 
-// forKey returns the breaker of the node serving redisKey. The cluster's
-// slot table is cached by go-redis; the lookup only does I/O while the
-// table loads, bounded by ctx. A key whose master cannot be told shares
-// the limiter-wide breaker.
-func (bs *breakers) forKey(ctx context.Context, redisKey string) *breaker {
+// forKey returns the breaker of the node serving redisKey, and the node's
+// address ("" when it cannot be told, or without a cluster). The
+// cluster's slot table is cached by go-redis; the lookup only does I/O
+// while the table loads, bounded by ctx. A key whose master cannot be told
+// shares the limiter-wide breaker.
+func (bs *breakers) forKey(ctx context.Context, redisKey string) (*breaker, string) {
 	if bs.cluster == nil {
-		return bs.one
+		return bs.one, ""
 	}
 	node, err := bs.cluster.MasterForKey(ctx, redisKey)
 	if err != nil {
-		return bs.one
+		return bs.one, ""
 	}
 	addr := node.Options().Addr
 	b, ok := bs.nodes.Load(addr)
@@ -205,7 +206,7 @@ func (bs *breakers) forKey(ctx context.Context, redisKey string) *breaker {
 			bs.retireStale(ctx)
 		}
 	}
-	return b.(*breaker)
+	return b.(*breaker), addr
 }
 
 // retireStale closes and forgets the breakers of addresses that are no

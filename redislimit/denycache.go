@@ -54,28 +54,27 @@ func newDenyCache() *denyCache {
 	return c
 }
 
-// signature hashes what makes two requests the same refusal.
+// signature hashes what makes two requests the same refusal: the cost,
+// the reservation bound and every limit (FNV-1a over their integers).
 func (c *denyCache) signature(r srl.Request) uint64 {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	var buf [8 * 3]byte
-	put := func(v int64) {
-		for i := 0; i < 8; i++ {
-			buf[i] = byte(v >> (8 * i))
+	h := uint64(14695981039346656037)
+	mix := func(v int64) {
+		for i := 0; i < 64; i += 8 {
+			h ^= uint64(v>>i) & 0xff
+			h *= 1099511628211
 		}
-		_, _ = h.Write(buf[:8])
 	}
-	put(int64(r.N))
-	put(r.MaxWait.Microseconds())
+	mix(int64(r.N))
+	mix(int64(r.MaxWait))
 	for _, set := range [2][]srl.Limit{r.Limits, r.DefaultLimits} {
-		put(int64(len(set)))
+		mix(int64(len(set)))
 		for _, l := range set {
-			put(int64(l.Rate))
-			put(int64(l.Period))
-			put(int64(l.EffectiveBurst()))
+			mix(int64(l.Rate))
+			mix(int64(l.Period))
+			mix(int64(l.EffectiveBurst()))
 		}
 	}
-	return h.Sum64()
+	return h
 }
 
 func (c *denyCache) shard(redisKey string) *denyShard {

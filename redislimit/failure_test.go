@@ -3,6 +3,7 @@ package redislimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -40,7 +41,14 @@ type evalCounter struct{ n atomic.Int64 }
 
 func (c *evalCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (c *evalCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if n := cmd.Name(); n == "evalsha" || n == "eval" {
+				c.n.Add(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
 }
 func (c *evalCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
@@ -406,6 +414,51 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatalf("Close returned with %d calls still in flight", n)
 	}
 	_ = rdb.Close()
+	eventually(t, 5*time.Second, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base })
+}
+
+// TestCloseUnderLoad closes a limiter while callers keep deciding: each
+// call ends with a decision or ErrClosedLimiter (never a fallback decision
+// or a timeout), and no batch worker outlives the limiter.
+func TestCloseUnderLoad(t *testing.T) {
+	_, rdb := newMini(t, nil)
+	base := runtime.NumGoroutine()
+	l := New(rdb, WithDecisionTimeout(5*time.Second))
+	var wg sync.WaitGroup
+	var decided, closed atomic.Int64
+	start := make(chan struct{})
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for j := 0; j < 200; j++ {
+				d, err := l.Acquire(context.Background(), srl.Request{Key: fmt.Sprint("k", j%7), N: 1, Limits: []srl.Limit{srl.PerSecond(1000)}})
+				switch {
+				case errors.Is(err, ErrClosedLimiter):
+					closed.Add(1)
+					return
+				case err != nil:
+					t.Errorf("call racing Close: %v", err)
+					return
+				case d.Degraded:
+					t.Errorf("call racing Close was decided locally: %+v", d)
+					return
+				}
+				decided.Add(1)
+			}
+		}()
+	}
+	close(start)
+	eventually(t, 5*time.Second, "some decisions made", func() bool { return decided.Load() > 50 })
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if decided.Load()+closed.Load() == 0 {
+		t.Fatal("no call finished")
+	}
+	_ = rdb.Close() // miniredis serves each connection on a goroutine of this process
 	eventually(t, 5*time.Second, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base })
 }
 

@@ -32,6 +32,7 @@ type Limiter struct {
 	twin        *fallback.Store
 	brk         *breakers
 	denials     *denyCache
+	batchers    sync.Map // node address ("" without a cluster) → *batcher
 	closed      atomic.Bool
 	// Calls raced against the budget that may still be running.
 	inflight atomic.Int64
@@ -94,6 +95,26 @@ func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 	return l
 }
 
+// batcherFor returns the batcher of a node, made on first use: batches
+// never span nodes, so a slow or dead master holds up only its own keys.
+func (l *Limiter) batcherFor(addr string) *batcher {
+	if b, ok := l.batchers.Load(addr); ok {
+		return b.(*batcher)
+	}
+	b := newBatcher(l.run, l.cfg.decisionTimeout)
+	if actual, loaded := l.batchers.LoadOrStore(addr, b); loaded {
+		b.close(0)
+		return actual.(*batcher)
+	}
+	if l.closed.Load() {
+		// Close ran between the caller's check and the store and may
+		// have missed this batcher: stop it, so the call ends with
+		// ErrClosedLimiter and no worker outlives the limiter.
+		b.close(0)
+	}
+	return b
+}
+
 // honoursContext reports whether the client applies context deadlines to
 // its sockets; otherwise the limiter races each call against its budget.
 func honoursContext(rdb redis.UniversalClient) bool {
@@ -131,16 +152,28 @@ func (l *Limiter) Probes() int64 { return l.brk.probes() }
 // call runs f against Redis when the breaker allows it and feeds the
 // outcome back to the breaker. It returns ok=false when the caller must
 // decide by the failure policy, with the cause; any other error is final.
-func call[T any](ctx context.Context, l *Limiter, key, redisKey string, f func(context.Context) (T, error)) (v T, ok bool, err error) {
-	brk := l.breakerFor(ctx, redisKey)
+// honours says that f itself keeps the decision budget and reports the
+// caller's context ending as callerDone (the batcher does); otherwise f
+// runs under within. f learns the address of the node serving the key (""
+// without a cluster).
+func call[T any](ctx context.Context, l *Limiter, key, redisKey string, honours bool, f func(ctx context.Context, node string) (T, error)) (v T, ok bool, err error) {
+	brk, node := l.breakerFor(ctx, redisKey)
 	t, useRedis := brk.allow(time.Now())
 	if !useRedis {
 		return v, false, errBreakerOpen
 	}
-	v, err = within(ctx, l, f)
+	if honours {
+		v, err = f(ctx, node)
+	} else {
+		v, err = within(ctx, l, l.ctxTimeouts, func(ctx context.Context) (T, error) { return f(ctx, node) })
+	}
 	if err == nil {
 		brk.success(t)
 		return v, true, nil
+	}
+	if errors.Is(err, ErrClosedLimiter) {
+		brk.release(t)
+		return v, true, err
 	}
 	kind := classify(err)
 	if obs := l.cfg.observer; obs != nil && kind != kindCaller {
@@ -167,11 +200,11 @@ func call[T any](ctx context.Context, l *Limiter, key, redisKey string, f func(c
 	}
 }
 
-// breakerFor returns the breaker of the node serving redisKey, looking it
-// up within the decision budget.
-func (l *Limiter) breakerFor(ctx context.Context, redisKey string) *breaker {
+// breakerFor returns the breaker of the node serving redisKey and the
+// node's address, looking it up within the decision budget.
+func (l *Limiter) breakerFor(ctx context.Context, redisKey string) (*breaker, string) {
 	if l.brk.cluster == nil {
-		return l.brk.one
+		return l.brk.one, ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.decisionTimeout)
 	defer cancel()
@@ -271,10 +304,11 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 		l.decided(r.Key, d)
 		return d, nil
 	}
-	all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
+	var buf [srl.MaxLimits]keystate.Limit
+	all, nFixed := keystate.CompileRequest(buf[:], r.Limits, r.DefaultLimits)
 	n, maxWait := int64(r.N), int64(r.MaxWait/time.Microsecond)
-	res, ok, err := call(ctx, l, r.Key, rk, func(ctx context.Context) (keystate.Result, error) {
-		return l.run.Acquire(ctx, rk, n, maxWait, all, nFixed)
+	res, ok, err := call(ctx, l, r.Key, rk, true, func(ctx context.Context, node string) (keystate.Result, error) {
+		return l.batcherFor(node).acquire(ctx, rk, n, maxWait, all, nFixed)
 	})
 	var d srl.Decision
 	switch {
@@ -332,7 +366,7 @@ func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) er
 	}
 	rk := RedisKey(l.cfg.prefix, key)
 	obs, params := keystate.ObsFrom(o), keystate.Params(o, l.cfg.backoffBase, l.cfg.backoffMax)
-	res, ok, err := call(ctx, l, key, rk, func(ctx context.Context) (keystate.ObserveResult, error) {
+	res, ok, err := call(ctx, l, key, rk, false, func(ctx context.Context, _ string) (keystate.ObserveResult, error) {
 		return l.run.Observe(ctx, rk, obs, params)
 	})
 	switch {
@@ -377,7 +411,7 @@ func (l *Limiter) Peek(ctx context.Context, r srl.Request) (srl.Status, error) {
 		now int64
 		st  keystate.State
 	}
-	p, ok, err := call(ctx, l, r.Key, rk, func(ctx context.Context) (peeked, error) {
+	p, ok, err := call(ctx, l, r.Key, rk, false, func(ctx context.Context, _ string) (peeked, error) {
 		now, st, err := l.run.Status(ctx, rk, all)
 		return peeked{now, st}, err
 	})
@@ -408,7 +442,7 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	}
 	rk := RedisKey(l.cfg.prefix, key)
 	l.denials.forget(rk)
-	_, _, err := call(ctx, l, key, rk, func(ctx context.Context) (int64, error) {
+	_, _, err := call(ctx, l, key, rk, false, func(ctx context.Context, _ string) (int64, error) {
 		return l.rdb.Del(ctx, rk).Result()
 	})
 	return err
@@ -418,7 +452,13 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 // (at most 5s) for calls still running against Redis, so that none
 // outlives it. It does not close the Redis client, which the caller owns.
 func (l *Limiter) Close() error {
-	l.closed.Store(true)
+	if l.closed.Swap(true) {
+		return nil
+	}
+	l.batchers.Range(func(_, b any) bool {
+		b.(*batcher).close(closeWait)
+		return true
+	})
 	done := make(chan struct{})
 	go func() {
 		l.calls.Wait()
@@ -438,11 +478,11 @@ func (l *Limiter) Close() error {
 // caller's context ended, and as the exceeded budget when the budget ran
 // out, whatever error the client surfaced first (its socket deadline can
 // fire a moment before the context's timer).
-func within[T any](parent context.Context, l *Limiter, f func(context.Context) (T, error)) (T, error) {
+func within[T any](parent context.Context, l *Limiter, direct bool, f func(context.Context) (T, error)) (T, error) {
 	budgetEnds := time.Now().Add(l.cfg.decisionTimeout)
 	ctx, cancel := context.WithDeadlineCause(parent, budgetEnds, errDecisionTimeout)
 	defer cancel()
-	v, err := race(ctx, l, f)
+	v, err := race(ctx, l, direct, f)
 	if err == nil {
 		return v, nil
 	}
@@ -463,11 +503,11 @@ func within[T any](parent context.Context, l *Limiter, f func(context.Context) (
 // still running (a black-holed Redis).
 var errTooManyInFlight = fmt.Errorf("%w: %d calls to redis still in flight", context.DeadlineExceeded, maxInFlight)
 
-// race runs f on ctx, directly when the client honours ctx on its sockets,
-// else in a goroutine raced against ctx.
-func race[T any](ctx context.Context, l *Limiter, f func(context.Context) (T, error)) (T, error) {
+// race runs f on ctx, directly when f honours ctx (direct), else in a
+// goroutine raced against ctx.
+func race[T any](ctx context.Context, l *Limiter, direct bool, f func(context.Context) (T, error)) (T, error) {
 	var zero T
-	if l.ctxTimeouts {
+	if direct {
 		return f(ctx)
 	}
 	if l.inflight.Add(1) > maxInFlight {

@@ -1,0 +1,207 @@
+package redislimit
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/internal/keystate"
+	"github.com/smartratelimit/smartratelimit/internal/scripts"
+)
+
+// batcher sends acquire decisions to Redis in batches: a few workers each
+// take whatever decisions are waiting, group them by key, and send one
+// pipeline with one script call per key. Requests for the same key share a
+// call (the script applies them in order), so a hot key costs Redis one
+// script run per batch instead of one per decision; many keys share one
+// round trip. An idle system pays a goroutine handoff, not a delay: a
+// worker sends as soon as it has anything.
+type batcher struct {
+	run     *scripts.Runner
+	queue   chan *pending
+	timeout time.Duration
+	stop    chan struct{}
+	stopped sync.Once
+	workers sync.WaitGroup
+}
+
+// pending is one decision waiting for its batch. Pendings are reused: the
+// worker's send on done is its last touch, so a caller that received it
+// may put the pending back in the pool (an abandoned one is left to the
+// garbage collector).
+type pending struct {
+	key  string
+	item scripts.AcquireItem
+	// limits holds item.All, so a decision needs no slice of its own.
+	limits [srl.MaxLimits]keystate.Limit
+	res    keystate.Result
+	err    error
+	done   chan struct{} // capacity 1: the worker never blocks on it
+	// abandoned is set when the caller gave up (its budget or context
+	// ended); a worker that has not sent it yet skips it.
+	abandoned atomic.Bool
+	// group and slot say where the worker put it (group < 0: not sent).
+	group, slot int
+}
+
+const (
+	maxBatch = 256
+	// maxPerCall bounds the requests of one key decided in one script
+	// call, so one call's arguments stay small.
+	maxPerCall = 64
+	queueSize  = 4096
+)
+
+// batchWorkers is how many pipelines a node may have in flight: enough to
+// keep the round trips overlapping, few enough that batches stay large
+// (requests for one key only share a script call within one batch).
+func batchWorkers() int { return max(2, min(runtime.GOMAXPROCS(0), 8)) }
+
+func newBatcher(run *scripts.Runner, timeout time.Duration) *batcher {
+	b := &batcher{run: run, queue: make(chan *pending, queueSize), timeout: timeout, stop: make(chan struct{})}
+	for i := 0; i < batchWorkers(); i++ {
+		b.workers.Add(1)
+		go b.work()
+	}
+	return b
+}
+
+// errQueueFull fails a decision at once when Redis is not keeping up.
+var errQueueFull = fmt.Errorf("%w: %d decisions already waiting for redis", context.DeadlineExceeded, queueSize)
+
+var (
+	pendings = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
+	timers   = sync.Pool{New: func() any { return time.NewTimer(time.Hour) }}
+)
+
+// acquire queues one decision and waits for it, for ctx, or for the
+// decision budget, whichever ends first. It honours the budget itself,
+// with a pooled timer, so a decision costs no context of its own: the
+// caller's context ending is reported as callerDone, the budget as
+// errDecisionTimeout.
+func (b *batcher) acquire(ctx context.Context, key string, n, maxWait int64, all []keystate.Limit, nFixed int) (keystate.Result, error) {
+	p := pendings.Get().(*pending)
+	p.key, p.err, p.res = key, nil, keystate.Result{}
+	p.abandoned.Store(false)
+	p.item = scripts.AcquireItem{N: n, MaxWait: maxWait, All: p.limits[:copy(p.limits[:], all)], NFixed: nFixed}
+	select {
+	case b.queue <- p:
+	default:
+		pendings.Put(p)
+		return keystate.Result{}, errQueueFull
+	}
+	t := timers.Get().(*time.Timer)
+	t.Reset(b.timeout)
+	defer func() { t.Stop(); timers.Put(t) }()
+	select {
+	case <-p.done:
+		res, err := p.res, p.err
+		pendings.Put(p)
+		return res, err
+	case <-ctx.Done():
+		p.abandoned.Store(true)
+		return keystate.Result{}, callerDone{ctx.Err()}
+	case <-t.C:
+		p.abandoned.Store(true)
+		return keystate.Result{}, errDecisionTimeout
+	case <-b.stop:
+		// The limiter closed under the call: a decision already made is
+		// still delivered, one not yet sent is not.
+		select {
+		case <-p.done:
+			res, err := p.res, p.err
+			pendings.Put(p)
+			return res, err
+		default:
+			p.abandoned.Store(true)
+			return keystate.Result{}, ErrClosedLimiter
+		}
+	}
+}
+
+// close stops the workers once the batches in flight are done, waiting at
+// most wait. It may be called more than once.
+func (b *batcher) close(wait time.Duration) {
+	b.stopped.Do(func() { close(b.stop) })
+	done := make(chan struct{})
+	go func() { b.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
+}
+
+func (b *batcher) work() {
+	defer b.workers.Done()
+	batch := make([]*pending, 0, maxBatch)
+	var groups []scripts.Group
+	index := make(map[string]int)
+	for {
+		batch = batch[:0]
+		select {
+		case p := <-b.queue:
+			batch = append(batch, p)
+		case <-b.stop:
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-b.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		groups = b.group(batch, groups[:0], index)
+		if len(groups) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+		b.run.AcquireGroups(ctx, groups)
+		cancel()
+		b.deliver(batch, groups)
+	}
+}
+
+// group sorts the live decisions of a batch into one group per key (a
+// key with more than maxPerCall decisions gets several groups), noting in
+// each decision where it went.
+func (b *batcher) group(batch []*pending, groups []scripts.Group, index map[string]int) []scripts.Group {
+	clear(index)
+	for _, p := range batch {
+		p.group = -1
+		if p.abandoned.Load() {
+			continue
+		}
+		gi, ok := index[p.key]
+		if !ok || len(groups[gi].Items) >= maxPerCall {
+			gi = len(groups)
+			groups = append(groups, scripts.Group{Key: p.key})
+			index[p.key] = gi
+		}
+		p.group, p.slot = gi, len(groups[gi].Items)
+		groups[gi].Items = append(groups[gi].Items, p.item)
+	}
+	return groups
+}
+
+// deliver hands each decision that was sent its result or its group's
+// error.
+func (b *batcher) deliver(batch []*pending, groups []scripts.Group) {
+	for _, p := range batch {
+		if p.group < 0 {
+			continue
+		}
+		if g := &groups[p.group]; g.Err != nil {
+			p.err = g.Err
+		} else {
+			p.res = g.Results[p.slot]
+		}
+		p.done <- struct{}{}
+	}
+}
