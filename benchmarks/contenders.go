@@ -149,7 +149,9 @@ var contenders = []contender{
 		s := fallback.New()
 		limit := srl.PerHour(1)
 		if open {
-			limit = srl.PerSecond(openRate).WithBurst(openRate)
+			// In memory the machine decides millions a second: a burst no
+			// run can spend keeps the path allowed.
+			limit = srl.PerSecond(openRate).WithBurst(1 << 40)
 		}
 		return func(ctx context.Context, key string) (bool, error) {
 			d, err := s.Allow(ctx, key, limit)
@@ -160,7 +162,7 @@ var contenders = []contender{
 		var limiters syncMap[*rate.Limiter]
 		r, b := rate.Every(time.Hour), 1
 		if open {
-			r, b = rate.Limit(openRate), openRate
+			r, b = rate.Limit(openRate), 1<<40
 		}
 		return func(_ context.Context, key string) (bool, error) {
 			return limiters.get(key, func() *rate.Limiter { return rate.NewLimiter(r, b) }).Allow(), nil

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +32,33 @@ func main() {
 	dur := flag.Duration("d", 3*time.Second, "measuring time per contender and scenario")
 	addr := flag.String("redis", os.Getenv("REDIS_ADDR"), "Redis address; default: start redis-server on a free port")
 	only := flag.String("only", "", "run only the sections whose name contains this (decisions, transport, memory, fleet)")
+	who := flag.String("contender", "", "measure only the limiter of this name, or those whose name contains it")
+	scenarioFlag := flag.String("scenario", "", "run only the decision scenarios whose name contains this")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchmarks:", err)
+			os.Exit(1)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	scenarioFilter = *scenarioFlag
+	if *who != "" {
+		var kept []contender
+		for _, c := range contenders {
+			if c.name == *who {
+				kept = []contender{c}
+				break
+			}
+			if strings.Contains(c.name, *who) {
+				kept = append(kept, c)
+			}
+		}
+		contenders = kept
+	}
 
 	if *addr == "" {
 		a, stop, err := startRedis()
@@ -101,6 +128,9 @@ func startRedis() (string, func(), error) {
 
 const goroutines = 64
 
+// scenarioFilter is the -scenario flag.
+var scenarioFilter string
+
 type scenario struct {
 	name string
 	keys int
@@ -115,6 +145,9 @@ var scenarios = []scenario{
 
 func decisions(rdb *redis.Client, addr string, d time.Duration) {
 	for _, sc := range scenarios {
+		if !strings.Contains(sc.name, scenarioFilter) {
+			continue
+		}
 		keys := make([]string, sc.keys)
 		for i := range keys {
 			keys[i] = "bench-" + strconv.Itoa(i) + ".example.com"
@@ -166,8 +199,16 @@ func decisions(rdb *redis.Client, addr string, d time.Duration) {
 			if rw.name != "smartratelimit" && r.perSecond() > 0 && ours > 0 {
 				ratio = fmt.Sprintf("%.2f×", ours/r.perSecond())
 			}
-			fmt.Printf("| %s | %.0f%s | %v | %v | %.1f | %s |\n", rw.name, r.perSecond(), note, r.p50, r.p99, r.allocsPerOp, ratio)
+			fmt.Printf("| %s | %.0f%s | %s | %s | %.1f | %s |\n", rw.name, r.perSecond(), note, short(r.p50), short(r.p99), r.allocsPerOp, ratio)
 		}
 		fmt.Println()
 	}
+}
+
+// short prints a latency, "<1µs" below the histogram's resolution.
+func short(d time.Duration) string {
+	if d < time.Microsecond {
+		return "<1µs"
+	}
+	return d.String()
 }
