@@ -45,23 +45,22 @@ local function min_remaining(acc, x)
   return acc
 end
 
--- Parse the requests and gather the TAT fields they name.
-local reqs, fields, slot = {}, {'bu', 'ql', 'qr', 'qa', 'qw'}, {}
+-- Gather the TAT fields the requests name. The requests are read straight
+-- from ARGV, here and again below, so a call builds no table per request.
+local nreq = tonumber(ARGV[2])
+local fields, slot = {'bu', 'ql', 'qr', 'qa', 'qw', 'ex'}, {}
 local i = 3
-for r = 1, tonumber(ARGV[2]) do
-  local q = {n = tonumber(ARGV[i]), max_wait = tonumber(ARGV[i + 1]),
-             nfixed = tonumber(ARGV[i + 2]), ndefault = tonumber(ARGV[i + 3]), limits = {}}
+for _ = 1, nreq do
+  local count = tonumber(ARGV[i + 2]) + tonumber(ARGV[i + 3])
   i = i + 4
-  for l = 1, q.nfixed + q.ndefault do
+  for _ = 1, count do
     local f = ARGV[i]
     if not slot[f] then
       fields[#fields + 1] = f
       slot[f] = #fields
     end
-    q.limits[l] = {field = f, T = tonumber(ARGV[i + 1]), B = tonumber(ARGV[i + 2])}
     i = i + 3
   end
-  reqs[r] = q
 end
 
 local v = redis.call('HMGET', key, unpack(fields))
@@ -70,13 +69,19 @@ local ql = tonumber(v[2]) or 0
 local qr = tonumber(v[3]) or 0
 local qa = tonumber(v[4]) or 0
 local qw = tonumber(v[5]) or 0
+local ex = tonumber(v[6]) or 0
 local tat, dirty = {}, {}
 for f, s in pairs(slot) do tat[f] = tonumber(v[s]) or 0 end
 local quota_dirty, horizon = false, 0
 
-local reply = {}
-for _, q in ipairs(reqs) do
-  local n = q.n
+local reply, at = {}, {}
+i = 3
+for _ = 1, nreq do
+  local n, max_wait = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local nfixed, ndefault = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  -- limit l of this request: field ARGV[lim + 3l], T and B after it
+  local lim = i + 1
+  i = i + 4 + 3 * (nfixed + ndefault)
   -- the server quota in effect now; once its reset passed it counts as
   -- refilled to the last known limit in the following window
   local known, qr_eff, qa_eff = false, 0, 0
@@ -89,28 +94,28 @@ for _, q in ipairs(reqs) do
       known, qr_eff, qa_eff = true, ql, qa + (idiv(now - qa, w) + 1) * w
     end
   end
-  local count = q.nfixed
-  if not known then count = q.nfixed + q.ndefault end
+  local count = nfixed
+  if not known then count = nfixed + ndefault end
 
   local wait, cause = 0, 0
   if bu > now then wait, cause = bu - now, 3 end
   if known and qr_eff < n and qa_eff - now > wait then wait, cause = qa_eff - now, 2 end
 
-  local at = {}
   local gcra_wait = 0
   for l = 1, count do
-    local lim = q.limits[l]
-    local t = tat[lim.field]
+    local a = lim + 3 * l
+    local t = tat[ARGV[a]]
     if t < now then t = now end
     at[l] = t
-    local w = t + n * lim.T - lim.B * lim.T - now
+    local T = tonumber(ARGV[a + 1])
+    local w = t + n * T - tonumber(ARGV[a + 2]) * T - now
     if w > gcra_wait then gcra_wait = w end
   end
 
   local blocked_for = bu - now
   if blocked_for < 0 then blocked_for = 0 end
   local remaining, reset = -1, 0
-  if wait > 0 or gcra_wait > q.max_wait then
+  if wait > 0 or gcra_wait > max_wait then
     if gcra_wait > wait then wait, cause = gcra_wait, 1 end
     if bu > now then remaining, reset = 0, bu - now end
     if known then
@@ -118,8 +123,9 @@ for _, q in ipairs(reqs) do
       if qr_eff < ql and qa_eff - now > reset then reset = qa_eff - now end
     end
     for l = 1, count do
-      local lim = q.limits[l]
-      local r = idiv(now + lim.B * lim.T - at[l], lim.T)
+      local a = lim + 3 * l
+      local T = tonumber(ARGV[a + 1])
+      local r = idiv(now + tonumber(ARGV[a + 2]) * T - at[l], T)
       if r < 0 then r = 0 end
       remaining = min_remaining(remaining, r)
       if at[l] - now > reset then reset = at[l] - now end
@@ -131,11 +137,12 @@ for _, q in ipairs(reqs) do
     reply[#reply + 1] = cause
   else
     for l = 1, count do
-      local lim = q.limits[l]
-      local t = at[l] + n * lim.T
-      tat[lim.field] = t
-      dirty[lim.field] = true
-      local r = idiv(now + lim.B * lim.T - t, lim.T)
+      local a = lim + 3 * l
+      local T = tonumber(ARGV[a + 1])
+      local t = at[l] + n * T
+      tat[ARGV[a]] = t
+      dirty[ARGV[a]] = true
+      local r = idiv(now + tonumber(ARGV[a + 2]) * T - t, T)
       if r < 0 then r = 0 end
       remaining = min_remaining(remaining, r)
       if t - now > reset then reset = t - now end
@@ -181,9 +188,17 @@ if quota_dirty then
   set[#set + 1] = qa
 end
 if #set > 0 then
+  -- ex is when the key's TTL ends. It only grows (other callers' limits
+  -- may reach further) and grows a second past the need, so most writes
+  -- leave the TTL alone: the state lives one to two seconds past its
+  -- horizon.
+  local grow = horizon + 1000000 > ex
+  if grow then
+    ex = horizon + 2000000
+    set[#set + 1] = 'ex'
+    set[#set + 1] = ex
+  end
   redis.call('HSET', key, unpack(set))
-  -- the TTL only grows: other callers' limits may reach further
-  local ttl = idiv(horizon - now + 999, 1000) + 1000
-  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+  if grow then redis.call('PEXPIRE', key, idiv(ex - now + 999, 1000)) end
 end
 return reply

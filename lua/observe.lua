@@ -37,11 +37,11 @@ local tol = tonumber(ARGV[8])
 local backoff_base = tonumber(ARGV[9])
 local backoff_max = tonumber(ARGV[10])
 
-local names = {'ql', 'qr', 'qa', 'qw', 'bu', 'th'}
+local names = {'ql', 'qr', 'qa', 'qw', 'bu', 'th', 'ex'}
 local v = redis.call('HMGET', key, unpack(names))
 local old = {}
-for i = 1, 6 do old[i] = tonumber(v[i]) or 0 end
-local ql, qr, qa, qw, bu, th = old[1], old[2], old[3], old[4], old[5], old[6]
+for i = 1, 7 do old[i] = tonumber(v[i]) or 0 end
+local ql, qr, qa, qw, bu, th, ex = old[1], old[2], old[3], old[4], old[5], old[6], old[7]
 
 local verdict = 0
 if reset > 0 then
@@ -92,13 +92,18 @@ for i = 1, 6 do
   end
 end
 if #set > 0 then
-  redis.call('HSET', key, unpack(set))
+  -- ex is when the key's TTL ends; see acquire.lua
   local horizon = bu
   if qa > 0 and qa + qw > horizon then horizon = qa + qw end
-  local ttl = math.floor((horizon - now + 999) / 1000)
-  if ttl < 0 then ttl = 0 end
-  ttl = ttl + 1000
-  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+  if horizon < now then horizon = now end
+  local grow = horizon + 1000000 > ex
+  if grow then
+    ex = horizon + 2000000
+    set[#set + 1] = 'ex'
+    set[#set + 1] = ex
+  end
+  redis.call('HSET', key, unpack(set))
+  if grow then redis.call('PEXPIRE', key, math.floor((ex - now + 999) / 1000)) end
 end
 
 local reset_after, blocked_for = qa - now, bu - now

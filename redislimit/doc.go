@@ -15,7 +15,7 @@
 // and spends from all of them, or from none. Times are integer
 // microseconds on the Redis server's clock, so the clocks of the pods never
 // meet; WithClientTime switches to the caller's clock for servers that
-// refuse TIME in scripts. Every write sets a TTL just past the state's
+// refuse TIME in scripts. The state lives one to two seconds past its
 // horizon, so idle keys vanish by themselves.
 //
 // # Cost of a decision

@@ -470,8 +470,10 @@ func (s *State) equalScalars(o *State) bool {
 		s.BlockedUntil == o.BlockedUntil && s.Throttles == o.Throttles
 }
 
-// Grace is how long stored state outlives its horizon (acquire.lua and
-// observe.lua add the same 1000ms to their TTLs).
+// Grace is how long stored state outlives its horizon at least. The twin
+// forgets a key exactly Grace past it; acquire.lua and observe.lua extend
+// the TTL in steps, to between Grace and 2×Grace past it, so that most
+// writes need no PEXPIRE.
 const Grace = int64(time.Second / time.Microsecond)
 
 // Horizon is the last instant at which the state still matters: after it
