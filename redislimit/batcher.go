@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,7 +182,10 @@ func (b *batcher) group(batch []*pending, groups []scripts.Group, index map[stri
 		gi, ok := index[p.key]
 		if !ok || len(groups[gi].Items) >= maxPerCall {
 			gi = len(groups)
-			groups = append(groups, scripts.Group{Key: p.key})
+			// Reuse the slices of an earlier batch's group in this place.
+			groups = slices.Grow(groups, 1)[:gi+1]
+			g := &groups[gi]
+			g.Key, g.Items, g.Err = p.key, g.Items[:0], nil
 			index[p.key] = gi
 		}
 		p.group, p.slot = gi, len(groups[gi].Items)

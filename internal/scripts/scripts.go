@@ -178,6 +178,16 @@ type Group struct {
 // script cache was lost) is sent once more with EVAL, in a second
 // pipeline. Each group gets its own results or error.
 func (r *Runner) AcquireGroups(ctx context.Context, groups []Group) {
+	for i := range groups {
+		g := &groups[i]
+		g.Results = append(g.Results[:0], make([]keystate.Result, len(g.Items))...)
+	}
+	if len(groups) == 1 {
+		// One group needs no pipeline (and its allocations).
+		g := &groups[0]
+		g.Err = r.AcquireGroup(ctx, g.Key, g.Items, g.Results)
+		return
+	}
 	now := r.nowArg()
 	cmds := make([]*redis.Cmd, len(groups))
 	pipe := r.rdb.Pipeline()
@@ -202,10 +212,6 @@ func (r *Runner) AcquireGroups(ctx context.Context, groups []Group) {
 	}
 	for i, cmd := range cmds {
 		g := &groups[i]
-		g.Results = g.Results[:0]
-		for range g.Items {
-			g.Results = append(g.Results, keystate.Result{})
-		}
 		if cmd.Err() == nil && cmd.Val() == nil && execErr != nil {
 			// The pipeline failed before this command was answered (no
 			// connection, authentication refused): its error is the cause.
