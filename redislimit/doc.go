@@ -20,13 +20,32 @@
 //
 // # Cost of a decision
 //
-// One EVALSHA round trip. After SCRIPT FLUSH, a restart or a failover the
-// script cache is empty; the next call sends the script once with EVAL and
-// the caller sees no error. Each call is bounded by the decision budget
-// (WithDecisionTimeout, 50ms by default), which the limiter enforces
-// itself: a go-redis client without ContextTimeoutEnabled ignores context
-// deadlines on its sockets, so such calls run in their own goroutine and
-// are abandoned at the deadline.
+// At most one EVALSHA round trip, usually shared. Decisions wait in a
+// per-node queue that a few workers drain: each worker takes whatever is
+// waiting, sends one script call per key (the requests of a hot key are
+// decided in order by one call) and one pipeline per batch. An idle
+// process pays a goroutine handoff, not a delay; a busy one pays a
+// fraction of a round trip and of a script run per decision. Batches never
+// span cluster nodes. The script runs three Redis commands (TIME, HMGET,
+// HSET); the hash remembers when its TTL ends, so most writes leave the
+// TTL alone.
+//
+// A refusal is remembered in process until the earliest moment it could
+// end (for a request that accepts a reservation, that much earlier), and
+// an identical request for that key (same cost, limits and reservation
+// bound) is refused locally without a round trip: nothing another process
+// does can make it sooner, except a Reset or a newly learned quota that
+// lifts default limits. Observe and Reset in this process forget the
+// key's entry; those made elsewhere are seen once the remembered wait
+// ends. This is what makes an exhausted key cheap for the whole fleet.
+//
+// After SCRIPT FLUSH, a restart or a failover the script cache is empty;
+// the next call sends the script once with EVAL and the caller sees no
+// error. Each call is bounded by the decision budget (WithDecisionTimeout,
+// 50ms by default), which the limiter enforces itself: a go-redis client
+// without ContextTimeoutEnabled ignores context deadlines on its sockets,
+// so such calls run in their own goroutine and are abandoned at the
+// deadline.
 //
 // # When Redis fails
 //
