@@ -12,6 +12,7 @@ import (
 	"math/bits"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -123,8 +124,15 @@ func contains(ls []Limit, l Limit) bool {
 }
 
 // args caches Args: a process uses a handful of limits, and their script
-// arguments would otherwise be formatted and boxed for every decision.
-var args sync.Map // Limit → *[3]any
+// arguments would otherwise be formatted and boxed for every decision. It
+// stops growing at maxCachedArgs limits, so a process that makes limits up
+// per tenant pays the formatting instead of unbounded memory.
+var (
+	args       sync.Map // Limit → *[3]any
+	argsCached atomic.Int64
+)
+
+const maxCachedArgs = 4096
 
 // Field is the name of the limit's TAT in the Redis hash:
 // "g:<rate>:<period µs>", with ":<burst>" appended when the burst is not 1.
@@ -138,7 +146,11 @@ func (l Limit) Args() *[3]any {
 		return a.(*[3]any)
 	}
 	a := &[3]any{l.field(), l.Interval, l.Burst}
-	args.Store(l, a)
+	if argsCached.Load() < maxCachedArgs {
+		if _, loaded := args.LoadOrStore(l, a); !loaded {
+			argsCached.Add(1)
+		}
+	}
 	return a
 }
 

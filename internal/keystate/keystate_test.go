@@ -107,3 +107,18 @@ func TestPrepareAgreesWithValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestArgsCacheIsBounded makes up more limits than the cache keeps: each
+// still gets its own arguments, and the cache stops at its bound.
+func TestArgsCacheIsBounded(t *testing.T) {
+	for i := 1; i <= 2*maxCachedArgs; i++ {
+		l := Compile(srl.Limit{Rate: i, Period: time.Hour})
+		a := l.Args()
+		if a[0] != l.field() || a[1] != l.Interval || a[2] != l.Burst {
+			t.Fatalf("Args of %+v = %v", l, *a)
+		}
+	}
+	if n := argsCached.Load(); n > maxCachedArgs {
+		t.Fatalf("%d limits cached, want at most %d", n, maxCachedArgs)
+	}
+}
