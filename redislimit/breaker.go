@@ -34,14 +34,48 @@ type breaker struct {
 	probing   bool
 	nextProbe time.Time
 	interval  time.Duration
-	pending   []transition
-
-	deliverMu sync.Mutex
+	changes   transitions
 }
 
 type transition struct {
 	degraded bool
 	cause    error
+}
+
+// transitions hands degraded/recovered transitions to a callback exactly
+// once each and in order, never under the owner's lock: the owner queues
+// a transition while it holds its own lock (so the queue's order is the
+// order of its state changes), then delivers after releasing it.
+type transitions struct {
+	mu        sync.Mutex
+	pending   []transition
+	deliverMu sync.Mutex
+}
+
+func (q *transitions) add(t transition) {
+	q.mu.Lock()
+	q.pending = append(q.pending, t)
+	q.mu.Unlock()
+}
+
+// deliver runs f for every queued transition, in order; a nil f drops
+// them.
+func (q *transitions) deliver(f func(degraded bool, cause error)) {
+	q.deliverMu.Lock()
+	defer q.deliverMu.Unlock()
+	for {
+		q.mu.Lock()
+		if len(q.pending) == 0 {
+			q.mu.Unlock()
+			return
+		}
+		t := q.pending[0]
+		q.pending = q.pending[1:]
+		q.mu.Unlock()
+		if f != nil {
+			f(t.degraded, t.cause)
+		}
+	}
 }
 
 // ticket is what allow hands a call that may use Redis.
@@ -79,10 +113,10 @@ func (b *breaker) success(t ticket) {
 			b.open.Store(false)
 			b.failures.Store(0)
 			b.gen.Add(1)
-			b.pending = append(b.pending, transition{degraded: false})
+			b.changes.add(transition{degraded: false})
 		}
 		b.mu.Unlock()
-		b.deliver()
+		b.changes.deliver(b.onChange)
 		return
 	}
 	if b.failures.Load() != 0 {
@@ -105,10 +139,10 @@ func (b *breaker) failure(t ticket, cause error) {
 		b.gen.Add(1)
 		b.interval = b.probeMin
 		b.nextProbe = time.Now().Add(b.interval)
-		b.pending = append(b.pending, transition{degraded: true, cause: cause})
+		b.changes.add(transition{degraded: true, cause: cause})
 	}
 	b.mu.Unlock()
-	b.deliver()
+	b.changes.deliver(b.onChange)
 }
 
 // retire closes a breaker whose node no longer serves anything.
@@ -117,10 +151,10 @@ func (b *breaker) retire() {
 	if b.open.Load() {
 		b.open.Store(false)
 		b.gen.Add(1)
-		b.pending = append(b.pending, transition{degraded: false})
+		b.changes.add(transition{degraded: false})
 	}
 	b.mu.Unlock()
-	b.deliver()
+	b.changes.deliver(b.onChange)
 }
 
 // release ends a probe that told nothing (the caller gave up first).
@@ -129,23 +163,6 @@ func (b *breaker) release(t ticket) {
 		b.mu.Lock()
 		b.probing = false
 		b.mu.Unlock()
-	}
-}
-
-// deliver runs the callback for every pending transition, in order.
-func (b *breaker) deliver() {
-	b.deliverMu.Lock()
-	defer b.deliverMu.Unlock()
-	for {
-		b.mu.Lock()
-		if len(b.pending) == 0 {
-			b.mu.Unlock()
-			return
-		}
-		t := b.pending[0]
-		b.pending = b.pending[1:]
-		b.mu.Unlock()
-		b.onChange(t.degraded, t.cause)
 	}
 }
 
@@ -162,8 +179,7 @@ type breakers struct {
 
 	mu        sync.Mutex
 	openCount int
-	pending   []transition
-	deliverMu sync.Mutex
+	changes   transitions
 	lastSweep atomic.Int64 // unix nanos of the last retireStale
 }
 
@@ -238,34 +254,16 @@ func (bs *breakers) nodeChanged(degraded bool, cause error) {
 	if degraded {
 		bs.openCount++
 		if bs.openCount == 1 {
-			bs.pending = append(bs.pending, transition{degraded: true, cause: cause})
+			bs.changes.add(transition{degraded: true, cause: cause})
 		}
 	} else {
 		bs.openCount--
 		if bs.openCount == 0 {
-			bs.pending = append(bs.pending, transition{degraded: false})
+			bs.changes.add(transition{degraded: false})
 		}
 	}
 	bs.mu.Unlock()
-	if bs.onChange == nil {
-		bs.mu.Lock()
-		bs.pending = bs.pending[:0]
-		bs.mu.Unlock()
-		return
-	}
-	bs.deliverMu.Lock()
-	defer bs.deliverMu.Unlock()
-	for {
-		bs.mu.Lock()
-		if len(bs.pending) == 0 {
-			bs.mu.Unlock()
-			return
-		}
-		t := bs.pending[0]
-		bs.pending = bs.pending[1:]
-		bs.mu.Unlock()
-		bs.onChange(t.degraded, t.cause)
-	}
+	bs.changes.deliver(bs.onChange)
 }
 
 // degraded reports whether any breaker is open.
