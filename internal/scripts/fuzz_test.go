@@ -44,6 +44,13 @@ func fuzzBackend(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
 	return fuzzMini, fuzzRedis
 }
 
+// acquireOne decides a single request in its own script call.
+func acquireOne(ctx context.Context, run *Runner, key string, n, maxWait int64, all []keystate.Limit, nFixed int) (keystate.Result, error) {
+	var out [1]keystate.Result
+	err := run.AcquireGroup(ctx, key, []AcquireItem{{N: n, MaxWait: maxWait, All: all, NFixed: nFixed}}, out[:])
+	return out[0], err
+}
+
 // bytesReader hands out bytes, then zeros once the input is spent.
 type bytesReader struct{ b []byte }
 
@@ -175,7 +182,7 @@ func differential(t *testing.T, data []byte) {
 			all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
 			var want keystate.Result
 			twin.Acquire(now, int64(r.N), r.MaxWait.Microseconds(), all, nFixed, &want)
-			got, err := run.Acquire(ctx, key, int64(r.N), r.MaxWait.Microseconds(), all, nFixed)
+			got, err := acquireOne(ctx, run, key, int64(r.N), r.MaxWait.Microseconds(), all, nFixed)
 			if err != nil {
 				t.Fatalf("step %d acquire %+v: %v", step, r, err)
 			}
@@ -263,7 +270,7 @@ func TestDifferentialScenario(t *testing.T) {
 		default:
 			var want keystate.Result
 			twin.Acquire(now, 1, int64(i%5)*100_000, all, nFixed, &want)
-			got, err := run.Acquire(ctx, "scenario", 1, int64(i%5)*100_000, all, nFixed)
+			got, err := acquireOne(ctx, run, "scenario", 1, int64(i%5)*100_000, all, nFixed)
 			if err != nil || got != want {
 				t.Fatalf("acquire %d: lua %+v (%v), go %+v", i, got, err, want)
 			}

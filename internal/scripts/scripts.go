@@ -148,13 +148,6 @@ func decodeAcquire(v []int64, items int, out []keystate.Result) error {
 	return nil
 }
 
-// Acquire runs acquire.lua for one request.
-func (r *Runner) Acquire(ctx context.Context, key string, n, maxWait int64, all []keystate.Limit, nFixed int) (keystate.Result, error) {
-	var out [1]keystate.Result
-	err := r.AcquireGroup(ctx, key, []AcquireItem{{N: n, MaxWait: maxWait, All: all, NFixed: nFixed}}, out[:])
-	return out[0], err
-}
-
 // AcquireGroup decides items for one key, in order, in one script call,
 // writing their results to out.
 func (r *Runner) AcquireGroup(ctx context.Context, key string, items []AcquireItem, out []keystate.Result) error {
