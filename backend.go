@@ -25,10 +25,39 @@ type Request struct {
 	// MaxWait is the longest reservation the caller accepts: when only the
 	// configured limits stand in the way and their wait is at most MaxWait,
 	// the request is admitted with Decision.Delay set. 0 means admit only at
-	// once. A quota or a Retry-After block is never reserved. Wait functions
-	// read it as the longest total wait instead (0: until the context ends).
+	// once. A quota or a Retry-After block is never reserved, and no
+	// reservation reaches further than MaxReservation. Wait functions read it
+	// as the longest total wait instead (0: until the context ends).
 	MaxWait time.Duration
+	// Costs are the request's costs in units other than requests (tokens,
+	// for an LLM API), spent from the server's quota of that unit when the
+	// key has one; N is the cost in requests and in every configured limit.
+	// At most MaxQuotas, one per unit.
+	Costs []Cost
+	// Probe, when positive, asks to learn before spending: while the key's
+	// server quota is unknown (and no default limit applies) or only assumed
+	// after a reset, one request takes a probe lease of this length and goes
+	// first (its Decision has Report set); the others are refused with
+	// CauseProbe until its response is observed or the lease ends. A key
+	// whose probe got a response without rate-limit headers is not probed
+	// again for BareFor. 0 disables probing.
+	Probe time.Duration
 }
+
+// Cost is a request's cost in one unit.
+type Cost struct {
+	Unit string
+	N    int
+}
+
+// MaxReservation bounds every reservation: a request is never admitted with
+// a Delay beyond it, and no stored pacing state may lie further ahead than
+// a limit's own span plus it (so a clock step cannot block a key for long).
+const MaxReservation = time.Minute
+
+// BareFor is how long a key whose probe got a response without rate-limit
+// headers is not probed again.
+const BareFor = 10 * time.Minute
 
 // Validate reports why r cannot be decided, wrapping ErrInvalidRequest or
 // ErrInvalidLimit, or nil. Backends call it before any I/O.
@@ -44,6 +73,28 @@ func (r Request) Validate() error {
 	}
 	if r.MaxWait > MaxSpan {
 		return fmt.Errorf("%w: max wait %v exceeds %v", ErrInvalidRequest, r.MaxWait, MaxSpan)
+	}
+	if r.Probe < 0 || r.Probe > MaxHorizon {
+		return fmt.Errorf("%w: probe lease %v outside [0, %v]", ErrInvalidRequest, r.Probe, MaxHorizon)
+	}
+	if len(r.Costs) > MaxQuotas {
+		return fmt.Errorf("%w: %d costs, at most %d", ErrInvalidRequest, len(r.Costs), MaxQuotas)
+	}
+	for i, c := range r.Costs {
+		if err := ValidUnit(c.Unit); err != nil {
+			return fmt.Errorf("%w: cost %d: %v", ErrInvalidRequest, i, err)
+		}
+		if c.N < 0 || c.N > MaxCount {
+			return fmt.Errorf("%w: cost %d %s outside [0, %d]", ErrInvalidRequest, c.N, c.Unit, MaxCount)
+		}
+		if c.Unit == UnitRequests {
+			return fmt.Errorf("%w: the cost in requests is N, not a Cost", ErrInvalidRequest)
+		}
+		for _, d := range r.Costs[:i] {
+			if d.Unit == c.Unit {
+				return fmt.Errorf("%w: two costs in %s", ErrInvalidRequest, c.Unit)
+			}
+		}
 	}
 	if n := len(r.Limits) + len(r.DefaultLimits); n > MaxLimits {
 		return fmt.Errorf("%w: %d limits, at most %d", ErrInvalidRequest, n, MaxLimits)

@@ -14,9 +14,12 @@ const (
 	CauseQuota
 	// CauseBlocked: a Retry-After (or a bare 429) blocks the key.
 	CauseBlocked
+	// CauseProbe: another request is probing the server for its quota;
+	// retry once its response has been observed (RetryAfter is short).
+	CauseProbe
 )
 
-// String returns "none", "limit", "quota" or "blocked".
+// String returns "none", "limit", "quota", "blocked" or "probe".
 func (c Cause) String() string {
 	switch c {
 	case CauseNone:
@@ -27,6 +30,8 @@ func (c Cause) String() string {
 		return "quota"
 	case CauseBlocked:
 		return "blocked"
+	case CauseProbe:
+		return "probe"
 	}
 	return "unknown"
 }
@@ -55,9 +60,15 @@ type Decision struct {
 	// Cause says which dimension refused; CauseNone when allowed.
 	Cause Cause
 	// Quota is the server's quota as the decision saw it, after spending
-	// from it; Known is false while no response has advertised it. A
-	// reservation granted while it was unknown did not spend from it.
+	// from it: the quota that refused, else the quota in requests, else the
+	// first the key has; Known is false while no response has advertised
+	// any. A reservation granted while it was unknown did not spend from it.
 	Quota QuotaStatus
+	// Report asks the caller to observe this request's response even when
+	// it carries no rate-limit information (Observation.Bare,
+	// Observation.Succeeded): the request holds the key's probe lease, or a
+	// streak of refusals is waiting for a success to end it.
+	Report bool
 }
 
 // Status is a read-only view of one key's budget, as every process sharing
@@ -81,14 +92,25 @@ type Status struct {
 	// in the order given. Default limits are left out once the quota is
 	// known.
 	Limits []LimitStatus
+	// Quotas holds every server quota the key has, one per unit, requests
+	// first; Quota is the one in requests (or the first).
+	Quotas []QuotaStatus
+	// Found reports that the backend holds state for the key; false means
+	// nothing was ever spent or learned for it (or it expired), not that
+	// nothing is used.
+	Found bool
 	// Degraded reports that the view comes from the in-memory fallback
 	// rather than the shared backend.
 	Degraded bool
 }
 
-// QuotaStatus is the server's advertised budget for a key.
+// QuotaStatus is the server's advertised budget for a key, in one unit.
+// After the window's reset, until a response tells the truth, Remaining is
+// what the fleet may assume: what was left, refilling evenly over the next
+// window (never a full refill at once).
 type QuotaStatus struct {
 	Known      bool
+	Unit       string
 	Limit      int
 	Remaining  int
 	ResetAfter time.Duration
@@ -106,14 +128,22 @@ type LimitStatus struct {
 
 // Utilization returns the share of the tightest budget already spent, from
 // 0 (untouched or unlimited) to 1 (exhausted, or blocked by Retry-After).
+// Every quota counts (Quotas), so for an LLM API the most used of requests
+// and tokens decides.
 func (s Status) Utilization() float64 {
 	if s.BlockedFor > 0 {
 		return 1
 	}
-	if s.Limit <= 0 {
-		return 0
+	u := 0.0
+	if s.Limit > 0 {
+		u = utilization(s.Limit, s.Remaining)
 	}
-	return utilization(s.Limit, s.Remaining)
+	for _, q := range s.Quotas {
+		if q.Known && q.Limit > 0 {
+			u = max(u, utilization(q.Limit, q.Remaining))
+		}
+	}
+	return u
 }
 
 func utilization(limit, remaining int) float64 {

@@ -3,6 +3,7 @@ package smartratelimit
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -68,22 +69,31 @@ func TestLimitString(t *testing.T) {
 }
 
 func TestObservationNormalize(t *testing.T) {
+	req := func(limit, remaining int, reset time.Duration) []QuotaObservation {
+		return []QuotaObservation{{Unit: UnitRequests, Limit: limit, Remaining: remaining, Reset: reset}}
+	}
 	tests := []struct {
 		name string
 		in   Observation
 		want Observation
 		err  bool
 	}{
-		{"plain", Observation{Limit: 10, Remaining: 3, Reset: 30 * time.Second}, Observation{Limit: 10, Remaining: 3, Reset: 30 * time.Second}, false},
-		{"remaining above limit is clamped", Observation{Limit: 10, Remaining: 30, Reset: time.Second}, Observation{Limit: 10, Remaining: 10, Reset: time.Second}, false},
+		{"plain", Observation{Limit: 10, Remaining: 3, Reset: 30 * time.Second}, Observation{Quotas: req(10, 3, 30*time.Second)}, false},
+		{"remaining above limit is clamped", Observation{Limit: 10, Remaining: 30, Reset: time.Second}, Observation{Quotas: req(10, 10, time.Second)}, false},
 		{"no reset drops the quota part", Observation{Limit: 10, Remaining: 3, Window: time.Minute, RetryAfter: time.Second}, Observation{RetryAfter: time.Second}, false},
 		{"sub-microsecond rounds up", Observation{RetryAfter: 1500 * time.Nanosecond}, Observation{RetryAfter: 2 * time.Microsecond}, false},
-		{"a day is accepted", Observation{Remaining: 1, Reset: MaxHorizon}, Observation{Remaining: 1, Reset: MaxHorizon}, false},
+		{"a day is accepted", Observation{Remaining: 1, Reset: MaxHorizon}, Observation{Quotas: req(0, 1, MaxHorizon)}, false},
+		{"slack is at most the reset", Observation{Remaining: 1, Reset: time.Second, ResetSlack: time.Hour}, Observation{Quotas: []QuotaObservation{{Unit: UnitRequests, Remaining: 1, Reset: time.Second, ResetSlack: time.Second}}}, false},
+		{"units", Observation{Unit: UnitTokens, Remaining: 5, Reset: time.Second, Quotas: []QuotaObservation{{Remaining: 2, Reset: time.Minute}}},
+			Observation{Quotas: []QuotaObservation{{Unit: UnitTokens, Remaining: 5, Reset: time.Second}, {Unit: UnitRequests, Remaining: 2, Reset: time.Minute}}}, false},
+		{"a unit twice keeps the first", Observation{Remaining: 5, Reset: time.Second, Quotas: req(9, 9, time.Minute)}, Observation{Quotas: req(0, 5, time.Second)}, false},
+		{"a bad unit", Observation{Unit: "Tokens!", Remaining: 1, Reset: time.Second}, Observation{}, true},
 		{"negative remaining", Observation{Remaining: -1, Reset: time.Second}, Observation{}, true},
 		{"negative window", Observation{Reset: time.Second, Window: -time.Second}, Observation{}, true},
 		{"past a day", Observation{Reset: MaxHorizon + time.Second}, Observation{}, true},
 		{"retry-after decades away", Observation{RetryAfter: 20 * 365 * 24 * time.Hour}, Observation{}, true},
 		{"enormous remaining", Observation{Remaining: MaxCount + 1, Reset: time.Second}, Observation{}, true},
+		{"a bad quota in the list", Observation{Quotas: []QuotaObservation{{Unit: UnitTokens, Remaining: -4, Reset: time.Second}}}, Observation{}, true},
 	}
 	for _, tc := range tests {
 		got, err := tc.in.Normalize()
@@ -91,12 +101,12 @@ func TestObservationNormalize(t *testing.T) {
 			t.Errorf("%s: error %v, want error %v", tc.name, err, tc.err)
 			continue
 		}
-		if got != tc.want {
+		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
-	if !(Observation{Limit: 5, Remaining: 5}).IsZero() || (Observation{Limited: true}).IsZero() {
-		t.Error("IsZero: an observation without reset, retry or refusal stores nothing")
+	if !(Observation{Limit: 5, Remaining: 5}).IsZero() || (Observation{Limited: true}).IsZero() || (Observation{Succeeded: true}).IsZero() {
+		t.Error("IsZero: an observation without reset, retry, refusal or success stores nothing")
 	}
 }
 

@@ -377,8 +377,13 @@ func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) er
 		case FailClosed:
 			return err
 		}
-		o.Limit /= l.cfg.replicas
-		o.Remaining /= l.cfg.replicas
+		quotas := make([]srl.QuotaObservation, len(o.Quotas))
+		for i, q := range o.Quotas {
+			q.Limit /= l.cfg.replicas
+			q.Remaining /= l.cfg.replicas
+			quotas[i] = q
+		}
+		o.Quotas = quotas
 		return l.twin.Observe(ctx, key, o)
 	case err != nil:
 		return err

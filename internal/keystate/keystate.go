@@ -348,14 +348,14 @@ type Obs struct {
 
 // ObsFrom converts a normalized observation.
 func ObsFrom(o srl.Observation) Obs {
-	return Obs{
-		Limit:     int64(o.Limit),
-		Remaining: int64(o.Remaining),
-		Reset:     o.Reset.Microseconds(),
-		Window:    o.Window.Microseconds(),
-		Retry:     o.RetryAfter.Microseconds(),
-		Limited:   o.Limited,
+	obs := Obs{Retry: o.RetryAfter.Microseconds(), Limited: o.Limited}
+	for _, q := range o.Quotas {
+		if q.Unit == srl.UnitRequests {
+			obs.Limit, obs.Remaining = int64(q.Limit), int64(q.Remaining)
+			obs.Reset, obs.Window = q.Reset.Microseconds(), q.Window.Microseconds()
+		}
 	}
+	return obs
 }
 
 // Default throttle backoff: a refusal without Retry-After blocks the key
@@ -371,8 +371,10 @@ const (
 // and the latency between responses.
 func Params(o srl.Observation, backoffBase, backoffMax time.Duration) ObserveParams {
 	tol := time.Second
-	if o.Window > 0 {
-		tol = min(tol, o.Window/4)
+	for _, q := range o.Quotas {
+		if q.Unit == srl.UnitRequests && q.Window > 0 {
+			tol = min(tol, q.Window/4)
+		}
 	}
 	return ObserveParams{
 		Tolerance:   tol.Microseconds(),

@@ -234,7 +234,7 @@ func TestParseCaptures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Parse(Input{Header: tc.h, StatusCode: tc.status, Body: []byte(tc.body), Received: received}, tc.m)
-			if got.Observation != tc.want {
+			if !reflect.DeepEqual(got.Observation, tc.want) {
 				t.Errorf("observation\n got %+v\nwant %+v", got.Observation, tc.want)
 			}
 			if !sameSet(got.Dialects, tc.dialects) || !sameSet(got.Malformed, tc.malformed) || got.Scope != tc.scope {
@@ -282,7 +282,7 @@ func TestClockSkewChangesNothing(t *testing.T) {
 			if got.Reset != 42*time.Second || got.RetryAfter != 20*time.Second {
 				t.Fatalf("in sync: %+v", got)
 			}
-		} else if got != first {
+		} else if !reflect.DeepEqual(got, first) {
 			t.Fatalf("local clock %v off: %+v, in sync %+v", local.Sub(serverNow), got, first)
 		}
 	}
