@@ -54,8 +54,9 @@ func newDenyCache() *denyCache {
 	return c
 }
 
-// signature hashes what makes two requests the same refusal: the cost,
-// the reservation bound and every limit (FNV-1a over their integers).
+// signature hashes what makes two requests the same refusal: the costs,
+// the reservation bound, the probe lease and every limit (FNV-1a over
+// their integers).
 func (c *denyCache) signature(r srl.Request) uint64 {
 	h := uint64(14695981039346656037)
 	mix := func(v int64) {
@@ -66,6 +67,14 @@ func (c *denyCache) signature(r srl.Request) uint64 {
 	}
 	mix(int64(r.N))
 	mix(int64(r.MaxWait))
+	mix(int64(r.Probe))
+	mix(int64(len(r.Costs)))
+	for _, c := range r.Costs {
+		for i := 0; i < len(c.Unit); i++ {
+			mix(int64(c.Unit[i]))
+		}
+		mix(int64(c.N))
+	}
 	for _, set := range [2][]srl.Limit{r.Limits, r.DefaultLimits} {
 		mix(int64(len(set)))
 		for _, l := range set {
