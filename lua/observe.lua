@@ -103,7 +103,7 @@ for _ = 1, nq do
   merge(ARGV[a], tonumber(ARGV[a + 1]), remaining, tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]))
   a = a + 6
 end
-if nq > 0 then pl = 0 end
+if nq > 0 or limited or retry > 0 then pl = 0 end
 
 local blocked = bu
 if blocked > now + MAX_HORIZON then blocked = now + MAX_HORIZON end

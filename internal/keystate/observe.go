@@ -86,7 +86,9 @@ func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool)
 		spent = spent || oq.Remaining == 0
 		s.mergeQuota(now, oq, o.Date, p.Tolerance)
 	}
-	if len(o.Quotas) > 0 {
+	if len(o.Quotas) > 0 || o.Limited || o.Retry > 0 {
+		// The server said something: the probe's work is done (and while
+		// no quota is known, the next request may probe again).
 		s.ProbeUntil = 0
 	}
 	blocked := s.blockedUntil(now)
