@@ -66,7 +66,8 @@ type Result struct {
 	QuotaLimit, QuotaRemaining, QuotaResetAfter int64
 	BlockedFor                                  int64
 	// Report asks the caller to observe the response even without
-	// rate-limit headers (the probe, or a streak to end).
+	// rate-limit headers: the probe, a streak to end, or a spend from a
+	// quota to settle.
 	Report bool
 }
 
@@ -149,7 +150,7 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 		wait, cause = min(lease-now, probePoll), CauseProbe
 	}
 
-	*r = Result{BlockedFor: max(blocked-now, 0), Report: s.Throttles > 0}
+	*r = Result{BlockedFor: max(blocked-now, 0), Report: s.Throttles > 0 || len(s.Quotas) > 0}
 	remaining, reset := int64(-1), r.BlockedFor
 	if wait > 0 || gcraWait > maxWait {
 		if gcraWait > wait && cause != CauseProbe {
@@ -185,7 +186,7 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 	}
 	for i := range s.Quotas {
 		q := &s.Quotas[i]
-		q.spend(it.need(q.Unit))
+		q.spend(now, it.need(q.Unit))
 		q.ResetAt = min(q.ResetAt, now+maxHorizon)
 		horizon = max(horizon, q.ResetAt+q.Window)
 	}
