@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/smartratelimit/smartratelimit/internal/redact"
 )
 
 // redisURLHelp documents the forms connect accepts.
@@ -52,13 +54,13 @@ func connect(ctx context.Context, rawURL, caFile string) (redis.UniversalClient,
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("%w %q: %v\n%s", errBadURL, redact(rawURL), err, redisURLHelp)
+		return nil, fmt.Errorf("%w %q: %v\n%s", errBadURL, redact.URL(rawURL), redact.Error(err), redisURLHelp)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("cannot reach Redis at %s: %w", redact.URL(rawURL), redact.Error(err))
 	}
 	return rdb, nil
 }
@@ -124,19 +126,4 @@ func sentinelOptions(u *url.URL) (*redis.FailoverOptions, error) {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return opts, nil
-}
-
-// redact hides a URL's password in messages.
-func redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(an unparsable URL)"
-	}
-	if u.User == nil {
-		return rawURL
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }

@@ -19,6 +19,7 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/httpclient"
 	"github.com/smartratelimit/smartratelimit/internal/fakeapi"
+	"github.com/smartratelimit/smartratelimit/internal/redact"
 	"github.com/smartratelimit/smartratelimit/redislimit"
 )
 
@@ -84,7 +85,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		} else {
 			o, err := redis.ParseURL(*redisURL)
 			if err != nil {
-				fmt.Fprintf(stderr, "demo: bad --redis URL: %v\n", err)
+				// ParseURL's errors quote the whole URL, password included.
+				fmt.Fprintf(stderr, "demo: bad --redis URL %q: %v\n", redact.URL(*redisURL), redact.Error(err))
 				return 2
 			}
 			opts = o
@@ -93,7 +95,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			err = probe.Ping(ctx).Err()
 			_ = probe.Close()
 			if err != nil {
-				fmt.Fprintf(stderr, "demo: Redis at %s is unreachable: %v\n", o.Addr, err)
+				fmt.Fprintf(stderr, "demo: Redis at %s is unreachable: %v\n", o.Addr, redact.Error(err))
 				return 1
 			}
 		}
@@ -150,7 +152,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				stats.gaveUp.Add(1)
 			default:
 				stats.failed.Add(1)
-				fmt.Fprintln(stderr, "demo:", err)
+				fmt.Fprintln(stderr, "demo:", redact.Error(err))
 			}
 			return false
 		}

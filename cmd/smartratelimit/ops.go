@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/internal/redact"
 	"github.com/smartratelimit/smartratelimit/redislimit"
 )
 
@@ -34,20 +35,30 @@ func newOpsFlags(name string, stderr io.Writer) opsFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := opsFlags{
-		fs:       fs,
-		redisURL: fs.String("redis", os.Getenv("REDIS_URL"), "Redis URL (default $REDIS_URL); see \"smartratelimit help\" for the forms"),
+		fs: fs,
+		// The default is documented, never computed: a default taken from
+		// REDIS_URL would print its password in every usage message.
+		redisURL: fs.String("redis", "", "Redis `URL` (default $REDIS_URL); see \"smartratelimit help\" for the forms"),
 		prefix:   fs.String("prefix", redislimit.DefaultKeyPrefix, "the key prefix the limiters use"),
 		tlsCA:    fs.String("tls-ca", "", "PEM file of the CA a rediss:// server's certificate is checked against (default: the system's)"),
 	}
 	return o
 }
 
+// url is the Redis URL to use: --redis, else $REDIS_URL, read only now.
+func (o opsFlags) url() string {
+	if *o.redisURL != "" {
+		return *o.redisURL
+	}
+	return os.Getenv("REDIS_URL")
+}
+
 // open connects and builds a limiter that never falls back: an operator
 // asks about Redis, not about this process's memory.
 func (o opsFlags) open(ctx context.Context, stderr io.Writer) (redis.UniversalClient, *redislimit.Limiter, int) {
-	rdb, err := connect(ctx, *o.redisURL, *o.tlsCA)
+	rdb, err := connect(ctx, o.url(), *o.tlsCA)
 	if err != nil {
-		fmt.Fprintln(stderr, "smartratelimit:", err)
+		fmt.Fprintln(stderr, "smartratelimit:", redact.Error(err))
 		if errors.Is(err, errBadURL) {
 			return nil, nil, 2
 		}
@@ -156,7 +167,7 @@ func printStatus(ctx context.Context, rdb redis.UniversalClient, l *redislimit.L
 		rk := redislimit.RedisKey(prefix, key)
 		limits, found, err := limitsOf(ctx, rdb, rk)
 		if err != nil {
-			fmt.Fprintf(stderr, "smartratelimit: status %q: %v\n", key, err)
+			fmt.Fprintf(stderr, "smartratelimit: status %q: %v\n", key, redact.Error(err))
 			return 1
 		}
 		if !found {
@@ -167,7 +178,7 @@ func printStatus(ctx context.Context, rdb redis.UniversalClient, l *redislimit.L
 		}
 		st, err := l.Status(ctx, key, limits...)
 		if err != nil {
-			fmt.Fprintf(stderr, "smartratelimit: status %q: %v\n", key, err)
+			fmt.Fprintf(stderr, "smartratelimit: status %q: %v\n", key, redact.Error(err))
 			return 1
 		}
 		out = append(out, toJSON(rk, st))
@@ -241,7 +252,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer rdb.Close()
 	found, err := scanKeys(ctx, rdb, *o.prefix)
 	if err != nil {
-		fmt.Fprintln(stderr, "smartratelimit: keys:", err)
+		fmt.Fprintln(stderr, "smartratelimit: keys:", redact.Error(err))
 		return 1
 	}
 	if *asJSON {
@@ -322,7 +333,7 @@ func reset(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	rk := redislimit.RedisKey(*o.prefix, key)
 	n, err := rdb.Exists(ctx, rk).Result()
 	if err != nil {
-		fmt.Fprintln(stderr, "smartratelimit: reset:", err)
+		fmt.Fprintln(stderr, "smartratelimit: reset:", redact.Error(err))
 		return 1
 	}
 	if n == 0 {
@@ -338,7 +349,7 @@ func reset(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 	}
 	if err := l.Reset(ctx, key); err != nil {
-		fmt.Fprintln(stderr, "smartratelimit: reset:", err)
+		fmt.Fprintln(stderr, "smartratelimit: reset:", redact.Error(err))
 		return 1
 	}
 	fmt.Fprintf(stdout, "reset %q\n", key)
