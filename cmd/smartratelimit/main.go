@@ -37,11 +37,20 @@ commands:
   status KEY...  print what every process sees for each key (--watch to refresh, --json)
   keys           list the keys under the prefix (SCAN, never KEYS)
   reset KEY      forget a key's pacing, learned quota and block (asks first unless --yes)
-  help           show this help
+  help [COMMAND] show this help, or a command's
 
-Run "smartratelimit <command> -h" for a command's flags.
+Run "smartratelimit <command> -h" or "smartratelimit help <command>" for a
+command's flags; flags go anywhere on the line.
 
 ` + redisURLHelp + "\n"
+
+// commands builds each command's flags, for "help <command>".
+var commands = map[string]func() *command{
+	"demo":   func() *command { return newDemo().command },
+	"status": func() *command { return newStatus().command },
+	"keys":   func() *command { return newKeys().command },
+	"reset":  func() *command { return newReset().command },
+}
 
 // run executes one command and returns the process exit code: 0 success,
 // 1 failure, 2 bad usage.
@@ -74,6 +83,14 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "reset":
 		return reset(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				c().usage(stdout)
+				return 0
+			}
+			fmt.Fprintf(stderr, "smartratelimit: no help for %q, not a command\n\n%s", args[1], usage)
+			return 2
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}

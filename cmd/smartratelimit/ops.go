@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,28 +24,26 @@ import (
 
 // opsFlags are the flags every operator command shares.
 type opsFlags struct {
-	fs       *flag.FlagSet
+	*command
 	redisURL *string
 	prefix   *string
 	tlsCA    *string
 }
 
-func newOpsFlags(name string, stderr io.Writer) opsFlags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := opsFlags{
-		fs: fs,
+func newOpsFlags(name, synopsis, about string) *opsFlags {
+	c := newCommand(name, synopsis, about)
+	return &opsFlags{
+		command: c,
 		// The default is documented, never computed: a default taken from
 		// REDIS_URL would print its password in every usage message.
-		redisURL: fs.String("redis", "", "Redis `URL` (default $REDIS_URL); see \"smartratelimit help\" for the forms"),
-		prefix:   fs.String("prefix", redislimit.DefaultKeyPrefix, "the key prefix the limiters use"),
-		tlsCA:    fs.String("tls-ca", "", "PEM file of the CA a rediss:// server's certificate is checked against (default: the system's)"),
+		redisURL: c.fs.String("redis", "", "Redis `URL` (default $REDIS_URL); see \"smartratelimit help\" for the forms"),
+		prefix:   c.fs.String("prefix", redislimit.DefaultKeyPrefix, "the key `prefix` the limiters use"),
+		tlsCA:    c.fs.String("tls-ca", "", "PEM `file` of the CA a rediss:// server's certificate is checked against (default: the system's)"),
 	}
-	return o
 }
 
 // url is the Redis URL to use: --redis, else $REDIS_URL, read only now.
-func (o opsFlags) url() string {
+func (o *opsFlags) url() string {
 	if *o.redisURL != "" {
 		return *o.redisURL
 	}
@@ -55,7 +52,7 @@ func (o opsFlags) url() string {
 
 // open connects and builds a limiter that never falls back: an operator
 // asks about Redis, not about this process's memory.
-func (o opsFlags) open(ctx context.Context, stderr io.Writer) (redis.UniversalClient, *redislimit.Limiter, int) {
+func (o *opsFlags) open(ctx context.Context, stderr io.Writer) (redis.UniversalClient, *redislimit.Limiter, int) {
 	rdb, err := connect(ctx, o.url(), *o.tlsCA)
 	if err != nil {
 		fmt.Fprintln(stderr, "smartratelimit:", redact.Error(err))
@@ -68,6 +65,9 @@ func (o opsFlags) open(ctx context.Context, stderr io.Writer) (redis.UniversalCl
 		redislimit.WithDecisionTimeout(3*time.Second))
 	return rdb, l, 0
 }
+
+// keyForms says what a KEY argument may be.
+const keyForms = `A KEY starting with "-" must follow --.`
 
 // limitsOf reads the configured limits a key has state for from its TAT
 // fields ("g:<rate>:<period µs>[:<burst>]").
@@ -121,23 +121,37 @@ type limitJSON struct {
 	ResetSeconds float64 `json:"reset_seconds"`
 }
 
+// statusCmd prints what every process sees for each key.
+type statusCmd struct {
+	*opsFlags
+	asJSON, watch *bool
+	interval      *time.Duration
+}
+
+func newStatus() *statusCmd {
+	o := newOpsFlags("status", "status [flags] KEY...",
+		"Prints the state every process sees for each key: the server quota, any block, each configured limit.\n"+keyForms)
+	return &statusCmd{
+		opsFlags: o,
+		asJSON:   o.fs.Bool("json", false, "print JSON"),
+		watch:    o.fs.Bool("watch", false, "refresh until interrupted"),
+		interval: o.fs.Duration("interval", time.Second, "refresh `interval` with --watch"),
+	}
+}
+
 func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o := newOpsFlags("status", stderr)
-	asJSON := o.fs.Bool("json", false, "print JSON")
-	watch := o.fs.Bool("watch", false, "refresh until interrupted")
-	interval := o.fs.Duration("interval", time.Second, "refresh interval with --watch")
-	o.fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: smartratelimit status [flags] KEY...\n\nPrints the state every process sees for each key: the server quota, any block, each configured limit.")
-		o.fs.PrintDefaults()
+	o := newStatus()
+	keys, code, done := o.parse(args, stdout, stderr)
+	if done {
+		return code
 	}
-	if err := o.fs.Parse(args); err != nil {
-		return 2
+	if len(keys) == 0 {
+		return o.badUsage(stderr, "no KEY given")
 	}
-	keys := o.fs.Args()
-	if len(keys) == 0 || *interval <= 0 {
-		o.fs.Usage()
-		return 2
+	if *o.interval <= 0 {
+		return o.badUsage(stderr, "--interval must be positive")
 	}
+	asJSON, watch, interval := o.asJSON, o.watch, o.interval
 	rdb, l, code := o.open(ctx, stderr)
 	if code != 0 {
 		return code
@@ -231,20 +245,28 @@ func toJSON(redisKey string, st srl.Status) statusJSON {
 	return s
 }
 
+// keysCmd lists the keys under the prefix.
+type keysCmd struct {
+	*opsFlags
+	asJSON *bool
+}
+
+func newKeys() *keysCmd {
+	o := newOpsFlags("keys", "keys [flags]",
+		"Lists the keys under the prefix (with SCAN, never KEYS), one a line, each in a form status and reset accept.")
+	return &keysCmd{opsFlags: o, asJSON: o.fs.Bool("json", false, "print JSON")}
+}
+
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o := newOpsFlags("keys", stderr)
-	asJSON := o.fs.Bool("json", false, "print JSON")
-	o.fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: smartratelimit keys [flags]\n\nLists the keys under the prefix (with SCAN, never KEYS). Hashed keys show as #<hash>.")
-		o.fs.PrintDefaults()
+	o := newKeys()
+	rest, code, done := o.parse(args, stdout, stderr)
+	if done {
+		return code
 	}
-	if err := o.fs.Parse(args); err != nil {
-		return 2
+	if len(rest) > 0 {
+		return o.badUsage(stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	}
-	if o.fs.NArg() > 0 {
-		o.fs.Usage()
-		return 2
-	}
+	asJSON := o.asJSON
 	rdb, _, code := o.open(ctx, stderr)
 	if code != 0 {
 		return code
@@ -310,21 +332,28 @@ func escapeGlob(s string) string {
 	return b.String()
 }
 
+// resetCmd forgets a key's state.
+type resetCmd struct {
+	*opsFlags
+	yes *bool
+}
+
+func newReset() *resetCmd {
+	o := newOpsFlags("reset", "reset [flags] KEY",
+		"Forgets a key's pacing, learned quota and block, for every process.\n"+keyForms)
+	return &resetCmd{opsFlags: o, yes: o.fs.Bool("yes", false, "do not ask for confirmation")}
+}
+
 func reset(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	o := newOpsFlags("reset", stderr)
-	yes := o.fs.Bool("yes", false, "do not ask for confirmation")
-	o.fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: smartratelimit reset [flags] KEY\n\nForgets a key's pacing, learned quota and block, for every process.")
-		o.fs.PrintDefaults()
+	o := newReset()
+	rest, code, done := o.parse(args, stdout, stderr)
+	if done {
+		return code
 	}
-	if err := o.fs.Parse(args); err != nil {
-		return 2
+	if len(rest) != 1 {
+		return o.badUsage(stderr, fmt.Sprintf("want one KEY, got %d", len(rest)))
 	}
-	if o.fs.NArg() != 1 {
-		o.fs.Usage()
-		return 2
-	}
-	key := o.fs.Arg(0)
+	key, yes := rest[0], o.yes
 	rdb, l, code := o.open(ctx, stderr)
 	if code != 0 {
 		return code

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"io"
 	"net/url"
 	"strings"
 	"testing"
@@ -128,7 +127,7 @@ func TestNoOutputHoldsASecret(t *testing.T) {
 func TestFlagDefaultsHoldNoSecret(t *testing.T) {
 	t.Setenv("REDIS_URL", "redis://admin:"+secret+"@db:6379/0")
 	for _, name := range []string{"status", "keys", "reset"} {
-		o := newOpsFlags(name, io.Discard)
+		o := commands[name]()
 		o.fs.VisitAll(func(f *flag.Flag) {
 			if l := leaks(f.DefValue); l != nil {
 				t.Errorf("%s --%s defaults to a secret", name, f.Name)
