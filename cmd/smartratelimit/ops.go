@@ -50,24 +50,48 @@ func (o *opsFlags) url() string {
 	return os.Getenv("REDIS_URL")
 }
 
+// session is an operator command's connection to Redis.
+type session struct {
+	rdb     redis.UniversalClient
+	limiter *redislimit.Limiter
+	aliases *aliases
+	prefix  string
+}
+
 // open connects and builds a limiter that never falls back: an operator
-// asks about Redis, not about this process's memory.
-func (o *opsFlags) open(ctx context.Context, stderr io.Writer) (redis.UniversalClient, *redislimit.Limiter, int) {
+// asks about Redis, not about this process's memory. It returns the exit
+// code of the failure when it fails.
+func (o *opsFlags) open(ctx context.Context, stderr io.Writer) (*session, int) {
 	rdb, err := connect(ctx, o.url(), *o.tlsCA)
 	if err != nil {
 		fmt.Fprintln(stderr, "smartratelimit:", redact.Error(err))
 		if errors.Is(err, errBadURL) {
-			return nil, nil, 2
+			return nil, 2
 		}
-		return nil, nil, 1
+		return nil, 1
 	}
+	al := &aliases{}
+	rdb.AddHook(al)
 	l := redislimit.New(rdb, redislimit.WithKeyPrefix(*o.prefix), redislimit.WithFailurePolicy(redislimit.FailClosed),
 		redislimit.WithDecisionTimeout(3*time.Second))
-	return rdb, l, 0
+	return &session{rdb: rdb, limiter: l, aliases: al, prefix: *o.prefix}, 0
+}
+
+func (s *session) close() {
+	_ = s.limiter.Close()
+	_ = s.rdb.Close()
+}
+
+// locate finds the state a KEY argument names; see locate.
+func (s *session) locate(ctx context.Context, arg string) (target, error) {
+	return locate(ctx, s.rdb, s.aliases, s.prefix, arg)
 }
 
 // keyForms says what a KEY argument may be.
-const keyForms = `A KEY starting with "-" must follow --.`
+const keyForms = `A KEY is a key as your code names it, or as "smartratelimit keys" prints it:
+a hashed key as #<32 hex digits> (quote it: in a shell, # starts a comment),
+an escaped one with Go escapes such as \u202e (in single quotes). A KEY
+starting with - must follow --.`
 
 // limitsOf reads the configured limits a key has state for from its TAT
 // fields ("g:<rate>:<period µs>[:<burst>]").
@@ -152,14 +176,14 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return o.badUsage(stderr, "--interval must be positive")
 	}
 	asJSON, watch, interval := o.asJSON, o.watch, o.interval
-	rdb, l, code := o.open(ctx, stderr)
+	sess, code := o.open(ctx, stderr)
 	if code != 0 {
 		return code
 	}
-	defer rdb.Close()
+	defer sess.close()
 
 	for {
-		code = printStatus(ctx, rdb, l, *o.prefix, keys, *asJSON, stdout, stderr)
+		code = printStatus(ctx, sess, keys, *asJSON, stdout, stderr)
 		if !*watch || code != 0 {
 			return code
 		}
@@ -174,28 +198,32 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func printStatus(ctx context.Context, rdb redis.UniversalClient, l *redislimit.Limiter, prefix string, keys []string, asJSON bool, stdout, stderr io.Writer) int {
+func printStatus(ctx context.Context, sess *session, args []string, asJSON bool, stdout, stderr io.Writer) int {
 	var out []statusJSON
 	code := 0
-	for _, key := range keys {
-		rk := redislimit.RedisKey(prefix, key)
-		limits, found, err := limitsOf(ctx, rdb, rk)
+	for _, arg := range args {
+		t, err := sess.locate(ctx, arg)
 		if err != nil {
-			fmt.Fprintf(stderr, "smartratelimit: status %q: %v\n", key, redact.Error(err))
+			fmt.Fprintf(stderr, "smartratelimit: status %s: %v\n", quotedKey(arg), redact.Error(err))
 			return 1
 		}
-		if !found {
-			fmt.Fprintf(stderr, "smartratelimit: no state for key %q (redis key %s): nothing was stored, it expired, or --prefix differs\n", key, rk)
+		if !t.found {
+			fmt.Fprintf(stderr, "smartratelimit: no state for key %s (redis key %s): nothing was stored, it expired, or --prefix differs\n",
+				quotedKey(t.name), shownKey(t.stored))
 			code = 1
-			out = append(out, statusJSON{Key: key, RedisKey: rk, Limits: []limitJSON{}})
+			out = append(out, statusJSON{Key: shownKey(t.name), RedisKey: shownKey(t.stored), Limits: []limitJSON{}})
 			continue
 		}
-		st, err := l.Status(ctx, key, limits...)
+		limits, _, err := limitsOf(ctx, sess.rdb, t.stored)
+		if err == nil {
+			var st srl.Status
+			st, err = sess.limiter.Status(ctx, t.key, limits...)
+			out = append(out, toJSON(shownKey(t.name), shownKey(t.stored), st))
+		}
 		if err != nil {
-			fmt.Fprintf(stderr, "smartratelimit: status %q: %v\n", key, redact.Error(err))
+			fmt.Fprintf(stderr, "smartratelimit: status %s: %v\n", quotedKey(t.name), redact.Error(err))
 			return 1
 		}
-		out = append(out, toJSON(rk, st))
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -233,8 +261,10 @@ func seconds(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second)).Round(time.Millisecond)
 }
 
-func toJSON(redisKey string, st srl.Status) statusJSON {
-	s := statusJSON{Key: st.Key, RedisKey: redisKey, Found: true, BlockedSeconds: st.BlockedFor.Seconds(),
+// toJSON is the --json form of st; key and redisKey as the command prints
+// them.
+func toJSON(key, redisKey string, st srl.Status) statusJSON {
+	s := statusJSON{Key: key, RedisKey: redisKey, Found: true, BlockedSeconds: st.BlockedFor.Seconds(),
 		Utilization: st.Utilization(), Limits: []limitJSON{}}
 	if st.Quota.Known {
 		s.Quota = &quotaJSON{Limit: st.Quota.Limit, Remaining: st.Quota.Remaining, ResetSeconds: st.Quota.ResetAfter.Seconds()}
@@ -267,23 +297,29 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return o.badUsage(stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	}
 	asJSON := o.asJSON
-	rdb, _, code := o.open(ctx, stderr)
+	sess, code := o.open(ctx, stderr)
 	if code != 0 {
 		return code
 	}
-	defer rdb.Close()
-	found, err := scanKeys(ctx, rdb, *o.prefix)
+	defer sess.close()
+	found, err := scanKeys(ctx, sess.rdb, *o.prefix)
 	if err != nil {
 		fmt.Fprintln(stderr, "smartratelimit: keys:", redact.Error(err))
 		return 1
 	}
+	// Printed escaped where needed (shownKey), in the form status and
+	// reset read back: a hostile key must not reach the terminal raw.
+	shown := make([]string, len(found))
+	for i, k := range found {
+		shown[i] = shownKey(k)
+	}
 	if *asJSON {
-		if err := json.NewEncoder(stdout).Encode(found); err != nil {
+		if err := json.NewEncoder(stdout).Encode(shown); err != nil {
 			return 1
 		}
 		return 0
 	}
-	for _, k := range found {
+	for _, k := range shown {
 		fmt.Fprintln(stdout, k)
 	}
 	fmt.Fprintf(stderr, "%d keys under %q\n", len(found), *o.prefix)
@@ -297,10 +333,10 @@ func scanKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		it := c.Scan(ctx, 0, escapeGlob(prefix)+"{*}", 1000).Iterator()
 		for it.Next(ctx) {
-			k := it.Val()
-			if open, close := strings.Index(k, "{"), strings.LastIndex(k, "}"); open >= 0 && close > open {
+			// MATCH guarantees <prefix>{...}; the stored name is between.
+			if k := it.Val(); len(k) >= len(prefix)+2 {
 				mu.Lock()
-				seen[k[open+1:close]] = true
+				seen[k[len(prefix)+1:len(k)-1]] = true
 				mu.Unlock()
 			}
 		}
@@ -354,33 +390,32 @@ func reset(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return o.badUsage(stderr, fmt.Sprintf("want one KEY, got %d", len(rest)))
 	}
 	key, yes := rest[0], o.yes
-	rdb, l, code := o.open(ctx, stderr)
+	sess, code := o.open(ctx, stderr)
 	if code != 0 {
 		return code
 	}
-	defer rdb.Close()
-	rk := redislimit.RedisKey(*o.prefix, key)
-	n, err := rdb.Exists(ctx, rk).Result()
+	defer sess.close()
+	t, err := sess.locate(ctx, key)
 	if err != nil {
 		fmt.Fprintln(stderr, "smartratelimit: reset:", redact.Error(err))
 		return 1
 	}
-	if n == 0 {
-		fmt.Fprintf(stderr, "smartratelimit: no state for key %q (redis key %s): nothing to reset\n", key, rk)
+	if !t.found {
+		fmt.Fprintf(stderr, "smartratelimit: no state for key %s (redis key %s): nothing to reset\n", quotedKey(t.name), shownKey(t.stored))
 		return 1
 	}
 	if !*yes {
-		fmt.Fprintf(stdout, "Reset %q (%s)? Every process forgets its pacing, learned quota and block. [y/N] ", key, rk)
+		fmt.Fprintf(stdout, "Reset %s (%s)? Every process forgets its pacing, learned quota and block. [y/N] ", quotedKey(t.name), shownKey(t.stored))
 		answer, _ := bufio.NewReader(stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 			fmt.Fprintln(stderr, "smartratelimit: reset aborted")
 			return 1
 		}
 	}
-	if err := l.Reset(ctx, key); err != nil {
+	if err := sess.limiter.Reset(ctx, t.key); err != nil {
 		fmt.Fprintln(stderr, "smartratelimit: reset:", redact.Error(err))
 		return 1
 	}
-	fmt.Fprintf(stdout, "reset %q\n", key)
+	fmt.Fprintf(stdout, "reset %s\n", quotedKey(t.name))
 	return 0
 }
