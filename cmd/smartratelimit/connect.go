@@ -70,10 +70,18 @@ func clientFor(rawURL string, roots *x509.CertPool) (redis.UniversalClient, erro
 	if err != nil {
 		return nil, err
 	}
-	trust := func(c *tls.Config) {
-		if c != nil && roots != nil {
+	// trust applies --tls-ca. A nil config means plain text, where the CA
+	// would silently do nothing and the password would travel in the
+	// clear: refuse that instead.
+	trust := func(c *tls.Config) error {
+		switch {
+		case roots == nil:
+		case c == nil:
+			return fmt.Errorf("--tls-ca needs TLS, but %s:// is plain text: use rediss:// (or rediss+sentinel://)", u.Scheme)
+		default:
 			c.RootCAs = roots
 		}
+		return nil
 	}
 	switch u.Scheme {
 	case "redis", "rediss":
@@ -82,21 +90,27 @@ func clientFor(rawURL string, roots *x509.CertPool) (redis.UniversalClient, erro
 			if err != nil {
 				return nil, err
 			}
-			trust(opts.TLSConfig)
+			if err := trust(opts.TLSConfig); err != nil {
+				return nil, err
+			}
 			return redis.NewClusterClient(opts), nil
 		}
 		opts, err := redis.ParseURL(rawURL)
 		if err != nil {
 			return nil, err
 		}
-		trust(opts.TLSConfig)
+		if err := trust(opts.TLSConfig); err != nil {
+			return nil, err
+		}
 		return redis.NewClient(opts), nil
 	case "redis+sentinel", "rediss+sentinel":
 		opts, err := sentinelOptions(u)
 		if err != nil {
 			return nil, err
 		}
-		trust(opts.TLSConfig)
+		if err := trust(opts.TLSConfig); err != nil {
+			return nil, err
+		}
 		return redis.NewFailoverClient(opts), nil
 	}
 	return nil, fmt.Errorf("unknown scheme %q", u.Scheme)

@@ -38,7 +38,7 @@ func newOpsFlags(name, synopsis, about string) *opsFlags {
 		// REDIS_URL would print its password in every usage message.
 		redisURL: c.fs.String("redis", "", "Redis `URL` (default $REDIS_URL); see \"smartratelimit help\" for the forms"),
 		prefix:   c.fs.String("prefix", redislimit.DefaultKeyPrefix, "the key `prefix` the limiters use"),
-		tlsCA:    c.fs.String("tls-ca", "", "PEM `file` of the CA a rediss:// server's certificate is checked against (default: the system's)"),
+		tlsCA:    c.fs.String("tls-ca", "", "PEM `file` of the CA a rediss:// server's certificate is checked against (default: the system's); only with rediss://"),
 	}
 }
 
