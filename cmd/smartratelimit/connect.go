@@ -25,7 +25,9 @@ const redisURLHelp = `Redis URL forms (--redis, or REDIS_URL):
   redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db]
                                                                a Sentinel-managed primary (rediss+sentinel: TLS)`
 
-// errBadURL marks a URL the command cannot use (exit code 2).
+// errBadURL marks a URL the command cannot use (exit code 2). Its
+// messages leave out redisURLHelp, which the caller prints after them:
+// the help's URL templates are not for redaction.
 var errBadURL = errors.New("bad Redis URL")
 
 // connect builds a client for rawURL and checks that Redis answers.
@@ -33,7 +35,7 @@ var errBadURL = errors.New("bad Redis URL")
 // instead of the system's.
 func connect(ctx context.Context, rawURL, caFile string) (redis.UniversalClient, error) {
 	if rawURL == "" {
-		return nil, fmt.Errorf("%w: none given; pass --redis or set REDIS_URL\n%s", errBadURL, redisURLHelp)
+		return nil, fmt.Errorf("%w: none given; pass --redis or set REDIS_URL", errBadURL)
 	}
 	var roots *x509.CertPool
 	if caFile != "" {
@@ -48,13 +50,7 @@ func connect(ctx context.Context, rawURL, caFile string) (redis.UniversalClient,
 	}
 	rdb, err := clientFor(rawURL, roots)
 	if err != nil {
-		// url.Error quotes the whole URL, password included: keep only its
-		// reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("%w %q: %v\n%s", errBadURL, redact.URL(rawURL), redact.Error(err), redisURLHelp)
+		return nil, fmt.Errorf("%w %q: %v", errBadURL, redact.URL(rawURL), redact.Error(urlReason(err)))
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -63,6 +59,16 @@ func connect(ctx context.Context, rawURL, caFile string) (redis.UniversalClient,
 		return nil, fmt.Errorf("cannot reach Redis at %s: %w", redact.URL(rawURL), redact.Error(err))
 	}
 	return rdb, nil
+}
+
+// urlReason drops the URL a *url.Error quotes, which the message that
+// wraps it names already (redacted), and keeps its reason.
+func urlReason(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func clientFor(rawURL string, roots *x509.CertPool) (redis.UniversalClient, error) {

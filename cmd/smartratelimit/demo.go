@@ -108,7 +108,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			o, err := redis.ParseURL(*redisURL)
 			if err != nil {
 				// ParseURL's errors quote the whole URL, password included.
-				fmt.Fprintf(stderr, "demo: bad --redis URL %q: %v\n", redact.URL(*redisURL), redact.Error(err))
+				fmt.Fprintf(stderr, "demo: bad --redis URL %q: %v\n", redact.URL(*redisURL), redact.Error(urlReason(err)))
 				return 2
 			}
 			opts = o

@@ -64,10 +64,11 @@ type session struct {
 func (o *opsFlags) open(ctx context.Context, stderr io.Writer) (*session, int) {
 	rdb, err := connect(ctx, o.url(), *o.tlsCA)
 	if err != nil {
-		fmt.Fprintln(stderr, "smartratelimit:", redact.Error(err))
 		if errors.Is(err, errBadURL) {
+			fmt.Fprintf(stderr, "smartratelimit: %v\n%s\n", redact.Error(err), redisURLHelp)
 			return nil, 2
 		}
+		fmt.Fprintln(stderr, "smartratelimit:", redact.Error(err))
 		return nil, 1
 	}
 	al := &aliases{}

@@ -142,3 +142,18 @@ func TestFlagDefaultsHoldNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// A bad URL's message is followed by the URL forms, intact: redaction is
+// for the URL given, not for the help's templates.
+func TestBadURLShowsTheForms(t *testing.T) {
+	for _, u := range []string{"redis://admin:" + secret + "@[::1", "ftp://host", "redis+sentinel://127.0.0.1:1/"} {
+		code, _, errOut := runCmd(t, "status", "--redis", u, "k")
+		if code != 2 || !strings.Contains(errOut, redisURLHelp) || strings.Count(errOut, "bad Redis URL") != 1 {
+			t.Errorf("--redis %s: exit %d\n%s\nwant exit 2, one error, then the forms as written", u, code, errOut)
+		}
+	}
+	t.Setenv("REDIS_URL", "")
+	if code, _, errOut := runCmd(t, "keys"); code != 2 || !strings.Contains(errOut, "pass --redis or set REDIS_URL\n"+redisURLHelp) {
+		t.Errorf("no URL: exit %d\n%s", code, errOut)
+	}
+}
