@@ -171,7 +171,9 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if len(keys) == 0 {
-		return o.badUsage(stderr, "no KEY given")
+		// The likeliest cause after "keys": an unquoted #<hash>, which the
+		// shell took for a comment.
+		return o.badUsage(stderr, "no KEY given (quote a KEY that starts with #: in a shell, # starts a comment)")
 	}
 	if *o.interval <= 0 {
 		return o.badUsage(stderr, "--interval must be positive")
@@ -388,7 +390,7 @@ func reset(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return code
 	}
 	if len(rest) != 1 {
-		return o.badUsage(stderr, fmt.Sprintf("want one KEY, got %d", len(rest)))
+		return o.badUsage(stderr, fmt.Sprintf("want one KEY, got %d (quote a KEY that starts with #: in a shell, # starts a comment)", len(rest)))
 	}
 	key, yes := rest[0], o.yes
 	sess, code := o.open(ctx, stderr)
