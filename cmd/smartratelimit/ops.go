@@ -187,6 +187,13 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	for {
 		code = printStatus(ctx, sess, keys, *asJSON, stdout, stderr)
+		if code == interrupted {
+			if *watch {
+				return 0 // Ctrl-C is how a watch ends, even mid-refresh
+			}
+			fmt.Fprintln(stderr, "smartratelimit: status: interrupted")
+			return 1
+		}
 		if !*watch || code != 0 {
 			return code
 		}
@@ -201,14 +208,25 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// interrupted is printStatus's answer when the context ended mid-query.
+const interrupted = -1
+
+// printStatus prints the status of each KEY argument and returns the exit
+// code, or interrupted.
 func printStatus(ctx context.Context, sess *session, args []string, asJSON bool, stdout, stderr io.Writer) int {
+	fail := func(name string, err error) int {
+		if ctx.Err() != nil {
+			return interrupted
+		}
+		fmt.Fprintf(stderr, "smartratelimit: status %s: %v\n", quotedKey(name), redact.Error(err))
+		return 1
+	}
 	var out []statusJSON
 	code := 0
 	for _, arg := range args {
 		t, err := sess.locate(ctx, arg)
 		if err != nil {
-			fmt.Fprintf(stderr, "smartratelimit: status %s: %v\n", quotedKey(arg), redact.Error(err))
-			return 1
+			return fail(arg, err)
 		}
 		if !t.found {
 			fmt.Fprintf(stderr, "smartratelimit: no state for key %s (redis key %s): nothing was stored, it expired, or --prefix differs\n",
@@ -224,8 +242,7 @@ func printStatus(ctx context.Context, sess *session, args []string, asJSON bool,
 			out = append(out, toJSON(shownKey(t.name), shownKey(t.stored), st))
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "smartratelimit: status %s: %v\n", quotedKey(t.name), redact.Error(err))
-			return 1
+			return fail(t.name, err)
 		}
 	}
 	if asJSON {
