@@ -1,0 +1,146 @@
+package dialect
+
+import (
+	"strings"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// ietf reads the RateLimit and RateLimit-Policy fields of the IETF drafts
+// -07 (a dictionary) and -08 onward (lists of named policies), under
+// their standard and Atlassian "Beta-" names.
+func (p *parser) ietf(*Mapping) (string, *quota, bool) {
+	for _, prefix := range []string{"", "Beta-"} {
+		values := p.h.Values(prefix + "Ratelimit")
+		if len(values) == 0 {
+			continue
+		}
+		field := strings.Join(values, ", ")
+		policies := strings.Join(p.h.Values(prefix+"Ratelimit-Policy"), ", ")
+		if items, ok := parseSF(field, false); ok && hasParam(items, "r") {
+			return FamilyIETF8, p.ietf8(items, policies), true
+		}
+		if items, ok := parseSF(field, true); ok {
+			return FamilyIETF7, p.ietf7(items, policies), true
+		}
+		return FamilyIETF8, nil, true
+	}
+	return FamilyIETF8, nil, false
+}
+
+func hasParam(items []sfItem, key string) bool {
+	for _, it := range items {
+		if _, ok := it.param(key); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// policyName accepts a String or, leniently, a Token.
+func policyName(v sfValue) string {
+	if v.kind == sfString || v.kind == sfToken {
+		return v.str
+	}
+	return ""
+}
+
+// ietf8 picks the binding policy: the smallest available quota r, the
+// longest effective window t on a tie.
+func (p *parser) ietf8(items []sfItem, policyField string) *quota {
+	var policies []sfItem
+	if policyField != "" {
+		var ok bool
+		if policies, ok = parseSF(policyField, false); !ok {
+			policies = nil
+		}
+	}
+	var best *quota
+	var bestName string
+	for _, it := range items {
+		r, ok := it.param("r")
+		if !ok {
+			continue
+		}
+		rem, okR := intValue(r)
+		if !okR {
+			return nil
+		}
+		q := &quota{remaining: rem}
+		if t, ok := it.param("t"); ok {
+			n, okT := intValue(t)
+			if !okT || time.Duration(n)*time.Second > srl.MaxHorizon {
+				return nil
+			}
+			q.reset = time.Duration(n) * time.Second
+		}
+		if best == nil || q.remaining < best.remaining || q.remaining == best.remaining && q.reset > best.reset {
+			best, bestName = q, policyName(it.val)
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	for _, pol := range policies {
+		if policyName(pol.val) != bestName {
+			continue
+		}
+		if q, ok := pol.param("q"); ok {
+			if n, ok := intValue(q); ok {
+				best.limit = n
+			}
+		}
+		if w, ok := pol.param("w"); ok {
+			if n, ok := intValue(w); ok && time.Duration(n)*time.Second <= srl.MaxHorizon {
+				best.window = time.Duration(n) * time.Second
+			}
+		}
+	}
+	if best.reset == 0 {
+		// Without t the window bounds the wait for more quota.
+		best.reset = best.window
+	}
+	return best
+}
+
+// ietf7 reads "limit=100, remaining=50, reset=5" and a "100;w=10" policy.
+func (p *parser) ietf7(items []sfItem, policyField string) *quota {
+	q := &quota{}
+	seen := 0
+	for _, it := range items {
+		n, ok := intValue(it.val)
+		switch it.name {
+		case "limit":
+			q.limit = n
+		case "remaining":
+			q.remaining = n
+		case "reset":
+			q.reset = time.Duration(n) * time.Second
+		default:
+			continue
+		}
+		if !ok {
+			return nil
+		}
+		seen++
+	}
+	if seen == 0 || q.reset > srl.MaxHorizon {
+		return nil
+	}
+	if pols, ok := parseSF(policyField, false); ok {
+		if w, ok := pols[0].param("w"); ok {
+			if n, ok := intValue(w); ok && time.Duration(n)*time.Second <= srl.MaxHorizon {
+				q.window = time.Duration(n) * time.Second
+			}
+		}
+	}
+	return q
+}
+
+func intValue(v sfValue) (int, bool) {
+	if v.kind != sfNumber || !v.integer || v.num < 0 || v.num > srl.MaxCount {
+		return 0, false
+	}
+	return int(v.num), true
+}

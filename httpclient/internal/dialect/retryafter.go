@@ -1,0 +1,48 @@
+package dialect
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// retryAfter reads Retry-After (seconds, decimals allowed, or an HTTP date
+// measured against Date) and retry-after-ms, which wins when both are
+// sent. Only refusals count: a Retry-After on a success (Confluence sends
+// 0) or a redirect is not a block.
+func (p *parser) retryAfter(status int, m *Mapping) {
+	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable && status != http.StatusForbidden {
+		return
+	}
+	name := "Retry-After"
+	if m != nil && m.RetryAfter != "" && p.h.Get(m.RetryAfter) != "" {
+		name = m.RetryAfter
+	}
+	var d time.Duration
+	ok, present := true, false
+	if v := p.h.Get("Retry-After-Ms"); v != "" {
+		present = true
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		ok = err == nil && f >= 0 && f <= float64(srl.MaxHorizon/time.Millisecond)
+		d = time.Duration(math.Ceil(f * float64(time.Millisecond)))
+	} else if v := p.h.Get(name); v != "" {
+		present = true
+		if d, ok = seconds(v); !ok {
+			if t, err := http.ParseTime(strings.TrimSpace(v)); err == nil {
+				d, ok = p.until(t)
+			}
+		}
+	}
+	switch {
+	case !present:
+	case !ok:
+		p.res.Malformed = append(p.res.Malformed, FamilyRetryAfter)
+	default:
+		p.res.Dialects = append(p.res.Dialects, FamilyRetryAfter)
+		p.res.Observation.RetryAfter = d
+	}
+}
