@@ -7,7 +7,7 @@ func (p *parser) custom(m *Mapping) (string, *quota, bool) {
 	if m == nil || (m.Limit == "" && m.Remaining == "" && m.Reset == "") {
 		return FamilyCustom, nil, false
 	}
-	q, present := p.triple(orNone(m.Limit), orNone(m.Remaining), orNone(m.Reset), p.reset)
+	q, present := p.triple(orNone(m.Limit), orNone(m.Remaining), orNone(m.Reset), listCount, p.reset)
 	return FamilyCustom, q, present
 }
 

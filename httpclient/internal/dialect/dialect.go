@@ -2,7 +2,6 @@ package dialect
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -113,13 +112,26 @@ func Parse(in Input, m *Mapping) Result {
 	return p.res
 }
 
-// cached reports a response served from an HTTP cache.
+// cached reports a response served from an HTTP cache: a positive Age,
+// or an X-From-Cache mark.
 func cached(h http.Header) bool {
-	if age, err := strconv.ParseFloat(strings.TrimSpace(h.Get("Age")), 64); err == nil && age > 0 {
+	if positiveAge(h.Get("Age")) {
 		return true
 	}
-	v := strings.TrimSpace(h.Get("X-From-Cache"))
+	v := trimOWS(h.Get("X-From-Cache"))
 	return v != "" && v != "0" && !strings.EqualFold(v, "false")
+}
+
+// positiveAge reads Age, delta-seconds: digits only, and any length, since
+// RFC 9111 reads an overflowing age as 2^31 rather than as garbage.
+func positiveAge(v string) bool {
+	v = trimOWS(v)
+	for i := 0; i < len(v); i++ {
+		if !isDigit(v[i]) {
+			return false
+		}
+	}
+	return strings.Trim(v, "0") != ""
 }
 
 // clean drops whatever Normalize would reject, so the result is always

@@ -28,17 +28,7 @@ func hdr(kv ...string) http.Header {
 }
 
 func TestParseCaptures(t *testing.T) {
-	tests := []struct {
-		name      string
-		status    int
-		h         http.Header
-		body      string
-		m         *Mapping
-		want      srl.Observation
-		dialects  []string
-		malformed []string
-		scope     string
-	}{
+	runCases(t, []parseCase{
 		{
 			name: "GitHub core", status: 200,
 			h:    hdr("Date", dateHdr, "x-ratelimit-limit", "5000", "x-ratelimit-remaining", "4987", "x-ratelimit-used", "13", "x-ratelimit-reset", epoch(37*time.Minute), "x-ratelimit-resource", "core"),
@@ -230,23 +220,50 @@ func TestParseCaptures(t *testing.T) {
 			h:    hdr("Content-Type", "application/json"),
 			want: srl.Observation{},
 		},
-	}
-	for _, tc := range tests {
+	})
+}
+
+// obs shortens the expected observations of the tables.
+type obs = srl.Observation
+
+// parseCase is one response and what Parse must make of it.
+type parseCase struct {
+	name      string
+	status    int
+	h         http.Header
+	body      string
+	m         *Mapping
+	want      srl.Observation
+	dialects  []string
+	malformed []string
+	scope     string
+}
+
+// runCases parses each case's response, received by a pod whose clock is
+// 5 minutes behind the server's, and compares the whole result.
+func runCases(t *testing.T, cases []parseCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Parse(Input{Header: tc.h, StatusCode: tc.status, Body: []byte(tc.body), Received: received}, tc.m)
-			if !reflect.DeepEqual(got.Observation, tc.want) {
-				t.Errorf("observation\n got %+v\nwant %+v", got.Observation, tc.want)
-			}
-			if !sameSet(got.Dialects, tc.dialects) || !sameSet(got.Malformed, tc.malformed) || got.Scope != tc.scope {
-				t.Errorf("dialects %v malformed %v scope %q; want %v %v %q", got.Dialects, got.Malformed, got.Scope, tc.dialects, tc.malformed, tc.scope)
-			}
-			if _, err := got.Observation.Normalize(); err != nil {
-				t.Errorf("the observation does not normalize: %v", err)
-			}
-			if wantFound := len(tc.dialects) > 0 || tc.want.Limited; got.Found != wantFound {
-				t.Errorf("Found %v, want %v", got.Found, wantFound)
-			}
+			checkCase(t, tc)
 		})
+	}
+}
+
+func checkCase(t *testing.T, tc parseCase) {
+	t.Helper()
+	got := Parse(Input{Header: tc.h, StatusCode: tc.status, Body: []byte(tc.body), Received: received}, tc.m)
+	if !reflect.DeepEqual(got.Observation, tc.want) {
+		t.Errorf("observation\n got %+v\nwant %+v", got.Observation, tc.want)
+	}
+	if !sameSet(got.Dialects, tc.dialects) || !sameSet(got.Malformed, tc.malformed) || got.Scope != tc.scope {
+		t.Errorf("dialects %v malformed %v scope %q; want %v %v %q", got.Dialects, got.Malformed, got.Scope, tc.dialects, tc.malformed, tc.scope)
+	}
+	if _, err := got.Observation.Normalize(); err != nil {
+		t.Errorf("the observation does not normalize: %v", err)
+	}
+	if wantFound := len(tc.dialects) > 0 || tc.want.Limited; got.Found != wantFound {
+		t.Errorf("Found %v, want %v", got.Found, wantFound)
 	}
 }
 

@@ -10,7 +10,7 @@ func (p *parser) discord(*Mapping) (string, *quota, bool) {
 	if p.h.Get("X-Ratelimit-Reset-After") == "" {
 		return FamilyDiscord, nil, false
 	}
-	q, _ := p.triple("X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset-After", seconds)
+	q, _ := p.triple("X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset-After", count, seconds)
 	if q != nil {
 		p.res.Scope = strings.TrimSpace(p.h.Get("X-Ratelimit-Bucket"))
 	}

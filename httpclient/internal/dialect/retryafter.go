@@ -1,13 +1,8 @@
 package dialect
 
 import (
-	"math"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
-
-	srl "github.com/smartratelimit/smartratelimit"
 )
 
 // retryAfter reads Retry-After (seconds, decimals allowed, or an HTTP date
@@ -26,13 +21,14 @@ func (p *parser) retryAfter(status int, m *Mapping) {
 	ok, present := true, false
 	if v := p.h.Get("Retry-After-Ms"); v != "" {
 		present = true
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		ok = err == nil && f >= 0 && f <= float64(srl.MaxHorizon/time.Millisecond)
-		d = time.Duration(math.Ceil(f * float64(time.Millisecond)))
+		var n number
+		if n, ok = parseNumber(trimOWS(v), true); ok {
+			d, ok = n.duration(time.Millisecond)
+		}
 	} else if v := p.h.Get(name); v != "" {
 		present = true
 		if d, ok = seconds(v); !ok {
-			if t, err := http.ParseTime(strings.TrimSpace(v)); err == nil {
+			if t, err := http.ParseTime(trimOWS(v)); err == nil {
 				d, ok = p.until(t)
 			}
 		}

@@ -1,42 +1,136 @@
 package dialect
 
 import (
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
 )
 
-// count reads a non-negative count; decimals (Reddit's "98.0") are
-// floored. The first element of a list ("100, 100;window=60") counts.
-func count(v string) (int, bool) {
-	v = strings.TrimSpace(v)
-	if i := strings.IndexAny(v, ",;"); i >= 0 {
-		v = strings.TrimSpace(v[:i])
+// trimOWS strips the optional whitespace (SP and HTAB) HTTP allows around
+// a field value; strings.TrimSpace would also take other Unicode spaces.
+func trimOWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
 	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > srl.MaxCount {
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// number is an HTTP number: ASCII digits and, where a dialect writes one,
+// a fraction. strconv's syntax is wider (signs, exponents, hexadecimal,
+// underscores, Inf, NaN); no server means those, so they are malformed.
+type number struct {
+	whole uint64
+	frac  uint64 // the fraction in units of 1e-9, rounded up
+	point bool   // written with a fraction
+}
+
+// maxDigits bounds the whole part: more than any count, epoch in
+// milliseconds or delay needs, and far from overflowing a uint64.
+const maxDigits = 16
+
+// parseNumber reads v, a whole HTTP number, with a fraction only when
+// fraction is set.
+func parseNumber(v string, fraction bool) (number, bool) {
+	var n number
+	i := 0
+	for ; i < len(v) && isDigit(v[i]); i++ {
+		if i == maxDigits {
+			return number{}, false
+		}
+		n.whole = n.whole*10 + uint64(v[i]-'0')
+	}
+	switch {
+	case i == 0:
+		return number{}, false
+	case i == len(v):
+		return n, true
+	case !fraction || v[i] != '.' || i+1 == len(v):
+		return number{}, false
+	}
+	n.point = true
+	scale, inexact := uint64(1e8), false
+	for _, c := range []byte(v[i+1:]) {
+		if !isDigit(c) {
+			return number{}, false
+		}
+		if scale == 0 {
+			inexact = inexact || c != '0'
+			continue
+		}
+		n.frac += uint64(c-'0') * scale
+		scale /= 10
+	}
+	if inexact {
+		// Round up: a wait read short is a request sent early.
+		if n.frac++; n.frac == 1e9 {
+			n.whole, n.frac = n.whole+1, 0
+		}
+	}
+	return n, true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// duration is n units long, or not ok beyond MaxHorizon; a fraction of
+// the unit is rounded up to the nanosecond.
+func (n number) duration(unit time.Duration) (time.Duration, bool) {
+	if n.whole > uint64(srl.MaxHorizon/unit) {
 		return 0, false
 	}
-	return int(f), true
+	d := time.Duration(n.whole)*unit + time.Duration((n.frac*uint64(unit)+1e9-1)/1e9)
+	if d > srl.MaxHorizon {
+		return 0, false
+	}
+	return d, true
+}
+
+// count reads a non-negative integer count.
+func count(v string) (int, bool) {
+	n, ok := parseNumber(trimOWS(v), false)
+	if !ok || n.whole > srl.MaxCount {
+		return 0, false
+	}
+	return int(n.whole), true
+}
+
+// countFloor reads a count that may be written with a fraction (Reddit's
+// "98.0", tollbooth's "10.00"), floored.
+func countFloor(v string) (int, bool) {
+	n, ok := parseNumber(trimOWS(v), true)
+	if !ok || n.whole > srl.MaxCount {
+		return 0, false
+	}
+	return int(n.whole), true
+}
+
+// listCount reads the first element of a list ("100, 100;window=60", the
+// IETF drafts up to -03 and Whoop) as a countFloor.
+func listCount(v string) (int, bool) {
+	if i := strings.IndexAny(v, ",;"); i >= 0 {
+		v = v[:i]
+	}
+	return countFloor(v)
 }
 
 // seconds reads a non-negative number of seconds, decimals allowed.
 func seconds(v string) (time.Duration, bool) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > srl.MaxHorizon.Seconds() {
+	n, ok := parseNumber(trimOWS(v), true)
+	if !ok {
 		return 0, false
 	}
-	return time.Duration(math.Ceil(f * float64(time.Second))), true
+	return n.duration(time.Second)
 }
 
 // goDuration matches the duration strings OpenAI and Groq send ("6m0s",
 // "12ms", "2m59.56s"), the syntax of time.ParseDuration.
 func goDuration(v string) (time.Duration, bool) {
-	if v == "" || strings.HasPrefix(v, "-") || strings.HasPrefix(v, "+") {
+	if v == "" || !isDigit(v[0]) {
+		// ParseDuration would also take a sign and ".5s".
 		return 0, false
 	}
 	d, err := time.ParseDuration(v)
@@ -69,21 +163,15 @@ var dateLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00"}
 // seconds from now, a Go duration, RFC 3339, or an HTTP date; absolute
 // forms are measured against Date.
 func (p *parser) reset(v string) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil {
+	v = trimOWS(v)
+	if n, ok := parseNumber(v, true); ok {
 		switch {
-		case math.IsNaN(f) || math.IsInf(f, 0) || f < 0:
-			return 0, false
-		case f >= 1e12:
-			return p.until(time.UnixMilli(int64(f)))
-		case f >= 1e9:
-			sec, frac := math.Modf(f)
-			return p.until(time.Unix(int64(sec), int64(frac*1e9)))
+		case n.whole >= 1e12:
+			return p.until(time.UnixMilli(int64(n.whole)).Add(time.Duration((n.frac + 1e6 - 1) / 1e6)))
+		case n.whole >= 1e9:
+			return p.until(time.Unix(int64(n.whole), int64(n.frac)))
 		}
-		return seconds(v)
+		return n.duration(time.Second)
 	}
 	if d, ok := goDuration(v); ok {
 		return d, true
@@ -99,12 +187,12 @@ func (p *parser) reset(v string) (time.Duration, bool) {
 	return 0, false
 }
 
-// triple reads limit, remaining and reset headers with the given reset
-// reader. present reports whether any of them was sent; q is nil when one
+// triple reads limit, remaining and reset headers with the given count
+// and reset readers. present reports whether any of them was sent; q is nil when one
 // that was sent cannot be read (a negative, garbage, a reset beyond
 // MaxHorizon). A quota without a reset is kept but never stored (see
 // smartratelimit.Observation).
-func (p *parser) triple(limitName, remainingName, resetName string, readReset func(string) (time.Duration, bool)) (q *quota, present bool) {
+func (p *parser) triple(limitName, remainingName, resetName string, readCount func(string) (int, bool), readReset func(string) (time.Duration, bool)) (q *quota, present bool) {
 	lv, rv, tv := p.h.Get(limitName), p.h.Get(remainingName), p.h.Get(resetName)
 	if lv == "" && rv == "" && tv == "" {
 		return nil, false
@@ -112,10 +200,10 @@ func (p *parser) triple(limitName, remainingName, resetName string, readReset fu
 	q = &quota{}
 	ok := true
 	if lv != "" {
-		q.limit, ok = count(lv)
+		q.limit, ok = readCount(lv)
 	}
 	if ok && rv != "" {
-		q.remaining, ok = count(rv)
+		q.remaining, ok = readCount(rv)
 	}
 	if ok && tv != "" {
 		q.reset, ok = readReset(tv)
@@ -127,7 +215,8 @@ func (p *parser) triple(limitName, remainingName, resetName string, readReset fu
 }
 
 // jsonSeconds finds "key": <number> in a (possibly truncated) JSON body
-// without decoding it whole.
+// without decoding it whole. A number cut off by the truncation, or
+// written with an exponent, is not read.
 func jsonSeconds(body []byte, key string) (time.Duration, bool) {
 	s := string(body)
 	i := strings.Index(s, `"`+key+`"`)
@@ -140,8 +229,11 @@ func jsonSeconds(body []byte, key string) (time.Duration, bool) {
 	}
 	s = strings.TrimLeft(s[1:], " \t\r\n")
 	end := 0
-	for end < len(s) && (s[end] >= '0' && s[end] <= '9' || s[end] == '.') {
+	for end < len(s) && (isDigit(s[end]) || s[end] == '.') {
 		end++
+	}
+	if end == len(s) || !strings.ContainsRune(" \t\r\n,}]", rune(s[end])) {
+		return 0, false
 	}
 	return seconds(s[:end])
 }

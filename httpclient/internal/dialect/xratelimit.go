@@ -15,7 +15,7 @@ func (p *parser) xratelimit(*Mapping) (string, *quota, bool) {
 		{FamilyXRateLimit, "X-Rate-Limit-"},
 		{FamilyIETF6, "Ratelimit-"},
 	} {
-		q, present := p.triple(f.prefix+"Limit", f.prefix+"Remaining", f.prefix+"Reset", p.reset)
+		q, present := p.triple(f.prefix+"Limit", f.prefix+"Remaining", f.prefix+"Reset", listCount, p.reset)
 		if !present {
 			continue
 		}
@@ -24,7 +24,7 @@ func (p *parser) xratelimit(*Mapping) (string, *quota, bool) {
 		}
 		if q.limit == 0 {
 			// Reddit sends used and remaining, not the limit.
-			if used, ok := count(p.h.Get(f.prefix + "Used")); ok {
+			if used, ok := countFloor(p.h.Get(f.prefix + "Used")); ok {
 				q.limit = used + q.remaining
 			}
 		}

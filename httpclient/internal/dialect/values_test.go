@@ -1,0 +1,129 @@
+package dialect
+
+import (
+	"testing"
+	"time"
+)
+
+// TestHTTPNumbers: counts and delays are ASCII digits, with a fraction
+// only where a dialect writes one. strconv reads much more (signs,
+// exponents, hexadecimal floats, Inf), and so did this parser.
+func TestHTTPNumbers(t *testing.T) {
+	checkCount := func(t *testing.T, read func(string) (int, bool), in string, want int, wantOK bool) {
+		t.Helper()
+		if got, ok := read(in); ok != wantOK || got != want {
+			t.Errorf("%q: %d, %v; want %d, %v", in, got, ok, want, wantOK)
+		}
+	}
+	for _, tc := range []struct {
+		in       string
+		want     int
+		ok       bool
+		floorOK  bool // countFloor's verdict, where it differs
+		floorVal int
+	}{
+		{in: "5000", want: 5000, ok: true},
+		{in: " 42\t", want: 42, ok: true},
+		{in: "007", want: 7, ok: true},
+		{in: "98.0", floorOK: true, floorVal: 98},
+		{in: "10.00", floorOK: true, floorVal: 10},
+		{in: "9.99", floorOK: true, floorVal: 9},
+		{in: "1099511627776", want: 1 << 40, ok: true},
+		{in: "1099511627777"},
+		{in: "0x1p4"}, {in: "0x10"}, {in: "1_000"}, {in: "+5"}, {in: "-1"}, {in: "1e3"},
+		{in: "Inf"}, {in: "NaN"}, {in: "infinity"}, {in: ""}, {in: "."}, {in: ".5"}, {in: "5."},
+		{in: "1.2.3"}, {in: "5 5"}, {in: "\u00a05"}, {in: "٣"}, {in: "99999999999999999999"},
+	} {
+		checkCount(t, count, tc.in, tc.want, tc.ok)
+		if tc.floorOK {
+			checkCount(t, countFloor, tc.in, tc.floorVal, true)
+		} else {
+			checkCount(t, countFloor, tc.in, tc.want, tc.ok)
+		}
+	}
+
+	checkSeconds := func(t *testing.T, in string, want time.Duration, wantOK bool) {
+		t.Helper()
+		if got, ok := seconds(in); ok != wantOK || got != want {
+			t.Errorf("seconds(%q) = %v, %v; want %v, %v", in, got, ok, want, wantOK)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"90", 90 * time.Second, true},
+		{"2.0", 2 * time.Second, true},
+		{"292.052427053", 292052427053 * time.Nanosecond, true},
+		{"0.0000000001", time.Nanosecond, true}, // rounded up, never down
+		{"0.9999999999", time.Second, true},
+		{"86400", 24 * time.Hour, true},
+		{"86400.000000001", 0, false},
+		{"86401", 0, false},
+		{"18446744074", 0, false},
+		{"1e3", 0, false}, {"+5", 0, false}, {"-5", 0, false}, {"0x1p4", 0, false},
+		{"Inf", 0, false}, {"NaN", 0, false}, {"1_0", 0, false}, {"5s", 0, false},
+	} {
+		checkSeconds(t, tc.in, tc.want, tc.ok)
+	}
+}
+
+// TestNumbersInResponses: the same rule seen through Parse, on the
+// families that used to read strconv syntax.
+func TestNumbersInResponses(t *testing.T) {
+	runCases(t, []parseCase{
+		{
+			name: "a hexadecimal float is not a remaining count", status: 200,
+			h:    hdr("X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "0x1p4", "X-RateLimit-Reset", "30"),
+			want: obs{}, malformed: []string{FamilyXRateLimit},
+		},
+		{
+			name: "an exponent is not a limit", status: 200,
+			h:    hdr("X-RateLimit-Limit", "1e3", "X-RateLimit-Remaining", "5", "X-RateLimit-Reset", "30"),
+			want: obs{}, malformed: []string{FamilyXRateLimit},
+		},
+		{
+			name: "a signed reset", status: 200,
+			h:    hdr("X-RateLimit-Limit", "10", "X-RateLimit-Remaining", "5", "X-RateLimit-Reset", "+30"),
+			want: obs{}, malformed: []string{FamilyXRateLimit},
+		},
+		{
+			name: "an exponent in Retry-After", status: 429,
+			h:    hdr("Retry-After", "1e3"),
+			want: obs{Limited: true}, malformed: []string{FamilyRetryAfter},
+		},
+		{
+			name: "Inf in retry-after-ms", status: 429,
+			h:    hdr("Retry-After-Ms", "Inf", "Retry-After", "1"),
+			want: obs{Limited: true}, malformed: []string{FamilyRetryAfter},
+		},
+		{
+			name: "a decimal in an OpenAI count (the dialect writes integers)", status: 200,
+			h:    hdr("x-ratelimit-limit-requests", "500.0", "x-ratelimit-remaining-requests", "499", "x-ratelimit-reset-requests", "1s"),
+			want: obs{}, malformed: []string{FamilyOpenAI},
+		},
+		{
+			name: "a signed Go duration", status: 200,
+			h:    hdr("x-ratelimit-limit-requests", "500", "x-ratelimit-remaining-requests", "499", "x-ratelimit-reset-requests", "+1s"),
+			want: obs{}, malformed: []string{FamilyOpenAI},
+		},
+		{
+			name: "Discord's body in exponent notation", status: 429,
+			h:    hdr(),
+			body: `{"retry_after": 6.457e1, "global": false}`,
+			want: obs{Limited: true},
+		},
+		{
+			name: "Discord's body cut inside the number", status: 429,
+			h:    hdr(),
+			body: `{"message": "You are being rate limited.", "retry_after": 64`,
+			want: obs{Limited: true},
+		},
+		{
+			name: "tollbooth's decimal limit is floored", status: 200,
+			h:    hdr("X-Rate-Limit-Limit", "10.00", "X-Rate-Limit-Remaining", "9.00", "X-Rate-Limit-Reset", "1"),
+			want: obs{Limit: 10, Remaining: 9, Reset: time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+	})
+}
