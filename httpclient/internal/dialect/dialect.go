@@ -80,7 +80,7 @@ func Parse(in Input, m *Mapping) Result {
 	if p.h == nil {
 		p.h = http.Header{}
 	}
-	if d, err := http.ParseTime(p.h.Get("Date")); err == nil {
+	if d, ok := httpDate(trimOWS(p.h.Get("Date"))); ok {
 		p.date = d
 	}
 	p.res.Cached = cached(p.h)

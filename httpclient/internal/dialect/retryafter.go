@@ -28,7 +28,8 @@ func (p *parser) retryAfter(status int, m *Mapping) {
 	} else if v := p.h.Get(name); v != "" {
 		present = true
 		if d, ok = seconds(v); !ok {
-			if t, err := http.ParseTime(trimOWS(v)); err == nil {
+			var t time.Time
+			if t, ok = httpDate(trimOWS(v)); ok {
 				d, ok = p.until(t)
 			}
 		}

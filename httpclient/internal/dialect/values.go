@@ -1,7 +1,6 @@
 package dialect
 
 import (
-	"net/http"
 	"strings"
 	"time"
 
@@ -181,10 +180,92 @@ func (p *parser) reset(v string) (time.Duration, bool) {
 			return p.until(t)
 		}
 	}
-	if t, err := http.ParseTime(v); err == nil {
+	if t, ok := httpDate(v); ok {
 		return p.until(t)
 	}
 	return 0, false
+}
+
+// Layouts of the dates servers send without their zone: IMF-fixdate and
+// the RFC 1123/5322 forms around it (a day of one digit, no day name),
+// RFC 850, and JavaScript's Date.toString (lemlist). Asctime, which has
+// no zone, is tried on its own.
+var (
+	zonedLayouts = []string{"Mon, 2 Jan 2006 15:04:05", "2 Jan 2006 15:04:05", "Monday, 02-Jan-06 15:04:05", "Mon Jan 2 2006 15:04:05"}
+	asctime      = "Mon Jan _2 15:04:05 2006"
+)
+
+// maxDateLen bounds a date with JavaScript's comment, "(Central European
+// Standard Time)", with room to spare.
+const maxDateLen = 128
+
+// httpDate reads the dates servers send in Date, Retry-After and resets:
+// IMF-fixdate, RFC 850 and asctime (which RFC 9110 requires), and the
+// forms libraries write in practice: Go's time.RFC1123 with "UTC", a
+// numeric zone (time.RFC1123Z), JavaScript's "GMT+0100 (…)". The zone
+// must be unambiguous: GMT, UTC, UT, Z or a numeric offset. time.Parse
+// would read any other name (EST, CET, PST) as a zone with no offset, up
+// to hours off, so those are not dates.
+func httpDate(v string) (time.Time, bool) {
+	if len(v) > maxDateLen {
+		return time.Time{}, false
+	}
+	if t, err := time.Parse(asctime, v); err == nil {
+		return t, t.Nanosecond() == 0
+	}
+	if i := strings.IndexByte(v, '('); i >= 0 {
+		if !strings.HasSuffix(v, ")") {
+			return time.Time{}, false
+		}
+		v = trimOWS(v[:i])
+	}
+	i := strings.LastIndexByte(v, ' ')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	offset, ok := zoneOffset(v[i+1:])
+	if !ok {
+		return time.Time{}, false
+	}
+	for _, layout := range zonedLayouts {
+		// Without a zone in the layout the time is read as UTC; the
+		// fraction time.Parse tolerates after the seconds is refused.
+		if t, err := time.Parse(layout, v[:i]); err == nil && t.Nanosecond() == 0 {
+			return t.Add(-offset), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// zoneOffset reads the zones that say how far they are from UTC: the
+// names of UTC itself, and offsets such as +0100, -07:00 or GMT+0100.
+func zoneOffset(z string) (time.Duration, bool) {
+	switch z {
+	case "GMT", "UTC", "UT", "Z":
+		return 0, true
+	}
+	for _, name := range []string{"GMT", "UTC"} {
+		if len(z) > len(name) && z[:len(name)] == name {
+			z = z[len(name):]
+			break
+		}
+	}
+	if len(z) == 6 && z[3] == ':' {
+		z = z[:3] + z[4:]
+	}
+	if len(z) != 5 || z[0] != '+' && z[0] != '-' {
+		return 0, false
+	}
+	hh, okH := parseNumber(z[1:3], false)
+	mm, okM := parseNumber(z[3:5], false)
+	if !okH || !okM || hh.whole > 23 || mm.whole > 59 {
+		return 0, false
+	}
+	d := time.Duration(hh.whole)*time.Hour + time.Duration(mm.whole)*time.Minute
+	if z[0] == '-' {
+		d = -d
+	}
+	return d, true
 }
 
 // triple reads limit, remaining and reset headers with the given count

@@ -1,6 +1,7 @@
 package dialect
 
 import (
+	"net/http"
 	"testing"
 	"time"
 )
@@ -124,6 +125,108 @@ func TestNumbersInResponses(t *testing.T) {
 			name: "tollbooth's decimal limit is floored", status: 200,
 			h:    hdr("X-Rate-Limit-Limit", "10.00", "X-Rate-Limit-Remaining", "9.00", "X-Rate-Limit-Reset", "1"),
 			want: obs{Limit: 10, Remaining: 9, Reset: time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+	})
+}
+
+// TestHTTPDates: every date form servers really send is read, in its
+// zone; a zone name that could mean several offsets is not a date.
+func TestHTTPDates(t *testing.T) {
+	want := time.Date(2026, 12, 1, 20, 25, 2, 0, time.UTC)
+	check := func(t *testing.T, in string, ok bool) {
+		t.Helper()
+		got, gotOK := httpDate(in)
+		if gotOK != ok || ok && !got.Equal(want) {
+			t.Errorf("%q: %v, %v; want %v, %v", in, got, gotOK, want, ok)
+		}
+	}
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"Tue, 01 Dec 2026 20:25:02 GMT", true},   // IMF-fixdate
+		{"Tue, 01 Dec 2026 20:25:02 UTC", true},   // Go's time.RFC1123 in UTC (go-limiter's httplimit)
+		{"Tue, 01 Dec 2026 20:25:02 UT", true},    // RFC 5322
+		{"Tue, 01 Dec 2026 20:25:02 Z", true},     // RFC 5322 military UTC
+		{"Tue, 01 Dec 2026 20:25:02 +0000", true}, // time.RFC1123Z
+		{"Tue, 01 Dec 2026 21:25:02 +0100", true},
+		{"Tue, 01 Dec 2026 15:25:02 -0500", true},
+		{"Tue, 01 Dec 2026 21:25:02 +01:00", true},
+		{"Tue, 1 Dec 2026 20:25:02 GMT", true}, // RFC 5322 one-digit day
+		{"01 Dec 2026 20:25:02 GMT", true},     // RFC 5322 without day name
+		{"Tuesday, 01-Dec-26 20:25:02 GMT", true},
+		{"Tue Dec  1 20:25:02 2026", true},                                           // asctime
+		{"Tue Dec 01 2026 21:25:02 GMT+0100 (Central European Standard Time)", true}, // JavaScript (lemlist)
+		{"Tue, 01 Dec 2026 15:25:02 EST", false},
+		{"Tue, 01 Dec 2026 21:25:02 CET", false},
+		{"Tue, 01 Dec 2026 12:25:02 PST", false},
+		{"Tue, 01 Dec 2026 20:25:02 A", false}, // military zones other than Z had their signs wrong
+		{"Tue, 01 Dec 2026 20:25:02", false},
+		{"Tue, 01 Dec 2026 20:25:02 +2400", false},
+		{"Tue, 01 Dec 2026 20:25:02 +0060", false},
+		{"Tue, 01 Dec 2026 20:25:02.5 GMT", false},
+		{"Tue, 01 Dec 2026 24:25:02 GMT", false},
+		{"Tue Dec 01 2026 21:25:02 GMT+0100 (unterminated", false},
+		{"2026-12-01T20:25:02Z", false}, // RFC 3339 is read by the resets, not as an HTTP date
+		{"", false},
+	} {
+		check(t, tc.in, tc.ok)
+	}
+}
+
+// TestDatesInResponses: dates in every field that carries one.
+func TestDatesInResponses(t *testing.T) {
+	// go-limiter's httplimit writes its reset, and on a refusal its
+	// Retry-After, with time.RFC1123 in UTC; net/http writes Date.
+	limiterNow := time.Date(2026, 12, 1, 20, 24, 32, 0, time.UTC)
+	limiterDate := limiterNow.Format(http.TimeFormat)
+	limiterReset := limiterNow.Add(30 * time.Second).Format(time.RFC1123)
+	runCases(t, []parseCase{
+		{
+			name: "go-limiter httplimit, allowed", status: 200,
+			h:    hdr("Date", limiterDate, "X-Ratelimit-Limit", "10", "X-Ratelimit-Remaining", "9", "X-Ratelimit-Reset", limiterReset),
+			want: obs{Limit: 10, Remaining: 9, Reset: 30 * time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "go-limiter httplimit, refused", status: 429,
+			h:    hdr("Date", limiterDate, "X-Ratelimit-Limit", "10", "X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", limiterReset, "Retry-After", limiterReset),
+			want: obs{Limit: 10, Remaining: 0, Reset: 30 * time.Second, RetryAfter: 30 * time.Second, Limited: true}, dialects: []string{FamilyXRateLimit, FamilyRetryAfter},
+		},
+		{
+			name: "a numeric zone (time.RFC1123Z)", status: 503,
+			h:    hdr("Date", dateHdr, "Retry-After", serverNow.Add(45*time.Second).In(time.FixedZone("", 3600)).Format(time.RFC1123Z)),
+			want: obs{RetryAfter: 45 * time.Second}, dialects: []string{FamilyRetryAfter},
+		},
+		{
+			name: "RFC 850", status: 503,
+			h:    hdr("Date", dateHdr, "Retry-After", serverNow.Add(45*time.Second).Format(time.RFC850)),
+			want: obs{RetryAfter: 45 * time.Second}, dialects: []string{FamilyRetryAfter},
+		},
+		{
+			name: "asctime", status: 503,
+			h:    hdr("Date", dateHdr, "Retry-After", serverNow.Add(45*time.Second).Format(time.ANSIC)),
+			want: obs{RetryAfter: 45 * time.Second}, dialects: []string{FamilyRetryAfter},
+		},
+		{
+			name: "lemlist's JavaScript date", status: 200,
+			h: hdr("Date", dateHdr, "X-RateLimit-Limit", "20", "X-RateLimit-Remaining", "0",
+				"X-RateLimit-Reset", "Mon Nov 23 2026 13:00:40 GMT+0100 (Central European Standard Time)"),
+			want: obs{Limit: 20, Remaining: 0, Reset: 40 * time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "a Date in UTC rather than GMT still measures the reset", status: 200,
+			h:    hdr("Date", serverNow.Format(time.RFC1123), "X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "3", "X-RateLimit-Reset", epoch(42*time.Second)),
+			want: obs{Limit: 100, Remaining: 3, Reset: 42 * time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "an ambiguous zone name is not a date", status: 503,
+			h:    hdr("Date", dateHdr, "Retry-After", "Mon, 23 Nov 2026 07:00:45 EST"),
+			want: obs{}, malformed: []string{FamilyRetryAfter},
+		},
+		{
+			name: "a reset in an ambiguous zone", status: 200,
+			h:    hdr("Date", dateHdr, "X-RateLimit-Limit", "10", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "Mon, 23 Nov 2026 13:00:40 CET"),
+			want: obs{}, malformed: []string{FamilyXRateLimit},
 		},
 	})
 }
