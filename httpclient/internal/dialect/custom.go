@@ -1,14 +1,14 @@
 package dialect
 
-import ()
-
 // custom reads the headers the caller named in a Mapping.
-func (p *parser) custom(m *Mapping) (string, *quota, bool) {
+func (p *parser) custom(m *Mapping) {
 	if m == nil || (m.Limit == "" && m.Remaining == "" && m.Reset == "") {
-		return FamilyCustom, nil, false
+		return
 	}
-	q, present := p.triple(orNone(m.Limit), orNone(m.Remaining), orNone(m.Reset), listCount, p.reset)
-	return FamilyCustom, q, present
+	q, present, ok := p.fields("", orNone(m.Limit), orNone(m.Remaining), orNone(m.Reset), listCount, p.reset)
+	if present {
+		p.offer(reading{family: FamilyCustom, quotas: []quota{q}}, ok)
+	}
 }
 
 // orNone maps an unset name to one no response carries.

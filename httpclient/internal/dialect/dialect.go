@@ -2,6 +2,7 @@ package dialect
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +22,8 @@ type Input struct {
 }
 
 // Mapping names custom headers (the source documents' headers_map). Reset
-// values are read like X-RateLimit-Reset.
+// values are read like X-RateLimit-Reset. The family they make is ranked
+// like the others by how complete it is, and wins ties.
 type Mapping struct {
 	Limit, Remaining, Reset, RetryAfter string
 }
@@ -59,24 +61,51 @@ const (
 	FamilyGitHub     = "github"
 )
 
-// quota is one family's reading of the server's budget.
+// quota is one family's reading of one unit of the server's budget. The
+// has* flags say which values the server sent, which ranks the families.
 type quota struct {
-	limit, remaining int
-	reset, window    time.Duration
+	unit                             string // "" for requests
+	limit, remaining                 int
+	reset, window                    time.Duration
+	hasLimit, hasRemaining, hasReset bool
+}
+
+// completeness ranks what a quota says: limit, remaining and reset beat
+// remaining and reset, which beat anything less.
+func (q quota) completeness() int {
+	switch {
+	case q.hasLimit && q.hasRemaining && q.hasReset:
+		return 3
+	case q.hasRemaining && q.hasReset:
+		return 2
+	}
+	return 1
+}
+
+// reading is what one family that read cleanly said.
+type reading struct {
+	family string
+	quotas []quota
+	// scope is the sub-bucket the family counts in (Discord's bucket),
+	// and scopeFamily the family that named it when another one did
+	// (GitHub's resource beside X-RateLimit-*).
+	scope, scopeFamily string
 }
 
 // parser holds one response while its families are read.
 type parser struct {
-	h     http.Header
-	date  time.Time // the server's clock when it answered
-	res   Result
-	quota *quota
+	h        http.Header
+	status   int
+	date     time.Time // the server's clock when it answered
+	res      Result
+	readings []reading // in order of specificity: ties go to the first
+	requests quota     // the request quota chosen
 }
 
 // Parse reads one response. It never fails: a family whose values cannot
 // be trusted is ignored as a whole and listed in Malformed.
 func Parse(in Input, m *Mapping) Result {
-	p := &parser{h: in.Header, date: in.Received}
+	p := &parser{h: in.Header, status: in.StatusCode, date: in.Received}
 	if p.h == nil {
 		p.h = http.Header{}
 	}
@@ -85,31 +114,91 @@ func Parse(in Input, m *Mapping) Result {
 	}
 	p.res.Cached = cached(p.h)
 
-	// The quota: the most specific family that reads cleanly wins.
-	for _, f := range []func(*Mapping) (string, *quota, bool){
-		p.custom, p.ietf, p.openai, p.anthropic, p.discord, p.shopify, p.xratelimit,
-	} {
-		family, q, present := f(m)
-		if !present {
-			continue
-		}
-		if q == nil {
-			p.res.Malformed = append(p.res.Malformed, family)
-			continue
-		}
-		p.res.Dialects = append(p.res.Dialects, family)
-		p.quota = q
-		break
-	}
-	if p.quota != nil {
-		o := &p.res.Observation
-		o.Limit, o.Remaining, o.Reset, o.Window = p.quota.limit, p.quota.remaining, p.quota.reset, p.quota.window
-	}
-	p.retryAfter(in.StatusCode, m)
-	p.refusal(in.StatusCode, in.Body)
+	// Every family present is read; each unit's quota comes from the most
+	// complete one, the most specific on a tie.
+	p.custom(m)
+	p.ietf()
+	p.openai()
+	p.anthropic()
+	p.discord()
+	p.shopify()
+	p.xratelimit()
+	p.choose()
+
+	p.retryAfter(m)
+	p.refusal(in.Body)
 	p.res.Found = len(p.res.Dialects) > 0 || p.res.Observation.Limited
 	p.res.Observation = clean(p.res.Observation)
 	return p.res
+}
+
+// offer records a family that was sent: a reading when ok, else a
+// malformed family.
+func (p *parser) offer(r reading, ok bool) {
+	if !ok {
+		p.res.Malformed = appendOnce(p.res.Malformed, r.family)
+		return
+	}
+	p.readings = append(p.readings, r)
+}
+
+// choose takes, for each unit, the quota of the most complete family
+// (a bare X-Rate-Limit-Limit beside a full RateLimit-* triple teaches
+// nothing about the window), and lists the families it took from.
+func (p *parser) choose() {
+	type pick struct {
+		q    quota
+		from int
+	}
+	var picks []pick
+	for i, r := range p.readings {
+		for _, q := range r.quotas {
+			j := slices.IndexFunc(picks, func(pk pick) bool { return pk.q.unit == q.unit })
+			switch {
+			case j < 0:
+				picks = append(picks, pick{q, i})
+			case q.completeness() > picks[j].q.completeness():
+				picks[j] = pick{q, i}
+			}
+		}
+	}
+	o := &p.res.Observation
+	for _, pk := range picks {
+		r := p.readings[pk.from]
+		p.res.Dialects = appendOnce(p.res.Dialects, r.family)
+		if r.scope != "" && p.res.Scope == "" {
+			p.res.Scope = r.scope
+			if r.scopeFamily != "" {
+				p.res.Dialects = appendOnce(p.res.Dialects, r.scopeFamily)
+			}
+		}
+		q := p.observed(pk.q)
+		if q.Unit == "" {
+			p.requests = pk.q
+			o.Limit, o.Remaining, o.Reset, o.Window = q.Limit, q.Remaining, q.Reset, q.Window
+			continue
+		}
+		o.Quotas = append(o.Quotas, q)
+	}
+}
+
+// observed is what a quota tells the backend. A reset means something
+// only beside a remaining count (the backend reads a quota with a reset
+// and no remaining as spent), except on a 429: a refusal that names only
+// when a unit refills says that unit is spent until then.
+func (p *parser) observed(q quota) srl.QuotaObservation {
+	o := srl.QuotaObservation{Unit: q.unit, Limit: q.limit, Remaining: q.remaining, Window: q.window}
+	if q.hasRemaining || p.status == http.StatusTooManyRequests {
+		o.Reset = q.reset
+	}
+	return o
+}
+
+func appendOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
 }
 
 // cached reports a response served from an HTTP cache: a positive Age,
@@ -149,9 +238,9 @@ func clean(o srl.Observation) srl.Observation {
 
 // refusal decides whether the response refused the call for rate, reading
 // the body where servers only say it there.
-func (p *parser) refusal(status int, body []byte) {
+func (p *parser) refusal(body []byte) {
 	o := &p.res.Observation
-	switch status {
+	switch p.status {
 	case http.StatusTooManyRequests:
 		o.Limited = true
 		if o.RetryAfter == 0 {
@@ -160,7 +249,7 @@ func (p *parser) refusal(status int, body []byte) {
 	case http.StatusForbidden:
 		p.githubPrimary()
 	}
-	if status == http.StatusForbidden || status == http.StatusTooManyRequests {
+	if p.status == http.StatusForbidden || p.status == http.StatusTooManyRequests {
 		p.githubSecondary(body)
 	}
 }

@@ -87,7 +87,8 @@ func TestParseCaptures(t *testing.T) {
 		},
 		{
 			name: "Discord reset-after and epoch with decimals", status: 200,
-			h: hdr("Date", dateHdr, "X-RateLimit-Limit", "5", "X-RateLimit-Remaining", "4", "X-RateLimit-Reset", "1470173023.123",
+			// Discord's documented example, with the Date it implies.
+			h: hdr("Date", time.Unix(1470172958, 0).UTC().Format(http.TimeFormat), "X-RateLimit-Limit", "5", "X-RateLimit-Remaining", "4", "X-RateLimit-Reset", "1470173023.123",
 				"X-RateLimit-Reset-After", "64.57", "X-RateLimit-Bucket", "abcd1234"),
 			want: srl.Observation{Limit: 5, Remaining: 4, Reset: 64570 * time.Millisecond}, dialects: []string{FamilyDiscord}, scope: "abcd1234",
 		},
@@ -284,6 +285,51 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestMostCompleteFamilyWins: every family present is read, and each
+// unit's quota comes from the one that says most (limit, remaining and
+// reset, then remaining and reset), never from a malformed one; on a tie
+// the more specific family wins.
+func TestMostCompleteFamilyWins(t *testing.T) {
+	runCases(t, []parseCase{
+		{
+			name: "tollbooth v7: a bare X-Rate-Limit-Limit beside a full RateLimit-*", status: 200,
+			h:    hdr("X-Rate-Limit-Limit", "10.00", "X-Rate-Limit-Duration", "1", "RateLimit-Limit", "10", "RateLimit-Remaining", "9", "RateLimit-Reset", "1"),
+			want: obs{Limit: 10, Remaining: 9, Reset: time.Second}, dialects: []string{FamilyIETF6},
+		},
+		{
+			name: "remaining and reset beat a limit alone", status: 200,
+			h:    hdr("X-RateLimit-Limit", "100", "RateLimit-Remaining", "5", "RateLimit-Reset", "30"),
+			want: obs{Remaining: 5, Reset: 30 * time.Second}, dialects: []string{FamilyIETF6},
+		},
+		{
+			name: "a full triple beats a more specific family without the limit", status: 200,
+			h:    hdr("RateLimit", `"default";r=50;t=30`, "X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "50", "X-RateLimit-Reset", "30"),
+			want: obs{Limit: 100, Remaining: 50, Reset: 30 * time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "a malformed family is never chosen, however complete", status: 200,
+			h:    hdr("X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "-1", "X-RateLimit-Reset", "30", "RateLimit-Remaining", "5", "RateLimit-Reset", "30"),
+			want: obs{Remaining: 5, Reset: 30 * time.Second}, dialects: []string{FamilyIETF6}, malformed: []string{FamilyXRateLimit},
+		},
+		{
+			name: "a custom mapping is ranked like the others", status: 200,
+			h:    hdr("X-MyAPI-Reset", "30", "X-RateLimit-Limit", "5", "X-RateLimit-Remaining", "5", "X-RateLimit-Reset", "9"),
+			m:    &Mapping{Reset: "X-MyAPI-Reset"},
+			want: obs{Limit: 5, Remaining: 5, Reset: 9 * time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "a limit and a reset without remaining are not a spent quota", status: 200,
+			h:    hdr("X-RateLimit-Limit", "100", "X-RateLimit-Reset", "30"),
+			want: obs{Limit: 100}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "on a 429 they are: the refusal says when the quota refills", status: 429,
+			h:    hdr("X-RateLimit-Limit", "100", "X-RateLimit-Reset", "30"),
+			want: obs{Limit: 100, Reset: 30 * time.Second, Limited: true}, dialects: []string{FamilyXRateLimit},
+		},
+	})
 }
 
 // TestClockSkewChangesNothing: the same server answer read by a pod whose

@@ -1,20 +1,13 @@
 package dialect
 
-import (
-	"strings"
-)
-
 // discord prefers X-RateLimit-Reset-After (seconds with decimals, immune
 // to clock skew) and names the route's bucket.
-func (p *parser) discord(*Mapping) (string, *quota, bool) {
+func (p *parser) discord() {
 	if p.h.Get("X-Ratelimit-Reset-After") == "" {
-		return FamilyDiscord, nil, false
+		return
 	}
-	q, _ := p.triple("X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset-After", count, seconds)
-	if q != nil {
-		p.res.Scope = strings.TrimSpace(p.h.Get("X-Ratelimit-Bucket"))
-	}
-	return FamilyDiscord, q, true
+	q, _, ok := p.fields("", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset-After", count, seconds)
+	p.offer(reading{family: FamilyDiscord, quotas: []quota{q}, scope: trimOWS(p.h.Get("X-Ratelimit-Bucket"))}, ok)
 }
 
 // discordBody reads the precise wait Discord puts in a 429's body (the
@@ -22,6 +15,6 @@ func (p *parser) discord(*Mapping) (string, *quota, bool) {
 func (p *parser) discordBody(body []byte) {
 	if d, ok := jsonSeconds(body, "retry_after"); ok {
 		p.res.Observation.RetryAfter = d
-		p.res.Dialects = append(p.res.Dialects, FamilyDiscord)
+		p.res.Dialects = appendOnce(p.res.Dialects, FamilyDiscord)
 	}
 }

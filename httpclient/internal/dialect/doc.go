@@ -11,10 +11,13 @@
 // Headers come in families (X-RateLimit-*, the IETF drafts, OpenAI's,
 // Retry-After…). A family with one value that cannot be trusted — a
 // negative, garbage, a time beyond smartratelimit.MaxHorizon — is ignored
-// as a whole and reported in Result.Malformed. The quota comes from the
-// most specific family that reads cleanly: a custom Mapping, then IETF -08+
-// (the binding policy: least remaining), -07, then OpenAI/Groq, Anthropic,
-// Discord, Shopify, and last the generic X-RateLimit-*, X-Rate-Limit-* and
-// RateLimit-* (IETF ≤ -06, GitLab) whose reset form is read from the
-// value. Retry-After (and retry-after-ms) counts on refusals only.
+// as a whole and reported in Result.Malformed. Every family present is
+// read, and each unit's quota comes from the most complete one that reads
+// cleanly (limit, remaining and reset; then remaining and reset; then
+// less), the most specific on a tie: a custom Mapping, then IETF -08+
+// (the binding policy: least remaining), -07, then OpenAI/Groq,
+// Anthropic, Discord, Shopify, and last the generic X-RateLimit-*,
+// X-Rate-Limit-* and RateLimit-* (IETF ≤ -06, GitLab) whose reset form is
+// read from the value. Retry-After (and retry-after-ms) counts on
+// refusals only.
 package dialect

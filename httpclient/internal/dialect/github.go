@@ -6,18 +6,18 @@ import (
 )
 
 // githubResource names the bucket GitHub counts the request in (core,
-// search, graphql…); its quota is read by the X-RateLimit-* family.
-func (p *parser) githubResource() {
-	if resource := strings.TrimSpace(p.h.Get("X-Ratelimit-Resource")); resource != "" {
-		p.res.Scope = resource
-		p.res.Dialects = append(p.res.Dialects, FamilyGitHub)
+// search, graphql…), whose quota the X-RateLimit-* family reads.
+func (p *parser) githubResource() (scope, family string) {
+	if resource := trimOWS(p.h.Get("X-Ratelimit-Resource")); resource != "" {
+		return resource, FamilyGitHub
 	}
+	return "", ""
 }
 
 // githubPrimary: GitHub answers a spent primary limit with 403 and
 // remaining 0, not 429.
 func (p *parser) githubPrimary() {
-	if p.quota != nil && p.quota.remaining == 0 && p.quota.reset > 0 {
+	if q := p.requests; q.hasRemaining && q.remaining == 0 && q.reset > 0 {
 		p.res.Observation.Limited = true
 	}
 }
@@ -33,6 +33,6 @@ func (p *parser) githubSecondary(body []byte) {
 			// GitHub: without Retry-After, wait at least a minute.
 			o.RetryAfter = time.Minute
 		}
-		p.res.Dialects = append(p.res.Dialects, FamilyGitHub)
+		p.res.Dialects = appendOnce(p.res.Dialects, FamilyGitHub)
 	}
 }

@@ -10,7 +10,7 @@ import (
 // ietf reads the RateLimit and RateLimit-Policy fields of the IETF drafts
 // -07 (a dictionary) and -08 onward (lists of named policies), under
 // their standard and Atlassian "Beta-" names.
-func (p *parser) ietf(*Mapping) (string, *quota, bool) {
+func (p *parser) ietf() {
 	for _, prefix := range []string{"", "Beta-"} {
 		values := p.h.Values(prefix + "Ratelimit")
 		if len(values) == 0 {
@@ -19,14 +19,15 @@ func (p *parser) ietf(*Mapping) (string, *quota, bool) {
 		field := strings.Join(values, ", ")
 		policies := strings.Join(p.h.Values(prefix+"Ratelimit-Policy"), ", ")
 		if items, ok := parseSF(field, false); ok && hasParam(items, "r") {
-			return FamilyIETF8, p.ietf8(items, policies), true
+			q, ok := p.ietf8(items, policies)
+			p.offer(reading{family: FamilyIETF8, quotas: []quota{q}}, ok)
+		} else if items, ok := parseSF(field, true); ok {
+			q, ok := p.ietf7(items, policies)
+			p.offer(reading{family: FamilyIETF7, quotas: []quota{q}}, ok)
+		} else {
+			p.offer(reading{family: FamilyIETF8}, false)
 		}
-		if items, ok := parseSF(field, true); ok {
-			return FamilyIETF7, p.ietf7(items, policies), true
-		}
-		return FamilyIETF8, nil, true
 	}
-	return FamilyIETF8, nil, false
 }
 
 func hasParam(items []sfItem, key string) bool {
@@ -48,7 +49,7 @@ func policyName(v sfValue) string {
 
 // ietf8 picks the binding policy: the smallest available quota r, the
 // longest effective window t on a tie.
-func (p *parser) ietf8(items []sfItem, policyField string) *quota {
+func (p *parser) ietf8(items []sfItem, policyField string) (quota, bool) {
 	var policies []sfItem
 	if policyField != "" {
 		var ok bool
@@ -56,8 +57,9 @@ func (p *parser) ietf8(items []sfItem, policyField string) *quota {
 			policies = nil
 		}
 	}
-	var best *quota
+	var best quota
 	var bestName string
+	found := false
 	for _, it := range items {
 		r, ok := it.param("r")
 		if !ok {
@@ -65,22 +67,22 @@ func (p *parser) ietf8(items []sfItem, policyField string) *quota {
 		}
 		rem, okR := intValue(r)
 		if !okR {
-			return nil
+			return quota{}, false
 		}
-		q := &quota{remaining: rem}
+		q := quota{remaining: rem, hasRemaining: true}
 		if t, ok := it.param("t"); ok {
 			n, okT := intValue(t)
 			if !okT || time.Duration(n)*time.Second > srl.MaxHorizon {
-				return nil
+				return quota{}, false
 			}
-			q.reset = time.Duration(n) * time.Second
+			q.reset, q.hasReset = time.Duration(n)*time.Second, true
 		}
-		if best == nil || q.remaining < best.remaining || q.remaining == best.remaining && q.reset > best.reset {
-			best, bestName = q, policyName(it.val)
+		if !found || q.remaining < best.remaining || q.remaining == best.remaining && q.reset > best.reset {
+			best, bestName, found = q, policyName(it.val), true
 		}
 	}
-	if best == nil {
-		return nil
+	if !found {
+		return quota{}, false
 	}
 	for _, pol := range policies {
 		if policyName(pol.val) != bestName {
@@ -88,7 +90,7 @@ func (p *parser) ietf8(items []sfItem, policyField string) *quota {
 		}
 		if q, ok := pol.param("q"); ok {
 			if n, ok := intValue(q); ok {
-				best.limit = n
+				best.limit, best.hasLimit = n, true
 			}
 		}
 		if w, ok := pol.param("w"); ok {
@@ -97,36 +99,34 @@ func (p *parser) ietf8(items []sfItem, policyField string) *quota {
 			}
 		}
 	}
-	if best.reset == 0 {
+	if best.reset == 0 && best.window > 0 {
 		// Without t the window bounds the wait for more quota.
-		best.reset = best.window
+		best.reset, best.hasReset = best.window, true
 	}
-	return best
+	return best, true
 }
 
 // ietf7 reads "limit=100, remaining=50, reset=5" and a "100;w=10" policy.
-func (p *parser) ietf7(items []sfItem, policyField string) *quota {
-	q := &quota{}
-	seen := 0
+func (p *parser) ietf7(items []sfItem, policyField string) (quota, bool) {
+	var q quota
 	for _, it := range items {
 		n, ok := intValue(it.val)
 		switch it.name {
 		case "limit":
-			q.limit = n
+			q.limit, q.hasLimit = n, true
 		case "remaining":
-			q.remaining = n
+			q.remaining, q.hasRemaining = n, true
 		case "reset":
-			q.reset = time.Duration(n) * time.Second
+			q.reset, q.hasReset = time.Duration(n)*time.Second, true
 		default:
 			continue
 		}
 		if !ok {
-			return nil
+			return quota{}, false
 		}
-		seen++
 	}
-	if seen == 0 || q.reset > srl.MaxHorizon {
-		return nil
+	if !q.hasLimit && !q.hasRemaining && !q.hasReset || q.reset > srl.MaxHorizon {
+		return quota{}, false
 	}
 	if pols, ok := parseSF(policyField, false); ok {
 		if w, ok := pols[0].param("w"); ok {
@@ -135,7 +135,7 @@ func (p *parser) ietf7(items []sfItem, policyField string) *quota {
 			}
 		}
 	}
-	return q
+	return q, true
 }
 
 func intValue(v sfValue) (int, bool) {

@@ -1,19 +1,20 @@
 package dialect
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // openai reads the request dimension of OpenAI, Azure OpenAI and Groq
 // (token counts are not request counts); resets are Go durations.
-func (p *parser) openai(*Mapping) (string, *quota, bool) {
-	q, present := p.triple("X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests", count,
-		func(v string) (time.Duration, bool) {
-			if d, ok := goDuration(strings.TrimSpace(v)); ok {
-				return d, true
-			}
-			return seconds(v)
-		})
-	return FamilyOpenAI, q, present
+func (p *parser) openai() {
+	q, present, ok := p.fields("", "X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests", count, openaiReset)
+	if present {
+		p.offer(reading{family: FamilyOpenAI, quotas: []quota{q}}, ok)
+	}
+}
+
+// openaiReset reads a Go duration ("6m0s", "20ms") or plain seconds.
+func openaiReset(v string) (time.Duration, bool) {
+	if d, ok := goDuration(trimOWS(v)); ok {
+		return d, true
+	}
+	return seconds(v)
 }

@@ -9,8 +9,8 @@ import (
 // measured against Date) and retry-after-ms, which wins when both are
 // sent. Only refusals count: a Retry-After on a success (Confluence sends
 // 0) or a redirect is not a block.
-func (p *parser) retryAfter(status int, m *Mapping) {
-	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable && status != http.StatusForbidden {
+func (p *parser) retryAfter(m *Mapping) {
+	if p.status != http.StatusTooManyRequests && p.status != http.StatusServiceUnavailable && p.status != http.StatusForbidden {
 		return
 	}
 	name := "Retry-After"
@@ -37,9 +37,9 @@ func (p *parser) retryAfter(status int, m *Mapping) {
 	switch {
 	case !present:
 	case !ok:
-		p.res.Malformed = append(p.res.Malformed, FamilyRetryAfter)
+		p.res.Malformed = appendOnce(p.res.Malformed, FamilyRetryAfter)
 	default:
-		p.res.Dialects = append(p.res.Dialects, FamilyRetryAfter)
+		p.res.Dialects = appendOnce(p.res.Dialects, FamilyRetryAfter)
 		p.res.Observation.RetryAfter = d
 	}
 }

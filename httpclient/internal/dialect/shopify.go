@@ -1,7 +1,6 @@
 package dialect
 
 import (
-	"sort"
 	"strings"
 	"time"
 )
@@ -9,28 +8,31 @@ import (
 // shopify reads "used/capacity" leaky-bucket headers
 // (X-Shopify-Shop-Api-Call-Limit and the like), which leak 2 calls a
 // second on the lowest plan: the bucket is empty again after used/2 s.
-func (p *parser) shopify(*Mapping) (string, *quota, bool) {
-	names := make([]string, 0, 1)
-	for name := range p.h {
-		if strings.HasSuffix(name, "-Api-Call-Limit") {
-			names = append(names, name)
+// With several such headers the first by name is read, so that the
+// answer does not depend on map order.
+func (p *parser) shopify() {
+	name := ""
+	for n := range p.h {
+		if strings.HasSuffix(n, "-Api-Call-Limit") && (name == "" || n < name) {
+			name = n
 		}
 	}
-	if len(names) == 0 {
-		return FamilyShopify, nil, false
+	if name == "" {
+		return
 	}
-	sort.Strings(names)
-	used, capacity, ok := strings.Cut(strings.TrimSpace(p.h.Get(names[0])), "/")
+	used, capacity, ok := strings.Cut(trimOWS(p.h.Get(name)), "/")
 	u, okU := count(used)
 	c, okC := count(capacity)
 	if !ok || !okU || !okC || c == 0 || u > c {
-		return FamilyShopify, nil, true
+		p.offer(reading{family: FamilyShopify}, false)
+		return
 	}
 	const leakPerSecond = 2
-	return FamilyShopify, &quota{
+	p.offer(reading{family: FamilyShopify, quotas: []quota{{
 		limit:     c,
 		remaining: c - u,
 		reset:     time.Duration((u+leakPerSecond-1)/leakPerSecond) * time.Second,
 		window:    time.Duration((c+leakPerSecond-1)/leakPerSecond) * time.Second,
-	}, true
+		hasLimit:  true, hasRemaining: true, hasReset: true,
+	}}}, true)
 }

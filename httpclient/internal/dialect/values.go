@@ -268,31 +268,26 @@ func zoneOffset(z string) (time.Duration, bool) {
 	return d, true
 }
 
-// triple reads limit, remaining and reset headers with the given count
-// and reset readers. present reports whether any of them was sent; q is nil when one
-// that was sent cannot be read (a negative, garbage, a reset beyond
-// MaxHorizon). A quota without a reset is kept but never stored (see
-// smartratelimit.Observation).
-func (p *parser) triple(limitName, remainingName, resetName string, readCount func(string) (int, bool), readReset func(string) (time.Duration, bool)) (q *quota, present bool) {
+// fields reads one unit's limit, remaining and reset fields with the
+// given readers. present reports whether any was sent, ok that every one
+// sent was read (no negative, no garbage, no reset beyond MaxHorizon).
+func (p *parser) fields(unit, limitName, remainingName, resetName string, readCount func(string) (int, bool), readReset func(string) (time.Duration, bool)) (q quota, present, ok bool) {
+	q.unit = unit
 	lv, rv, tv := p.h.Get(limitName), p.h.Get(remainingName), p.h.Get(resetName)
-	if lv == "" && rv == "" && tv == "" {
-		return nil, false
-	}
-	q = &quota{}
-	ok := true
+	ok = true
 	if lv != "" {
 		q.limit, ok = readCount(lv)
+		q.hasLimit = true
 	}
 	if ok && rv != "" {
 		q.remaining, ok = readCount(rv)
+		q.hasRemaining = true
 	}
 	if ok && tv != "" {
 		q.reset, ok = readReset(tv)
+		q.hasReset = true
 	}
-	if !ok {
-		return nil, true
-	}
-	return q, true
+	return q, lv != "" || rv != "" || tv != "", ok
 }
 
 // jsonSeconds finds "key": <number> in a (possibly truncated) JSON body

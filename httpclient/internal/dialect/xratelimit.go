@@ -7,38 +7,37 @@ import (
 )
 
 // xratelimit reads the generic families: X-RateLimit-* (GitHub, X,
-// Reddit, Jira…), X-Rate-Limit-* (Okta, X), and RateLimit-* (IETF drafts
-// up to -06, GitLab), with the reset's form detected from its value.
-func (p *parser) xratelimit(*Mapping) (string, *quota, bool) {
+// Reddit, Jira…), X-Rate-Limit-* (Okta, X, tollbooth), and RateLimit-*
+// (IETF drafts up to -06, GitLab), with the reset's form detected from its
+// value. Each spelling is its own reading: tollbooth sends a bare
+// X-Rate-Limit-Limit beside a full RateLimit-* triple.
+func (p *parser) xratelimit() {
 	for _, f := range []struct{ family, prefix string }{
 		{FamilyXRateLimit, "X-Ratelimit-"},
 		{FamilyXRateLimit, "X-Rate-Limit-"},
 		{FamilyIETF6, "Ratelimit-"},
 	} {
-		q, present := p.triple(f.prefix+"Limit", f.prefix+"Remaining", f.prefix+"Reset", listCount, p.reset)
+		q, present, ok := p.fields("", f.prefix+"Limit", f.prefix+"Remaining", f.prefix+"Reset", listCount, p.reset)
 		if !present {
 			continue
 		}
-		if q == nil {
-			return f.family, nil, true
-		}
-		if q.limit == 0 {
+		if ok && !q.hasLimit && q.hasRemaining {
 			// Reddit sends used and remaining, not the limit.
-			if used, ok := countFloor(p.h.Get(f.prefix + "Used")); ok {
-				q.limit = used + q.remaining
+			if used, okU := countFloor(p.h.Get(f.prefix + "Used")); okU {
+				q.limit, q.hasLimit = used+q.remaining, true
 			}
 		}
 		if f.family == FamilyIETF6 {
-			if pols, ok := parseSF(p.h.Get("Ratelimit-Policy"), false); ok {
-				if w, ok := pols[0].param("w"); ok {
-					if n, ok := intValue(w); ok && time.Duration(n)*time.Second <= srl.MaxHorizon {
+			if pols, okP := parseSF(p.h.Get("Ratelimit-Policy"), false); okP {
+				if w, okW := pols[0].param("w"); okW {
+					if n, okN := intValue(w); okN && time.Duration(n)*time.Second <= srl.MaxHorizon {
 						q.window = time.Duration(n) * time.Second
 					}
 				}
 			}
 		}
-		p.githubResource()
-		return f.family, q, true
+		r := reading{family: f.family, quotas: []quota{q}}
+		r.scope, r.scopeFamily = p.githubResource()
+		p.offer(r, ok)
 	}
-	return FamilyXRateLimit, nil, false
 }
