@@ -109,10 +109,12 @@ func Parse(in Input, m *Mapping) Result {
 	if p.h == nil {
 		p.h = http.Header{}
 	}
-	if d, ok := httpDate(trimOWS(p.h.Get("Date"))); ok {
-		p.date = d
+	if v, ok := p.get("Date"); ok {
+		if d, ok := httpDate(trimOWS(v)); ok {
+			p.date = d
+		}
 	}
-	p.res.Cached = cached(p.h)
+	p.res.Cached = p.cached()
 
 	// Every family present is read; each unit's quota comes from the most
 	// complete one, the most specific on a tie.
@@ -203,12 +205,13 @@ func appendOnce(list []string, s string) []string {
 
 // cached reports a response served from an HTTP cache: a positive Age,
 // or an X-From-Cache mark.
-func cached(h http.Header) bool {
-	if positiveAge(h.Get("Age")) {
+func (p *parser) cached() bool {
+	if age, ok := p.get("Age"); ok && positiveAge(age) {
 		return true
 	}
-	v := trimOWS(h.Get("X-From-Cache"))
-	return v != "" && v != "0" && !strings.EqualFold(v, "false")
+	v, ok := p.get("X-From-Cache")
+	v = trimOWS(v)
+	return ok && v != "" && v != "0" && !strings.EqualFold(v, "false")
 }
 
 // positiveAge reads Age, delta-seconds: digits only, and any length, since

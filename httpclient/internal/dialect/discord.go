@@ -7,7 +7,11 @@ func (p *parser) discord() {
 		return
 	}
 	q, _, ok := p.fields("", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset-After", count, seconds)
-	p.offer(reading{family: FamilyDiscord, quotas: []quota{q}, scope: trimOWS(p.h.Get("X-Ratelimit-Bucket"))}, ok)
+	bucket, okB := p.get("X-Ratelimit-Bucket")
+	if okB {
+		bucket = trimOWS(bucket)
+	}
+	p.offer(reading{family: FamilyDiscord, quotas: []quota{q}, scope: bucket}, ok && okB)
 }
 
 // discordBody reads the precise wait Discord puts in a 429's body (the

@@ -1,17 +1,15 @@
 package dialect
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // githubResource names the bucket GitHub counts the request in (core,
 // search, graphql…), whose quota the X-RateLimit-* family reads.
-func (p *parser) githubResource() (scope, family string) {
-	if resource := trimOWS(p.h.Get("X-Ratelimit-Resource")); resource != "" {
-		return resource, FamilyGitHub
+func (p *parser) githubResource() (scope, family string, ok bool) {
+	resource, ok := p.get("X-Ratelimit-Resource")
+	if !ok || trimOWS(resource) == "" {
+		return "", "", ok
 	}
-	return "", ""
+	return trimOWS(resource), FamilyGitHub, true
 }
 
 // githubPrimary: GitHub answers a spent primary limit with 403 and
@@ -25,8 +23,7 @@ func (p *parser) githubPrimary() {
 // githubSecondary recognises GitHub's secondary limits, which come as 403
 // or 429 with the reason only in the body and often without Retry-After.
 func (p *parser) githubSecondary(body []byte) {
-	text := strings.ToLower(string(body))
-	if strings.Contains(text, "secondary rate limit") || strings.Contains(text, "abuse detection") || strings.Contains(text, "abuse-rate-limits") {
+	if containsFold(body, "secondary rate limit") || containsFold(body, "abuse detection") || containsFold(body, "abuse-rate-limits") {
 		o := &p.res.Observation
 		o.Limited = true
 		if o.RetryAfter == 0 {

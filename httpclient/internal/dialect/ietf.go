@@ -1,7 +1,6 @@
 package dialect
 
 import (
-	"strings"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -12,12 +11,15 @@ import (
 // their standard and Atlassian "Beta-" names.
 func (p *parser) ietf() {
 	for _, prefix := range []string{"", "Beta-"} {
-		values := p.h.Values(prefix + "Ratelimit")
-		if len(values) == 0 {
+		field, present, okF := p.list(prefix + "Ratelimit")
+		if !present {
 			continue
 		}
-		field := strings.Join(values, ", ")
-		policies := strings.Join(p.h.Values(prefix+"Ratelimit-Policy"), ", ")
+		policies, _, okP := p.list(prefix + "Ratelimit-Policy")
+		if !okF || !okP {
+			p.offer(reading{family: FamilyIETF8}, false)
+			continue
+		}
 		if items, ok := parseSF(field, false); ok && hasParam(items, "r") {
 			q, ok := p.ietf8(items, policies)
 			p.offer(reading{family: FamilyIETF8, quotas: []quota{q}}, ok)

@@ -18,15 +18,17 @@ func (p *parser) retryAfter(m *Mapping) {
 		name = m.RetryAfter
 	}
 	var d time.Duration
-	ok, present := true, false
-	if v := p.h.Get("Retry-After-Ms"); v != "" {
-		present = true
+	ms, okMs := p.get("Retry-After-Ms")
+	v, okV := p.get(name)
+	present, ok := ms != "" || v != "", okMs && okV
+	switch {
+	case !ok:
+	case ms != "":
 		var n number
-		if n, ok = parseNumber(trimOWS(v), true); ok {
+		if n, ok = parseNumber(trimOWS(ms), true); ok {
 			d, ok = n.duration(time.Millisecond)
 		}
-	} else if v := p.h.Get(name); v != "" {
-		present = true
+	case v != "":
 		if d, ok = seconds(v); !ok {
 			var t time.Time
 			if t, ok = httpDate(trimOWS(v)); ok {

@@ -20,7 +20,12 @@ func (p *parser) shopify() {
 	if name == "" {
 		return
 	}
-	used, capacity, ok := strings.Cut(trimOWS(p.h.Get(name)), "/")
+	v, ok := p.get(name)
+	if !ok {
+		p.offer(reading{family: FamilyShopify}, false)
+		return
+	}
+	used, capacity, ok := strings.Cut(v, "/")
 	u, okU := count(used)
 	c, okC := count(capacity)
 	if !ok || !okU || !okC || c == 0 || u > c {

@@ -1,11 +1,45 @@
 package dialect
 
 import (
+	"bytes"
 	"strings"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
 )
+
+// Bounds on what the parser looks at, so that one huge header costs no
+// more than a normal one. A field longer than maxField makes its family
+// malformed; real ones are far shorter (a RateLimit-Policy with a few
+// policies is about 100 bytes). Bodies are searched up to maxBody.
+const (
+	maxField = 4 << 10
+	maxBody  = 64 << 10
+)
+
+// get returns the first line of a field. When it is longer than maxField
+// ok is false: the family reading it is malformed, and v must not be read.
+func (p *parser) get(name string) (v string, ok bool) {
+	v = p.h.Get(name)
+	return v, len(v) <= maxField
+}
+
+// list returns the lines of a list field joined as one value (RFC 9110
+// §5.3), present when there is any; ok is false when the joined value
+// would be longer than maxField, which is found without joining.
+func (p *parser) list(name string) (v string, present, ok bool) {
+	lines := p.h.Values(name)
+	n := 0
+	for i, line := range lines {
+		if n += len(line); i > 0 {
+			n += len(", ")
+		}
+		if n > maxField {
+			return "", true, false
+		}
+	}
+	return strings.Join(lines, ", "), len(lines) > 0, true
+}
 
 // trimOWS strips the optional whitespace (SP and HTAB) HTTP allows around
 // a field value; strings.TrimSpace would also take other Unicode spaces.
@@ -273,9 +307,11 @@ func zoneOffset(z string) (time.Duration, bool) {
 // sent was read (no negative, no garbage, no reset beyond MaxHorizon).
 func (p *parser) fields(unit, limitName, remainingName, resetName string, readCount func(string) (int, bool), readReset func(string) (time.Duration, bool)) (q quota, present, ok bool) {
 	q.unit = unit
-	lv, rv, tv := p.h.Get(limitName), p.h.Get(remainingName), p.h.Get(resetName)
-	ok = true
-	if lv != "" {
+	lv, okL := p.get(limitName)
+	rv, okR := p.get(remainingName)
+	tv, okT := p.get(resetName)
+	ok = okL && okR && okT
+	if ok && lv != "" {
 		q.limit, ok = readCount(lv)
 		q.hasLimit = true
 	}
@@ -294,16 +330,10 @@ func (p *parser) fields(unit, limitName, remainingName, resetName string, readCo
 // without decoding it whole. A number cut off by the truncation, or
 // written with an exponent, is not read.
 func jsonSeconds(body []byte, key string) (time.Duration, bool) {
-	s := string(body)
-	i := strings.Index(s, `"`+key+`"`)
-	if i < 0 {
+	s, ok := jsonValue(body, key)
+	if !ok {
 		return 0, false
 	}
-	s = strings.TrimLeft(s[i+len(key)+2:], " \t\r\n")
-	if !strings.HasPrefix(s, ":") {
-		return 0, false
-	}
-	s = strings.TrimLeft(s[1:], " \t\r\n")
 	end := 0
 	for end < len(s) && (isDigit(s[end]) || s[end] == '.') {
 		end++
@@ -311,5 +341,53 @@ func jsonSeconds(body []byte, key string) (time.Duration, bool) {
 	if end == len(s) || !strings.ContainsRune(" \t\r\n,}]", rune(s[end])) {
 		return 0, false
 	}
-	return seconds(s[:end])
+	return seconds(string(s[:end]))
+}
+
+// jsonValue returns what follows "key": in body, searched up to maxBody.
+func jsonValue(body []byte, key string) ([]byte, bool) {
+	if len(body) > maxBody {
+		body = body[:maxBody]
+	}
+	for {
+		i := bytes.Index(body, []byte(key))
+		if i < 0 {
+			return nil, false
+		}
+		before, after := body[:i], body[i+len(key):]
+		body = after
+		if len(before) == 0 || before[len(before)-1] != '"' || len(after) == 0 || after[0] != '"' {
+			continue
+		}
+		after = bytes.TrimLeft(after[1:], " \t\r\n")
+		if len(after) == 0 || after[0] != ':' {
+			continue
+		}
+		return bytes.TrimLeft(after[1:], " \t\r\n"), true
+	}
+}
+
+// containsFold reports whether body, up to maxBody, contains needle (in
+// lower case) in any case, without a lower-cased copy of the body.
+func containsFold(body []byte, needle string) bool {
+	if len(body) > maxBody {
+		body = body[:maxBody]
+	}
+	for i := 0; i+len(needle) <= len(body); i++ {
+		j := 0
+		for j < len(needle) && lower(body[i+j]) == needle[j] {
+			j++
+		}
+		if j == len(needle) {
+			return true
+		}
+	}
+	return false
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

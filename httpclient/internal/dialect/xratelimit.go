@@ -23,12 +23,17 @@ func (p *parser) xratelimit() {
 		}
 		if ok && !q.hasLimit && q.hasRemaining {
 			// Reddit sends used and remaining, not the limit.
-			if used, okU := countFloor(p.h.Get(f.prefix + "Used")); okU {
-				q.limit, q.hasLimit = used+q.remaining, true
+			v, okU := p.get(f.prefix + "Used")
+			if ok = okU; ok && v != "" {
+				if used, okN := countFloor(v); okN {
+					q.limit, q.hasLimit = used+q.remaining, true
+				}
 			}
 		}
 		if f.family == FamilyIETF6 {
-			if pols, okP := parseSF(p.h.Get("Ratelimit-Policy"), false); okP {
+			if field, _, okF := p.list("Ratelimit-Policy"); !okF {
+				ok = false
+			} else if pols, okP := parseSF(field, false); okP {
 				if w, okW := pols[0].param("w"); okW {
 					if n, okN := intValue(w); okN && time.Duration(n)*time.Second <= srl.MaxHorizon {
 						q.window = time.Duration(n) * time.Second
@@ -37,7 +42,8 @@ func (p *parser) xratelimit() {
 			}
 		}
 		r := reading{family: f.family, quotas: []quota{q}}
-		r.scope, r.scopeFamily = p.githubResource()
-		p.offer(r, ok)
+		var okS bool
+		r.scope, r.scopeFamily, okS = p.githubResource()
+		p.offer(r, ok && okS)
 	}
 }
