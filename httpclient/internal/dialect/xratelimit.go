@@ -1,11 +1,5 @@
 package dialect
 
-import (
-	"time"
-
-	srl "github.com/smartratelimit/smartratelimit"
-)
-
 // xratelimit reads the generic families: X-RateLimit-* (GitHub, X,
 // Reddit, Jira…), X-Rate-Limit-* (Okta, X, tollbooth), and RateLimit-*
 // (IETF drafts up to -06, GitLab), with the reset's form detected from its
@@ -31,14 +25,9 @@ func (p *parser) xratelimit() {
 			}
 		}
 		if f.family == FamilyIETF6 {
-			if field, _, okF := p.list("Ratelimit-Policy"); !okF {
-				ok = false
-			} else if pols, okP := parseSF(field, false); okP {
-				if w, okW := pols[0].param("w"); okW {
-					if n, okN := intValue(w); okN && time.Duration(n)*time.Second <= srl.MaxHorizon {
-						q.window = time.Duration(n) * time.Second
-					}
-				}
+			field, _, okF := p.list("Ratelimit-Policy")
+			if ok = ok && okF; ok {
+				q.window = policyWindow(field)
 			}
 		}
 		r := reading{family: f.family, quotas: []quota{q}}
