@@ -67,6 +67,7 @@ type quota struct {
 	unit                             string // "" for requests
 	limit, remaining                 int
 	reset, window                    time.Duration
+	slack                            time.Duration // added to reset for the resolution it was written with
 	hasLimit, hasRemaining, hasReset bool
 }
 
@@ -177,7 +178,7 @@ func (p *parser) choose() {
 		q := p.observed(pk.q)
 		if q.Unit == "" {
 			p.requests = pk.q
-			o.Limit, o.Remaining, o.Reset, o.Window = q.Limit, q.Remaining, q.Reset, q.Window
+			o.Limit, o.Remaining, o.Reset, o.Window, o.ResetSlack = q.Limit, q.Remaining, q.Reset, q.Window, q.ResetSlack
 			continue
 		}
 		o.Quotas = append(o.Quotas, q)
@@ -191,7 +192,7 @@ func (p *parser) choose() {
 func (p *parser) observed(q quota) srl.QuotaObservation {
 	o := srl.QuotaObservation{Unit: q.unit, Limit: q.limit, Remaining: q.remaining, Window: q.window}
 	if q.hasRemaining || p.status == http.StatusTooManyRequests {
-		o.Reset = q.reset
+		o.Reset, o.ResetSlack = q.reset, q.slack
 	}
 	return o
 }

@@ -32,13 +32,13 @@ func TestParseCaptures(t *testing.T) {
 		{
 			name: "GitHub core", status: 200,
 			h:    hdr("Date", dateHdr, "x-ratelimit-limit", "5000", "x-ratelimit-remaining", "4987", "x-ratelimit-used", "13", "x-ratelimit-reset", epoch(37*time.Minute), "x-ratelimit-resource", "core"),
-			want: srl.Observation{Limit: 5000, Remaining: 4987, Reset: 37 * time.Minute}, dialects: []string{FamilyGitHub, FamilyXRateLimit}, scope: "core",
+			want: srl.Observation{Limit: 5000, Remaining: 4987, Reset: 37*time.Minute + time.Second, ResetSlack: time.Second}, dialects: []string{FamilyGitHub, FamilyXRateLimit}, scope: "core",
 		},
 		{
 			name: "GitHub primary limit spent, 403", status: 403,
 			h:    hdr("Date", dateHdr, "X-RateLimit-Limit", "60", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", epoch(10*time.Minute), "X-RateLimit-Resource", "core"),
 			body: `{"message":"API rate limit exceeded for 203.0.113.7."}`,
-			want: srl.Observation{Limit: 60, Remaining: 0, Reset: 10 * time.Minute, Limited: true}, dialects: []string{FamilyGitHub, FamilyXRateLimit}, scope: "core",
+			want: srl.Observation{Limit: 60, Remaining: 0, Reset: 10*time.Minute + time.Second, ResetSlack: time.Second, Limited: true}, dialects: []string{FamilyGitHub, FamilyXRateLimit}, scope: "core",
 		},
 		{
 			name: "GitHub secondary limit, 403 with no headers", status: 403,
@@ -112,7 +112,7 @@ func TestParseCaptures(t *testing.T) {
 		{
 			name: "Retry-After as an HTTP date is measured against Date", status: 503,
 			h:    hdr("Date", dateHdr, "Retry-After", serverNow.Add(45*time.Second).Format(http.TimeFormat)),
-			want: srl.Observation{RetryAfter: 45 * time.Second}, dialects: []string{FamilyRetryAfter},
+			want: srl.Observation{RetryAfter: 46 * time.Second}, dialects: []string{FamilyRetryAfter},
 		},
 		{
 			name: "Retry-After on a success is not a block", status: 200,
@@ -148,12 +148,12 @@ func TestParseCaptures(t *testing.T) {
 		{
 			name: "GitLab RateLimit-Reset as an epoch", status: 200,
 			h:    hdr("Date", dateHdr, "RateLimit-Limit", "600", "RateLimit-Remaining", "598", "RateLimit-Reset", epoch(50*time.Second)),
-			want: srl.Observation{Limit: 600, Remaining: 598, Reset: 50 * time.Second}, dialects: []string{FamilyIETF6},
+			want: srl.Observation{Limit: 600, Remaining: 598, Reset: 51 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyIETF6},
 		},
 		{
 			name: "Okta X-Rate-Limit-*", status: 200,
 			h:    hdr("Date", dateHdr, "X-Rate-Limit-Limit", "1200", "X-Rate-Limit-Remaining", "1199", "X-Rate-Limit-Reset", epoch(60*time.Second)),
-			want: srl.Observation{Limit: 1200, Remaining: 1199, Reset: time.Minute}, dialects: []string{FamilyXRateLimit},
+			want: srl.Observation{Limit: 1200, Remaining: 1199, Reset: 61 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyXRateLimit},
 		},
 		{
 			name: "Reddit decimal remaining and used", status: 200,
@@ -168,7 +168,7 @@ func TestParseCaptures(t *testing.T) {
 		{
 			name: "Jira minute-precision ISO reset", status: 200,
 			h:    hdr("Date", dateHdr, "X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", serverNow.Add(2*time.Minute).Format("2006-01-02T15:04Z")),
-			want: srl.Observation{Limit: 100, Remaining: 0, Reset: 2 * time.Minute}, dialects: []string{FamilyXRateLimit},
+			want: srl.Observation{Limit: 100, Remaining: 0, Reset: 3 * time.Minute, ResetSlack: time.Minute}, dialects: []string{FamilyXRateLimit},
 		},
 		{
 			name: "Whoop list in the limit", status: 200,
@@ -342,7 +342,7 @@ func TestClockSkewChangesNothing(t *testing.T) {
 		got := Parse(Input{Header: h, StatusCode: 429, Received: local}, nil).Observation
 		if i == 0 {
 			first = got
-			if got.Reset != 42*time.Second || got.RetryAfter != 20*time.Second {
+			if got.Reset != 43*time.Second || got.RetryAfter != 21*time.Second {
 				t.Fatalf("in sync: %+v", got)
 			}
 		} else if !reflect.DeepEqual(got, first) {

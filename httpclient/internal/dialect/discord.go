@@ -6,7 +6,7 @@ func (p *parser) discord() {
 	if p.h.Get("X-Ratelimit-Reset-After") == "" {
 		return
 	}
-	q, _, ok := p.fields("", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset-After", count, seconds)
+	q, _, ok := p.fields("", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset-After", count, relative)
 	bucket, okB := p.get("X-Ratelimit-Bucket")
 	if okB {
 		bucket = trimOWS(bucket)

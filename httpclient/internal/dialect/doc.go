@@ -6,7 +6,11 @@
 // header (reset epoch − Date, HTTP date − Date, RFC 3339 − Date), so that
 // neither the server's clock nor the pod's matters; without a Date the
 // local receive time stands in. An absolute reset already past means
-// "already reset", never a long wait.
+// "already reset", never a long wait. An absolute time written in whole
+// seconds (an epoch, an HTTP date, RFC 3339 without a fraction) or Jira's
+// minutes is read as that much later, and the amount reported as the
+// quota's ResetSlack: the server may roll over that late, and a fleet that
+// rolls over first spends into the old window.
 //
 // Headers come in families (X-RateLimit-*, the IETF drafts, OpenAI's,
 // Retry-After…). A family with one value that cannot be trusted — a

@@ -12,9 +12,9 @@ func (p *parser) openai() {
 }
 
 // openaiReset reads a Go duration ("6m0s", "20ms") or plain seconds.
-func openaiReset(v string) (time.Duration, bool) {
+func openaiReset(v string) (reset, slack time.Duration, ok bool) {
 	if d, ok := goDuration(trimOWS(v)); ok {
-		return d, true
+		return d, 0, true
 	}
-	return seconds(v)
+	return relative(v)
 }

@@ -32,7 +32,8 @@ func (p *parser) retryAfter(m *Mapping) {
 		if d, ok = seconds(v); !ok {
 			var t time.Time
 			if t, ok = httpDate(trimOWS(v)); ok {
-				d, ok = p.until(t)
+				// An HTTP date is as early as a reset in the same form.
+				d, _, ok = p.until(t, wholeSecond)
 			}
 		}
 	}

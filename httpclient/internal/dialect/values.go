@@ -173,51 +173,91 @@ func goDuration(v string) (time.Duration, bool) {
 	return d, true
 }
 
-// until measures an absolute server time against the response's Date: a
-// time already passed means "already reset" (0), never a long wait; one
-// more than a day in the past or beyond MaxHorizon is not believed.
-func (p *parser) until(t time.Time) (time.Duration, bool) {
+// until measures an absolute server time against the response's Date.
+// The time was written with a resolution (a whole second for an epoch in
+// seconds or an HTTP date, a minute for Jira): the server's reset may lie
+// up to that much after it, and the Date, in whole seconds, up to a
+// second before the server's now. A fleet that rolled over at the written
+// second would send its first request into the old, spent window, so the
+// resolution is added and reported as the slack. A time already passed
+// even then means "already reset" (0), never a long wait; one more than a
+// day in the past or beyond MaxHorizon is not believed.
+func (p *parser) until(t time.Time, resolution time.Duration) (reset, slack time.Duration, ok bool) {
 	d := t.Sub(p.date)
-	switch {
-	case d < -24*time.Hour || d > srl.MaxHorizon:
-		return 0, false
-	case d < 0:
-		return 0, true
+	if d < -24*time.Hour || d > srl.MaxHorizon-resolution {
+		return 0, 0, false
 	}
-	return d, true
+	if d += resolution; d <= 0 {
+		return 0, 0, true
+	}
+	return d, min(resolution, d), true
 }
 
-// Layouts of absolute resets with letters in them: RFC 3339 with seconds,
-// and Jira's minute precision.
-var dateLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00"}
+// The resolutions absolute times are written with: sub-second forms
+// (epoch milliseconds, fractions) are measured against a Date that is
+// itself early, so they need none.
+const (
+	wholeSecond = time.Second
+	wholeMinute = time.Minute
+	subSecond   = 0
+)
+
+// relative reads a delay from now (seconds with decimals) as a reset,
+// which no resolution makes late.
+func relative(v string) (reset, slack time.Duration, ok bool) {
+	d, ok := seconds(v)
+	return d, 0, ok
+}
+
+// rfc3339 reads an absolute time written as RFC 3339 (Anthropic, Rachio),
+// whose resolution is a second unless it has a fraction.
+func (p *parser) rfc3339(v string) (reset, slack time.Duration, ok bool) {
+	v = trimOWS(v)
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return 0, 0, false
+	}
+	resolution := time.Duration(wholeSecond)
+	if strings.IndexByte(v, '.') >= 0 {
+		resolution = subSecond
+	}
+	return p.until(t, resolution)
+}
+
+// jiraMinute is Jira's reset: RFC 3339 to the minute.
+const jiraMinute = "2006-01-02T15:04Z07:00"
 
 // reset reads a reset value whose form is not fixed by the dialect:
 // epoch milliseconds (≥ 1e12), epoch seconds (≥ 1e9, decimals allowed),
-// seconds from now, a Go duration, RFC 3339, or an HTTP date; absolute
-// forms are measured against Date.
-func (p *parser) reset(v string) (time.Duration, bool) {
+// seconds from now, a Go duration, RFC 3339 (to the second or, Jira, the
+// minute), or an HTTP date; absolute forms are measured against Date.
+func (p *parser) reset(v string) (reset, slack time.Duration, ok bool) {
 	v = trimOWS(v)
 	if n, ok := parseNumber(v, true); ok {
 		switch {
 		case n.whole >= 1e12:
-			return p.until(time.UnixMilli(int64(n.whole)).Add(time.Duration((n.frac + 1e6 - 1) / 1e6)))
+			return p.until(time.UnixMilli(int64(n.whole)).Add(time.Duration((n.frac+1e6-1)/1e6)), subSecond)
+		case n.whole >= 1e9 && n.point:
+			return p.until(time.Unix(int64(n.whole), int64(n.frac)), subSecond)
 		case n.whole >= 1e9:
-			return p.until(time.Unix(int64(n.whole), int64(n.frac)))
+			return p.until(time.Unix(int64(n.whole), 0), wholeSecond)
 		}
-		return n.duration(time.Second)
+		d, ok := n.duration(time.Second)
+		return d, 0, ok
 	}
 	if d, ok := goDuration(v); ok {
-		return d, true
+		return d, 0, true
 	}
-	for _, layout := range dateLayouts {
-		if t, err := time.Parse(layout, v); err == nil {
-			return p.until(t)
-		}
+	if reset, slack, ok := p.rfc3339(v); ok {
+		return reset, slack, true
+	}
+	if t, err := time.Parse(jiraMinute, v); err == nil {
+		return p.until(t, wholeMinute)
 	}
 	if t, ok := httpDate(v); ok {
-		return p.until(t)
+		return p.until(t, wholeSecond)
 	}
-	return 0, false
+	return 0, 0, false
 }
 
 // Layouts of the dates servers send without their zone: IMF-fixdate and
@@ -305,7 +345,7 @@ func zoneOffset(z string) (time.Duration, bool) {
 // fields reads one unit's limit, remaining and reset fields with the
 // given readers. present reports whether any was sent, ok that every one
 // sent was read (no negative, no garbage, no reset beyond MaxHorizon).
-func (p *parser) fields(unit, limitName, remainingName, resetName string, readCount func(string) (int, bool), readReset func(string) (time.Duration, bool)) (q quota, present, ok bool) {
+func (p *parser) fields(unit, limitName, remainingName, resetName string, readCount func(string) (int, bool), readReset func(string) (reset, slack time.Duration, ok bool)) (q quota, present, ok bool) {
 	q.unit = unit
 	lv, okL := p.get(limitName)
 	rv, okR := p.get(remainingName)
@@ -320,7 +360,7 @@ func (p *parser) fields(unit, limitName, remainingName, resetName string, readCo
 		q.hasRemaining = true
 	}
 	if ok && tv != "" {
-		q.reset, ok = readReset(tv)
+		q.reset, q.slack, ok = readReset(tv)
 		q.hasReset = true
 	}
 	return q, lv != "" || rv != "" || tv != "", ok

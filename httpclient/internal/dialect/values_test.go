@@ -185,38 +185,38 @@ func TestDatesInResponses(t *testing.T) {
 		{
 			name: "go-limiter httplimit, allowed", status: 200,
 			h:    hdr("Date", limiterDate, "X-Ratelimit-Limit", "10", "X-Ratelimit-Remaining", "9", "X-Ratelimit-Reset", limiterReset),
-			want: obs{Limit: 10, Remaining: 9, Reset: 30 * time.Second}, dialects: []string{FamilyXRateLimit},
+			want: obs{Limit: 10, Remaining: 9, Reset: 31 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyXRateLimit},
 		},
 		{
 			name: "go-limiter httplimit, refused", status: 429,
 			h:    hdr("Date", limiterDate, "X-Ratelimit-Limit", "10", "X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", limiterReset, "Retry-After", limiterReset),
-			want: obs{Limit: 10, Remaining: 0, Reset: 30 * time.Second, RetryAfter: 30 * time.Second, Limited: true}, dialects: []string{FamilyXRateLimit, FamilyRetryAfter},
+			want: obs{Limit: 10, Remaining: 0, Reset: 31 * time.Second, ResetSlack: time.Second, RetryAfter: 31 * time.Second, Limited: true}, dialects: []string{FamilyXRateLimit, FamilyRetryAfter},
 		},
 		{
 			name: "a numeric zone (time.RFC1123Z)", status: 503,
 			h:    hdr("Date", dateHdr, "Retry-After", serverNow.Add(45*time.Second).In(time.FixedZone("", 3600)).Format(time.RFC1123Z)),
-			want: obs{RetryAfter: 45 * time.Second}, dialects: []string{FamilyRetryAfter},
+			want: obs{RetryAfter: 46 * time.Second}, dialects: []string{FamilyRetryAfter},
 		},
 		{
 			name: "RFC 850", status: 503,
 			h:    hdr("Date", dateHdr, "Retry-After", serverNow.Add(45*time.Second).Format(time.RFC850)),
-			want: obs{RetryAfter: 45 * time.Second}, dialects: []string{FamilyRetryAfter},
+			want: obs{RetryAfter: 46 * time.Second}, dialects: []string{FamilyRetryAfter},
 		},
 		{
 			name: "asctime", status: 503,
 			h:    hdr("Date", dateHdr, "Retry-After", serverNow.Add(45*time.Second).Format(time.ANSIC)),
-			want: obs{RetryAfter: 45 * time.Second}, dialects: []string{FamilyRetryAfter},
+			want: obs{RetryAfter: 46 * time.Second}, dialects: []string{FamilyRetryAfter},
 		},
 		{
 			name: "lemlist's JavaScript date", status: 200,
 			h: hdr("Date", dateHdr, "X-RateLimit-Limit", "20", "X-RateLimit-Remaining", "0",
 				"X-RateLimit-Reset", "Mon Nov 23 2026 13:00:40 GMT+0100 (Central European Standard Time)"),
-			want: obs{Limit: 20, Remaining: 0, Reset: 40 * time.Second}, dialects: []string{FamilyXRateLimit},
+			want: obs{Limit: 20, Remaining: 0, Reset: 41 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyXRateLimit},
 		},
 		{
 			name: "a Date in UTC rather than GMT still measures the reset", status: 200,
 			h:    hdr("Date", serverNow.Format(time.RFC1123), "X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "3", "X-RateLimit-Reset", epoch(42*time.Second)),
-			want: obs{Limit: 100, Remaining: 3, Reset: 42 * time.Second}, dialects: []string{FamilyXRateLimit},
+			want: obs{Limit: 100, Remaining: 3, Reset: 43 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyXRateLimit},
 		},
 		{
 			name: "an ambiguous zone name is not a date", status: 503,
