@@ -17,7 +17,8 @@ type Input struct {
 	// (GitHub's secondary limits and Discord's retry_after live there).
 	Body []byte
 	// Received is the local time the response arrived, used only when the
-	// response has no usable Date header.
+	// response has no usable Date header: to measure absolute times, and
+	// as the Observation's Date.
 	Received time.Time
 }
 
@@ -31,7 +32,10 @@ type Mapping struct {
 // Result is what one response said.
 type Result struct {
 	// Observation is ready for Backend.Observe; it always passes
-	// smartratelimit.Observation.Normalize.
+	// smartratelimit.Observation.Normalize. Its Date is the response's
+	// Date header, or Input.Received without one; Succeeded reports a 2xx
+	// or 3xx status, and Bare a response that said nothing about the
+	// budget (not Found).
 	Observation srl.Observation
 	// Found reports that the response carried rate-limit information or
 	// was a refusal for rate.
@@ -131,6 +135,10 @@ func Parse(in Input, m *Mapping) Result {
 	p.retryAfter(m)
 	p.refusal(in.Body)
 	p.res.Found = len(p.res.Dialects) > 0 || p.res.Observation.Limited
+	o := &p.res.Observation
+	o.Date = p.date.UTC()
+	o.Succeeded = p.status >= 200 && p.status < 400
+	o.Bare = !p.res.Found
 	p.res.Observation = clean(p.res.Observation)
 	return p.res
 }

@@ -91,6 +91,7 @@ func TestParseCaptures(t *testing.T) {
 			h: hdr("Date", time.Unix(1470172958, 0).UTC().Format(http.TimeFormat), "X-RateLimit-Limit", "5", "X-RateLimit-Remaining", "4", "X-RateLimit-Reset", "1470173023.123",
 				"X-RateLimit-Reset-After", "64.57", "X-RateLimit-Bucket", "abcd1234"),
 			want: srl.Observation{Limit: 5, Remaining: 4, Reset: 64570 * time.Millisecond}, dialects: []string{FamilyDiscord}, scope: "abcd1234",
+			date: time.Unix(1470172958, 0).UTC(),
 		},
 		{
 			name: "Discord 429 with the float only in the body", status: 429,
@@ -238,6 +239,9 @@ type parseCase struct {
 	dialects  []string
 	malformed []string
 	scope     string
+	// date is the Observation's Date when the case's Date header is
+	// neither dateHdr (serverNow) nor absent (received).
+	date time.Time
 }
 
 // runCases parses each case's response, received by a pod whose clock is
@@ -254,8 +258,21 @@ func runCases(t *testing.T, cases []parseCase) {
 func checkCase(t *testing.T, tc parseCase) {
 	t.Helper()
 	got := Parse(Input{Header: tc.h, StatusCode: tc.status, Body: []byte(tc.body), Received: received}, tc.m)
-	if !reflect.DeepEqual(got.Observation, tc.want) {
-		t.Errorf("observation\n got %+v\nwant %+v", got.Observation, tc.want)
+	want := tc.want
+	switch {
+	case !tc.date.IsZero():
+		want.Date = tc.date
+	case tc.h.Get("Date") == dateHdr:
+		want.Date = serverNow
+	case tc.h.Get("Date") == "":
+		want.Date = received
+	default:
+		t.Fatalf("the case sends Date %q and must say what it means", tc.h.Get("Date"))
+	}
+	want.Succeeded = tc.status >= 200 && tc.status < 400
+	want.Bare = len(tc.dialects) == 0 && !tc.want.Limited
+	if !reflect.DeepEqual(got.Observation, want) {
+		t.Errorf("observation\n got %+v\nwant %+v", got.Observation, want)
 	}
 	if !sameSet(got.Dialects, tc.dialects) || !sameSet(got.Malformed, tc.malformed) || got.Scope != tc.scope {
 		t.Errorf("dialects %v malformed %v scope %q; want %v %v %q", got.Dialects, got.Malformed, got.Scope, tc.dialects, tc.malformed, tc.scope)
@@ -328,6 +345,40 @@ func TestMostCompleteFamilyWins(t *testing.T) {
 			name: "on a 429 they are: the refusal says when the quota refills", status: 429,
 			h:    hdr("X-RateLimit-Limit", "100", "X-RateLimit-Reset", "30"),
 			want: obs{Limit: 100, Reset: 30 * time.Second, Limited: true}, dialects: []string{FamilyXRateLimit},
+		},
+	})
+}
+
+// TestObservationFacts: the Observation carries the server's clock, the
+// outcome, and whether the response said anything about the budget at
+// all; the backend orders and probes by them.
+func TestObservationFacts(t *testing.T) {
+	runCases(t, []parseCase{
+		{name: "a bare success", status: 200, h: hdr("Date", dateHdr, "Content-Type", "application/json"), want: obs{}},
+		{name: "a bare success without Date", status: 200, h: hdr(), want: obs{}},
+		{name: "a bare redirect", status: 301, h: hdr("Date", dateHdr, "Location", "/elsewhere"), want: obs{}},
+		{name: "not modified", status: 304, h: hdr("Date", dateHdr), want: obs{}},
+		{name: "a server error", status: 500, h: hdr("Date", dateHdr), want: obs{}},
+		{name: "a bare refusal is not bare", status: 429, h: hdr("Date", dateHdr), want: obs{Limited: true}},
+		{
+			name: "a Retry-After is not bare", status: 503, h: hdr("Date", dateHdr, "Retry-After", "5"),
+			want: obs{RetryAfter: 5 * time.Second}, dialects: []string{FamilyRetryAfter},
+		},
+		{
+			name: "a quota on a success", status: 200, h: hdr("Date", dateHdr, "X-RateLimit-Remaining", "5", "X-RateLimit-Reset", "5"),
+			want: obs{Remaining: 5, Reset: 5 * time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "only malformed headers teach nothing", status: 200, h: hdr("Date", dateHdr, "X-RateLimit-Remaining", "many"),
+			want: obs{}, malformed: []string{FamilyXRateLimit},
+		},
+		{
+			name: "an unparsable Date: the receive time stands in", status: 200, h: hdr("Date", "yesterday"),
+			want: obs{}, date: received,
+		},
+		{
+			name: "a Date in an ambiguous zone is not the server's clock", status: 200, h: hdr("Date", "Mon, 23 Nov 2026 07:00:00 EST"),
+			want: obs{}, date: received,
 		},
 	})
 }

@@ -59,7 +59,7 @@ func TestResetSlack(t *testing.T) {
 		{
 			name: "Jira's minute, written in the minute Date is in", status: 200,
 			h:    hdr("Date", serverNow.Add(30*time.Second).Format(http.TimeFormat), "X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", serverNow.Format("2006-01-02T15:04Z")),
-			want: quota(30*time.Second, 30*time.Second), dialects: []string{FamilyXRateLimit},
+			want: quota(30*time.Second, 30*time.Second), dialects: []string{FamilyXRateLimit}, date: serverNow.Add(30 * time.Second),
 		},
 		{
 			name: "seconds from now", status: 200, h: xrl("30"),

@@ -185,12 +185,13 @@ func TestDatesInResponses(t *testing.T) {
 		{
 			name: "go-limiter httplimit, allowed", status: 200,
 			h:    hdr("Date", limiterDate, "X-Ratelimit-Limit", "10", "X-Ratelimit-Remaining", "9", "X-Ratelimit-Reset", limiterReset),
-			want: obs{Limit: 10, Remaining: 9, Reset: 31 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyXRateLimit},
+			want: obs{Limit: 10, Remaining: 9, Reset: 31 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyXRateLimit}, date: limiterNow,
 		},
 		{
 			name: "go-limiter httplimit, refused", status: 429,
 			h:    hdr("Date", limiterDate, "X-Ratelimit-Limit", "10", "X-Ratelimit-Remaining", "0", "X-Ratelimit-Reset", limiterReset, "Retry-After", limiterReset),
 			want: obs{Limit: 10, Remaining: 0, Reset: 31 * time.Second, ResetSlack: time.Second, RetryAfter: 31 * time.Second, Limited: true}, dialects: []string{FamilyXRateLimit, FamilyRetryAfter},
+			date: limiterNow,
 		},
 		{
 			name: "a numeric zone (time.RFC1123Z)", status: 503,
@@ -216,7 +217,7 @@ func TestDatesInResponses(t *testing.T) {
 		{
 			name: "a Date in UTC rather than GMT still measures the reset", status: 200,
 			h:    hdr("Date", serverNow.Format(time.RFC1123), "X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "3", "X-RateLimit-Reset", epoch(42*time.Second)),
-			want: obs{Limit: 100, Remaining: 3, Reset: 43 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyXRateLimit},
+			want: obs{Limit: 100, Remaining: 3, Reset: 43 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyXRateLimit}, date: serverNow,
 		},
 		{
 			name: "an ambiguous zone name is not a date", status: 503,
