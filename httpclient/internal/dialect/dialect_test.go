@@ -61,7 +61,10 @@ func TestParseCaptures(t *testing.T) {
 			name: "OpenAI durations", status: 200,
 			h: hdr("Date", dateHdr, "x-ratelimit-limit-requests", "500", "x-ratelimit-remaining-requests", "499", "x-ratelimit-reset-requests", "120ms",
 				"x-ratelimit-limit-tokens", "30000", "x-ratelimit-remaining-tokens", "29900", "x-ratelimit-reset-tokens", "6m0s"),
-			want: srl.Observation{Limit: 500, Remaining: 499, Reset: 120 * time.Millisecond}, dialects: []string{FamilyOpenAI},
+			want: srl.Observation{Limit: 500, Remaining: 499, Reset: 120 * time.Millisecond, Quotas: []srl.QuotaObservation{
+				{Unit: srl.UnitTokens, Limit: 30000, Remaining: 29900, Reset: 6 * time.Minute},
+			}},
+			dialects: []string{FamilyOpenAI},
 		},
 		{
 			name: "Groq durations", status: 200,
@@ -75,9 +78,9 @@ func TestParseCaptures(t *testing.T) {
 			dialects: []string{FamilyOpenAI, FamilyRetryAfter},
 		},
 		{
-			name: "Azure OpenAI -1 values", status: 200,
+			name: "Azure OpenAI -1 values mean nothing", status: 200,
 			h:    hdr("x-ratelimit-limit-requests", "-1", "x-ratelimit-remaining-requests", "-1", "x-ratelimit-reset-requests", "0"),
-			want: srl.Observation{}, malformed: []string{FamilyOpenAI},
+			want: srl.Observation{},
 		},
 		{
 			name: "Anthropic RFC 3339", status: 200,

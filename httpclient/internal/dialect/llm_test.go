@@ -1,0 +1,90 @@
+package dialect
+
+import (
+	"testing"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// quotas shortens the expected quotas of other units.
+type quotas = []srl.QuotaObservation
+
+// TestOpenAI: OpenAI, Azure OpenAI and Groq, as captured.
+func TestOpenAI(t *testing.T) {
+	runCases(t, []parseCase{
+		{
+			name: "OpenAI, every response", status: 200,
+			h: hdr("Date", dateHdr, "x-ratelimit-limit-requests", "60", "x-ratelimit-limit-tokens", "150000",
+				"x-ratelimit-remaining-requests", "59", "x-ratelimit-remaining-tokens", "149984",
+				"x-ratelimit-reset-requests", "1s", "x-ratelimit-reset-tokens", "6m0s"),
+			want: obs{Limit: 60, Remaining: 59, Reset: time.Second, Quotas: quotas{
+				{Unit: srl.UnitTokens, Limit: 150000, Remaining: 149984, Reset: 6 * time.Minute},
+			}},
+			dialects: []string{FamilyOpenAI},
+		},
+		{
+			name: "OpenAI durations with fractions, and a suffixed twin that is not read", status: 200,
+			h: hdr("Date", dateHdr, "x-ratelimit-limit-requests", "10000", "x-ratelimit-remaining-requests", "9999", "x-ratelimit-reset-requests", "1.532s",
+				"x-ratelimit-limit-tokens", "2000000", "x-ratelimit-remaining-tokens", "1999000", "x-ratelimit-reset-tokens", "16m17.764s",
+				"x-ratelimit-limit-tokens_usage_based", "40000", "x-ratelimit-remaining-tokens_usage_based", "0", "x-ratelimit-reset-tokens_usage_based", "20ms"),
+			want: obs{Limit: 10000, Remaining: 9999, Reset: 1532 * time.Millisecond, Quotas: quotas{
+				{Unit: srl.UnitTokens, Limit: 2000000, Remaining: 1999000, Reset: 16*time.Minute + 17764*time.Millisecond},
+			}},
+			dialects: []string{FamilyOpenAI},
+		},
+		{
+			name: "OpenAI 429 on tokens", status: 429,
+			h: hdr("Date", dateHdr, "retry-after", "1", "retry-after-ms", "20", "x-ratelimit-limit-requests", "500", "x-ratelimit-remaining-requests", "499",
+				"x-ratelimit-reset-requests", "120ms", "x-ratelimit-limit-tokens", "30000", "x-ratelimit-remaining-tokens", "0", "x-ratelimit-reset-tokens", "20ms"),
+			want: obs{Limit: 500, Remaining: 499, Reset: 120 * time.Millisecond, RetryAfter: 20 * time.Millisecond, Limited: true, Quotas: quotas{
+				{Unit: srl.UnitTokens, Limit: 30000, Remaining: 0, Reset: 20 * time.Millisecond},
+			}},
+			dialects: []string{FamilyOpenAI, FamilyRetryAfter},
+		},
+		{
+			name: "a token reset of 0s stores nothing for tokens", status: 200,
+			h: hdr("Date", dateHdr, "x-ratelimit-limit-requests", "60", "x-ratelimit-remaining-requests", "60", "x-ratelimit-reset-requests", "0s",
+				"x-ratelimit-limit-tokens", "150000", "x-ratelimit-remaining-tokens", "150000", "x-ratelimit-reset-tokens", "0s"),
+			want:     obs{Limit: 60, Remaining: 60, Quotas: quotas{{Unit: srl.UnitTokens, Limit: 150000, Remaining: 150000}}},
+			dialects: []string{FamilyOpenAI},
+		},
+		{
+			name: "Groq: requests per day, tokens per minute", status: 200,
+			h: hdr("Date", dateHdr, "x-ratelimit-limit-requests", "14400", "x-ratelimit-remaining-requests", "14370", "x-ratelimit-reset-requests", "2m59.56s",
+				"x-ratelimit-limit-tokens", "18000", "x-ratelimit-remaining-tokens", "17997", "x-ratelimit-reset-tokens", "7.66s"),
+			want: obs{Limit: 14400, Remaining: 14370, Reset: 2*time.Minute + 59560*time.Millisecond, Quotas: quotas{
+				{Unit: srl.UnitTokens, Limit: 18000, Remaining: 17997, Reset: 7660 * time.Millisecond},
+			}},
+			dialects: []string{FamilyOpenAI},
+		},
+		{
+			name: "Azure: remaining counts only", status: 200,
+			h:    hdr("Date", dateHdr, "x-ratelimit-remaining-requests", "99", "x-ratelimit-remaining-tokens", "98765"),
+			want: obs{Remaining: 99, Quotas: quotas{{Unit: srl.UnitTokens, Remaining: 98765}}}, dialects: []string{FamilyOpenAI},
+		},
+		{
+			name: "Azure: a 429 with only x-rate-limit-reset-tokens", status: 429,
+			h:    hdr("Date", dateHdr, "x-rate-limit-reset-tokens", "55", "policy-id", "DeploymentRatelimit-Token"),
+			want: obs{Limited: true, Quotas: quotas{{Unit: srl.UnitTokens, Reset: 55 * time.Second}}}, dialects: []string{FamilyOpenAI},
+		},
+		{
+			name: "Azure Responses API: -1 tokens skip the unit, not the response", status: 200,
+			h: hdr("Date", dateHdr, "x-ratelimit-limit-requests", "100", "x-ratelimit-remaining-requests", "99", "x-ratelimit-reset-requests", "1s",
+				"x-ratelimit-limit-tokens", "-1", "x-ratelimit-remaining-tokens", "-1", "x-ratelimit-reset-tokens", "0"),
+			want: obs{Limit: 100, Remaining: 99, Reset: time.Second}, dialects: []string{FamilyOpenAI},
+		},
+		{
+			name: "a negative other than -1 is malformed", status: 200,
+			h: hdr("Date", dateHdr, "x-ratelimit-limit-requests", "100", "x-ratelimit-remaining-requests", "99", "x-ratelimit-reset-requests", "1s",
+				"x-ratelimit-limit-tokens", "150000", "x-ratelimit-remaining-tokens", "-2", "x-ratelimit-reset-tokens", "1s"),
+			want: obs{}, malformed: []string{FamilyOpenAI},
+		},
+		{
+			name: "garbage in the token reset spoils the family", status: 200,
+			h: hdr("Date", dateHdr, "x-ratelimit-limit-requests", "100", "x-ratelimit-remaining-requests", "99", "x-ratelimit-reset-requests", "1s",
+				"x-ratelimit-limit-tokens", "150000", "x-ratelimit-remaining-tokens", "149000", "x-ratelimit-reset-tokens", "soon"),
+			want: obs{}, malformed: []string{FamilyOpenAI},
+		},
+	})
+}
