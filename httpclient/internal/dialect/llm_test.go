@@ -88,3 +88,45 @@ func TestOpenAI(t *testing.T) {
 		},
 	})
 }
+
+// TestAnthropic: Anthropic's four quotas; token counts are rounded to the
+// nearest thousand, so 500 less is reported.
+func TestAnthropic(t *testing.T) {
+	at := func(d time.Duration) string { return serverNow.Add(d).Format(time.RFC3339) }
+	runCases(t, []parseCase{
+		{
+			name: "every quota", status: 200,
+			h: hdr("Date", dateHdr,
+				"anthropic-ratelimit-requests-limit", "1000", "anthropic-ratelimit-requests-remaining", "999", "anthropic-ratelimit-requests-reset", at(time.Second),
+				"anthropic-ratelimit-tokens-limit", "96000", "anthropic-ratelimit-tokens-remaining", "95000", "anthropic-ratelimit-tokens-reset", at(4*time.Second),
+				"anthropic-ratelimit-input-tokens-limit", "80000", "anthropic-ratelimit-input-tokens-remaining", "80000", "anthropic-ratelimit-input-tokens-reset", at(59*time.Second),
+				"anthropic-ratelimit-output-tokens-limit", "16000", "anthropic-ratelimit-output-tokens-remaining", "0", "anthropic-ratelimit-output-tokens-reset", at(20*time.Second)),
+			want: obs{Limit: 1000, Remaining: 999, Reset: 2 * time.Second, ResetSlack: time.Second, Quotas: quotas{
+				{Unit: srl.UnitTokens, Limit: 96000, Remaining: 94500, Reset: 5 * time.Second, ResetSlack: time.Second},
+				{Unit: srl.UnitInputTokens, Limit: 80000, Remaining: 79500, Reset: time.Minute, ResetSlack: time.Second},
+				{Unit: srl.UnitOutputTokens, Limit: 16000, Remaining: 0, Reset: 21 * time.Second, ResetSlack: time.Second},
+			}},
+			dialects: []string{FamilyAnthropic},
+		},
+		{
+			name: "a rounded count below 500 is none", status: 200,
+			h: hdr("Date", dateHdr, "anthropic-ratelimit-output-tokens-limit", "16000", "anthropic-ratelimit-output-tokens-remaining", "400",
+				"anthropic-ratelimit-output-tokens-reset", at(20*time.Second)),
+			want:     obs{Quotas: quotas{{Unit: srl.UnitOutputTokens, Limit: 16000, Remaining: 0, Reset: 21 * time.Second, ResetSlack: time.Second}}},
+			dialects: []string{FamilyAnthropic},
+		},
+		{
+			name: "a 429 with retry-after", status: 429,
+			h: hdr("Date", dateHdr, "retry-after", "18",
+				"anthropic-ratelimit-input-tokens-limit", "80000", "anthropic-ratelimit-input-tokens-remaining", "0", "anthropic-ratelimit-input-tokens-reset", at(17*time.Second)),
+			want:     obs{RetryAfter: 18 * time.Second, Limited: true, Quotas: quotas{{Unit: srl.UnitInputTokens, Limit: 80000, Remaining: 0, Reset: 18 * time.Second, ResetSlack: time.Second}}},
+			dialects: []string{FamilyAnthropic, FamilyRetryAfter},
+		},
+		{
+			name: "a token reset that is no RFC 3339 spoils the family", status: 200,
+			h: hdr("Date", dateHdr, "anthropic-ratelimit-requests-limit", "50", "anthropic-ratelimit-requests-remaining", "49", "anthropic-ratelimit-requests-reset", at(time.Second),
+				"anthropic-ratelimit-tokens-limit", "96000", "anthropic-ratelimit-tokens-remaining", "95000", "anthropic-ratelimit-tokens-reset", "1724244059"),
+			want: obs{}, malformed: []string{FamilyAnthropic},
+		},
+	})
+}
