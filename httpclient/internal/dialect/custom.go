@@ -11,10 +11,14 @@ func (p *parser) custom(m *Mapping) {
 	}
 }
 
-// orNone maps an unset name to one no response carries.
+// noField names a field no response carries, for a value a dialect does
+// not have.
+const noField = "X-Smartratelimit-Unset"
+
+// orNone maps an unset name to noField.
 func orNone(name string) string {
 	if name == "" {
-		return "X-Smartratelimit-Unset"
+		return noField
 	}
 	return name
 }

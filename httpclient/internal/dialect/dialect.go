@@ -59,6 +59,7 @@ const (
 	FamilyIETF6      = "ietf-draft06"
 	FamilyOpenAI     = "openai"
 	FamilyAnthropic  = "anthropic"
+	FamilyMistral    = "mistral"
 	FamilyDiscord    = "discord"
 	FamilyShopify    = "shopify"
 	FamilyXRateLimit = "x-ratelimit"
@@ -127,6 +128,7 @@ func Parse(in Input, m *Mapping) Result {
 	p.ietf()
 	p.openai()
 	p.anthropic()
+	p.mistral()
 	p.discord()
 	p.shopify()
 	p.xratelimit()

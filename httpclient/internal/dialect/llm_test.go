@@ -130,3 +130,54 @@ func TestAnthropic(t *testing.T) {
 		},
 	})
 }
+
+// TestMistral: Kong's headers by size, in tokens; the window Kong reports
+// (least remaining) is taken, a minute when it matches the minute's.
+func TestMistral(t *testing.T) {
+	runCases(t, []parseCase{
+		{
+			name: "the minute binds", status: 200,
+			h: hdr("Date", dateHdr, "x-ratelimitbysize-limit-minute", "500000", "x-ratelimitbysize-remaining-minute", "467993",
+				"x-ratelimitbysize-limit-month", "1000000000", "x-ratelimitbysize-remaining-month", "999532007",
+				"ratelimitbysize-limit", "500000", "ratelimitbysize-remaining", "467993", "ratelimitbysize-reset", "40", "ratelimitbysize-query-cost", "32007"),
+			want:     obs{Quotas: quotas{{Unit: srl.UnitTokens, Limit: 500000, Remaining: 467993, Reset: 40 * time.Second, Window: time.Minute}}},
+			dialects: []string{FamilyMistral},
+		},
+		{
+			name: "the month binds at the end of its budget", status: 200,
+			h: hdr("Date", dateHdr, "x-ratelimitbysize-limit-minute", "500000", "x-ratelimitbysize-remaining-minute", "467993",
+				"x-ratelimitbysize-limit-month", "1000000000", "x-ratelimitbysize-remaining-month", "12000",
+				"ratelimitbysize-limit", "1000000000", "ratelimitbysize-remaining", "12000", "ratelimitbysize-reset", "3600"),
+			want:     obs{Quotas: quotas{{Unit: srl.UnitTokens, Limit: 1000000000, Remaining: 12000, Reset: time.Hour}}},
+			dialects: []string{FamilyMistral},
+		},
+		{
+			// As quoted in client code: Kong's summary without its remaining
+			// count, whose reset is not the minute's for sure.
+			name: "a summary without remaining stores nothing", status: 200,
+			h:    hdr("Date", dateHdr, "x-ratelimitbysize-remaining-minute", "467993", "ratelimitbysize-limit", "500000", "ratelimitbysize-query-cost", "32007", "ratelimitbysize-reset", "40"),
+			want: obs{Quotas: quotas{{Unit: srl.UnitTokens, Limit: 500000}}}, dialects: []string{FamilyMistral},
+		},
+		{
+			name: "the same on a 429: spent until the reset", status: 429,
+			h:    hdr("Date", dateHdr, "ratelimitbysize-limit", "500000", "ratelimitbysize-reset", "40"),
+			want: obs{Limited: true, Quotas: quotas{{Unit: srl.UnitTokens, Limit: 500000, Reset: 40 * time.Second}}}, dialects: []string{FamilyMistral},
+		},
+		{
+			name: "minute counts without a reset store nothing", status: 200,
+			h:        hdr("Date", dateHdr, "x-ratelimitbysize-limit-minute", "500000", "x-ratelimitbysize-remaining-minute", "467993"),
+			want:     obs{Quotas: quotas{{Unit: srl.UnitTokens, Limit: 500000, Remaining: 467993, Window: time.Minute}}},
+			dialects: []string{FamilyMistral},
+		},
+		{
+			name: "a month's reset is beyond the horizon", status: 200,
+			h:    hdr("Date", dateHdr, "ratelimitbysize-limit", "1000000000", "ratelimitbysize-remaining", "12000", "ratelimitbysize-reset", "1209600"),
+			want: obs{}, malformed: []string{FamilyMistral},
+		},
+		{
+			name: "garbage in the minute's counts", status: 200,
+			h:    hdr("Date", dateHdr, "x-ratelimitbysize-remaining-minute", "lots", "ratelimitbysize-limit", "500000", "ratelimitbysize-remaining", "467993", "ratelimitbysize-reset", "40"),
+			want: obs{}, malformed: []string{FamilyMistral},
+		},
+	})
+}
