@@ -14,7 +14,8 @@ type Input struct {
 	Header     http.Header
 	StatusCode int
 	// Body is a prefix of the body, given for 403 and 429 responses only
-	// (GitHub's secondary limits and Discord's retry_after live there).
+	// (GitHub's secondary limits, Discord's retry_after and Google's
+	// RetryInfo live there). Only its first 64 KiB are searched.
 	Body []byte
 	// Received is the local time the response arrived, used only when the
 	// response has no usable Date header: to measure absolute times, and
@@ -60,6 +61,7 @@ const (
 	FamilyOpenAI     = "openai"
 	FamilyAnthropic  = "anthropic"
 	FamilyMistral    = "mistral"
+	FamilyGemini     = "gemini"
 	FamilyDiscord    = "discord"
 	FamilyShopify    = "shopify"
 	FamilyXRateLimit = "x-ratelimit"
@@ -259,6 +261,9 @@ func (p *parser) refusal(body []byte) {
 		o.Limited = true
 		if o.RetryAfter == 0 {
 			p.discordBody(body)
+		}
+		if o.RetryAfter == 0 {
+			p.gemini(body)
 		}
 	case http.StatusForbidden:
 		p.githubPrimary()

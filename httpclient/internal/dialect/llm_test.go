@@ -181,3 +181,68 @@ func TestMistral(t *testing.T) {
 		},
 	})
 }
+
+// geminiBody is a 429 of the Gemini API, RESOURCE_EXHAUSTED, with the
+// given retryDelay.
+func geminiBody(delay string) string {
+	return `{
+  "error": {
+    "code": 429,
+    "message": "You exceeded your current quota, please check your plan and billing details.",
+    "status": "RESOURCE_EXHAUSTED",
+    "details": [
+      {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [
+          {
+            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count",
+            "quotaId": "GenerateContentInputTokensPerModelPerMinute-FreeTier",
+            "quotaDimensions": {"location": "global", "model": "gemini-2.0-flash"},
+            "quotaValue": "250000"
+          }
+        ]
+      },
+      {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+      {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": ` + delay + `}
+    ]
+  }
+}`
+}
+
+// TestGemini: no headers; the wait is in the 429's RetryInfo.
+func TestGemini(t *testing.T) {
+	runCases(t, []parseCase{
+		{
+			name: "RetryInfo", status: 429, h: hdr("Date", dateHdr, "Content-Type", "application/json; charset=UTF-8"), body: geminiBody(`"26s"`),
+			want: obs{RetryAfter: 26 * time.Second, Limited: true}, dialects: []string{FamilyGemini},
+		},
+		{
+			name: "a fraction of a second", status: 429, h: hdr("Date", dateHdr), body: geminiBody(`"0.5s"`),
+			want: obs{RetryAfter: 500 * time.Millisecond, Limited: true}, dialects: []string{FamilyGemini},
+		},
+		{
+			name: "Retry-After, when sent, wins", status: 429, h: hdr("Date", dateHdr, "Retry-After", "30"), body: geminiBody(`"26s"`),
+			want: obs{RetryAfter: 30 * time.Second, Limited: true}, dialects: []string{FamilyRetryAfter},
+		},
+		{
+			name: "a negative delay", status: 429, h: hdr("Date", dateHdr), body: geminiBody(`"-26s"`),
+			want: obs{Limited: true}, malformed: []string{FamilyGemini},
+		},
+		{
+			name: "a delay without its unit", status: 429, h: hdr("Date", dateHdr), body: geminiBody(`"26"`),
+			want: obs{Limited: true}, malformed: []string{FamilyGemini},
+		},
+		{
+			name: "a delay as a number", status: 429, h: hdr("Date", dateHdr), body: geminiBody(`26`),
+			want: obs{Limited: true}, malformed: []string{FamilyGemini},
+		},
+		{
+			name: "a body cut inside the delay", status: 429, h: hdr("Date", dateHdr), body: `{"error": {"details": [{"retryDelay": "26`,
+			want: obs{Limited: true}, malformed: []string{FamilyGemini},
+		},
+		{
+			name: "beyond the horizon", status: 429, h: hdr("Date", dateHdr), body: geminiBody(`"86401s"`),
+			want: obs{Limited: true}, malformed: []string{FamilyGemini},
+		},
+	})
+}
