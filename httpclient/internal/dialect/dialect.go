@@ -49,23 +49,32 @@ type Result struct {
 	// Scope is a sub-bucket the server named (GitHub's
 	// x-ratelimit-resource, Discord's X-RateLimit-Bucket), or "".
 	Scope string
+	// ShouldRetry is the server's word on whether the same request can
+	// succeed if sent again (x-should-retry, which the OpenAI and
+	// Anthropic SDKs obey over their own rules, or Stripe-Should-Retry);
+	// nil when it said nothing. It says nothing about the budget, so it
+	// makes no response Found.
+	ShouldRetry *bool
 }
 
 // Family names, as they appear in Result.Dialects and Result.Malformed.
 const (
 	FamilyRetryAfter = "retry-after"
 	FamilyCustom     = "custom"
-	FamilyIETF8      = "ietf-draft08"
+	FamilyIETF8      = "ietf-draft08" // drafts -08 to -11
 	FamilyIETF7      = "ietf-draft07"
-	FamilyIETF6      = "ietf-draft06"
-	FamilyOpenAI     = "openai"
+	FamilyIETF6      = "ietf-draft06" // and earlier, and GitLab
+	FamilyOpenAI     = "openai"       // and Azure OpenAI, Groq
 	FamilyAnthropic  = "anthropic"
 	FamilyMistral    = "mistral"
 	FamilyGemini     = "gemini"
 	FamilyDiscord    = "discord"
 	FamilyShopify    = "shopify"
-	FamilyXRateLimit = "x-ratelimit"
+	FamilyXRateLimit = "x-ratelimit" // X-RateLimit-* and X-Rate-Limit-*
 	FamilyGitHub     = "github"
+
+	// FamilyShouldRetry is only ever Malformed: it carries no budget.
+	FamilyShouldRetry = "should-retry"
 )
 
 // quota is one family's reading of one unit of the server's budget. The
@@ -138,6 +147,7 @@ func Parse(in Input, m *Mapping) Result {
 
 	p.retryAfter(m)
 	p.refusal(in.Body)
+	p.shouldRetry()
 	p.res.Found = len(p.res.Dialects) > 0 || p.res.Observation.Limited
 	o := &p.res.Observation
 	o.Date = p.date.UTC()

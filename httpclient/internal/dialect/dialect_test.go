@@ -244,7 +244,8 @@ type parseCase struct {
 	scope     string
 	// date is the Observation's Date when the case's Date header is
 	// neither dateHdr (serverNow) nor absent (received).
-	date time.Time
+	date        time.Time
+	shouldRetry *bool
 }
 
 // runCases parses each case's response, received by a pod whose clock is
@@ -280,12 +281,22 @@ func checkCase(t *testing.T, tc parseCase) {
 	if !sameSet(got.Dialects, tc.dialects) || !sameSet(got.Malformed, tc.malformed) || got.Scope != tc.scope {
 		t.Errorf("dialects %v malformed %v scope %q; want %v %v %q", got.Dialects, got.Malformed, got.Scope, tc.dialects, tc.malformed, tc.scope)
 	}
+	if !reflect.DeepEqual(got.ShouldRetry, tc.shouldRetry) {
+		t.Errorf("ShouldRetry %v, want %v", fmtBool(got.ShouldRetry), fmtBool(tc.shouldRetry))
+	}
 	if _, err := got.Observation.Normalize(); err != nil {
 		t.Errorf("the observation does not normalize: %v", err)
 	}
 	if wantFound := len(tc.dialects) > 0 || tc.want.Limited; got.Found != wantFound {
 		t.Errorf("Found %v, want %v", got.Found, wantFound)
 	}
+}
+
+func fmtBool(b *bool) string {
+	if b == nil {
+		return "nil"
+	}
+	return strconv.FormatBool(*b)
 }
 
 func sameSet(a, b []string) bool {

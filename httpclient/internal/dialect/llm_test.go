@@ -246,3 +246,31 @@ func TestGemini(t *testing.T) {
 		},
 	})
 }
+
+// TestShouldRetry: the server's verdict on sending the request again.
+func TestShouldRetry(t *testing.T) {
+	yes, no := true, false
+	runCases(t, []parseCase{
+		{
+			name: "OpenAI: a 429 not worth retrying", status: 429, h: hdr("Date", dateHdr, "x-should-retry", "false"),
+			want: obs{Limited: true}, shouldRetry: &no,
+		},
+		{
+			name: "Anthropic: an overloaded 529 worth retrying", status: 529, h: hdr("Date", dateHdr, "x-should-retry", "true"),
+			want: obs{}, shouldRetry: &yes,
+		},
+		{
+			name: "Stripe", status: 429, h: hdr("Date", dateHdr, "Stripe-Should-Retry", "true", "Stripe-Rate-Limited-Reason", "global-rate"),
+			want: obs{Limited: true}, shouldRetry: &yes,
+		},
+		{
+			name: "x-should-retry wins over Stripe's", status: 409, h: hdr("Date", dateHdr, "X-Should-Retry", "False", "Stripe-Should-Retry", "true"),
+			want: obs{}, shouldRetry: &no,
+		},
+		{name: "absent", status: 500, h: hdr("Date", dateHdr), want: obs{}},
+		{
+			name: "neither true nor false", status: 500, h: hdr("Date", dateHdr, "x-should-retry", "1"),
+			want: obs{}, malformed: []string{FamilyShouldRetry},
+		},
+	})
+}

@@ -2,6 +2,7 @@ package dialect
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -44,5 +45,26 @@ func (p *parser) retryAfter(m *Mapping) {
 	default:
 		p.res.Dialects = appendOnce(p.res.Dialects, FamilyRetryAfter)
 		p.res.Observation.RetryAfter = d
+	}
+}
+
+// shouldRetry reads x-should-retry, or Stripe's name for the same.
+func (p *parser) shouldRetry() {
+	for _, name := range []string{"X-Should-Retry", "Stripe-Should-Retry"} {
+		v, ok := p.get(name)
+		if v == "" {
+			continue
+		}
+		switch v = trimOWS(v); {
+		case ok && strings.EqualFold(v, "true"):
+			yes := true
+			p.res.ShouldRetry = &yes
+		case ok && strings.EqualFold(v, "false"):
+			no := false
+			p.res.ShouldRetry = &no
+		default:
+			p.res.Malformed = appendOnce(p.res.Malformed, FamilyShouldRetry)
+		}
+		return
 	}
 }
