@@ -249,12 +249,22 @@ func positiveAge(v string) bool {
 	return strings.Trim(v, "0") != ""
 }
 
-// clean drops whatever Normalize would reject, so the result is always
-// storable; the families already rejected such values, this is the net.
+// clean drops whatever Normalize would reject, quota by quota, so that
+// the result is always storable; the families already rejected such
+// values, this is the net.
 func clean(o srl.Observation) srl.Observation {
-	if o.Reset < 0 || o.Reset > srl.MaxHorizon || o.Window < 0 || o.Window > srl.MaxHorizon ||
-		o.Limit < 0 || o.Remaining < 0 || o.Limit > srl.MaxCount || o.Remaining > srl.MaxCount {
-		o.Limit, o.Remaining, o.Reset, o.Window = 0, 0, 0, 0
+	top := srl.Observation{Unit: o.Unit, Limit: o.Limit, Remaining: o.Remaining, Reset: o.Reset, Window: o.Window, ResetSlack: o.ResetSlack}
+	if _, err := top.Normalize(); err != nil {
+		o.Unit, o.Limit, o.Remaining, o.Reset, o.Window, o.ResetSlack = "", 0, 0, 0, 0, 0
+	}
+	kept := o.Quotas[:0]
+	for _, q := range o.Quotas {
+		if _, err := (srl.Observation{Quotas: []srl.QuotaObservation{q}}).Normalize(); err == nil {
+			kept = append(kept, q)
+		}
+	}
+	if o.Quotas = kept; len(kept) == 0 {
+		o.Quotas = nil
 	}
 	if o.RetryAfter < 0 || o.RetryAfter > srl.MaxHorizon {
 		o.RetryAfter = 0

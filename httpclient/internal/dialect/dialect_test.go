@@ -109,6 +109,11 @@ func TestParseCaptures(t *testing.T) {
 			dialects: []string{FamilyShopify, FamilyRetryAfter},
 		},
 		{
+			name: "a bucket no Shopify plan has, which would take days to drain", status: 200,
+			h:    hdr("X-Shopify-Shop-Api-Call-Limit", "0/1099511627776"),
+			want: srl.Observation{}, malformed: []string{FamilyShopify},
+		},
+		{
 			name: "Sentry decimal Retry-After", status: 429,
 			h:    hdr("Retry-After", "292.052427053"),
 			want: srl.Observation{RetryAfter: 292052427053 * time.Nanosecond, Limited: true}, dialects: []string{FamilyRetryAfter},
