@@ -101,7 +101,7 @@ func TestBoundsLeaveRealFieldsAlone(t *testing.T) {
 		},
 		{
 			name: "lines that join beyond maxField", status: 200,
-			h:    hdr("RateLimit", `"a";r=5;t=30`, "RateLimit", strings.Repeat(" ", maxField)),
+			h:    hdr("RateLimit", `"a";r=5;t=30`, "RateLimit", `"b";r=9;t=30;x-note="`+strings.Repeat("x", maxField)+`"`),
 			want: obs{}, malformed: []string{FamilyIETF8},
 		},
 		{

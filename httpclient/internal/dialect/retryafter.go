@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// retryAfter reads Retry-After (seconds, decimals allowed, or an HTTP date
-// measured against Date) and retry-after-ms, which wins when both are
-// sent. Only refusals count: a Retry-After on a success (Confluence sends
+// retryAfter reads Retry-After, or the Mapping's name for it (seconds,
+// decimals allowed, or an HTTP date measured against Date), and
+// retry-after-ms, which wins when both are sent. Only refusals count: a Retry-After on a success (Confluence sends
 // 0) or a redirect is not a block.
 func (p *parser) retryAfter(m *Mapping) {
 	if p.status != http.StatusTooManyRequests && p.status != http.StatusServiceUnavailable && p.status != http.StatusForbidden {

@@ -159,7 +159,7 @@ func seconds(v string) (time.Duration, bool) {
 	return n.duration(time.Second)
 }
 
-// goDuration matches the duration strings OpenAI and Groq send ("6m0s",
+// goDuration reads the duration strings OpenAI and Groq send ("6m0s",
 // "12ms", "2m59.56s"), the syntax of time.ParseDuration.
 func goDuration(v string) (time.Duration, bool) {
 	if v == "" || !isDigit(v[0]) {
@@ -197,9 +197,9 @@ func (p *parser) until(t time.Time, resolution time.Duration) (reset, slack time
 // (epoch milliseconds, fractions) are measured against a Date that is
 // itself early, so they need none.
 const (
-	wholeSecond = time.Second
-	wholeMinute = time.Minute
-	subSecond   = 0
+	wholeSecond               = time.Second
+	wholeMinute               = time.Minute
+	subSecond   time.Duration = 0
 )
 
 // relative reads a delay from now (seconds with decimals) as a reset,
@@ -217,7 +217,7 @@ func (p *parser) rfc3339(v string) (reset, slack time.Duration, ok bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	resolution := time.Duration(wholeSecond)
+	resolution := wholeSecond
 	if strings.IndexByte(v, '.') >= 0 {
 		resolution = subSecond
 	}
@@ -284,8 +284,8 @@ func httpDate(v string) (time.Time, bool) {
 	if len(v) > maxDateLen {
 		return time.Time{}, false
 	}
-	if t, err := time.Parse(asctime, v); err == nil {
-		return t, t.Nanosecond() == 0
+	if t, err := time.Parse(asctime, v); err == nil && t.Nanosecond() == 0 {
+		return t, true
 	}
 	if i := strings.IndexByte(v, '('); i >= 0 {
 		if !strings.HasSuffix(v, ")") {
@@ -343,8 +343,10 @@ func zoneOffset(z string) (time.Duration, bool) {
 }
 
 // fields reads one unit's limit, remaining and reset fields with the
-// given readers. present reports whether any was sent, ok that every one
-// sent was read (no negative, no garbage, no reset beyond MaxHorizon).
+// given readers; a name no response carries (noField) stands for a value
+// the dialect does not have. present reports whether any was sent, ok
+// that every one sent was read: none too long, no negative, no garbage,
+// no reset beyond MaxHorizon.
 func (p *parser) fields(unit, limitName, remainingName, resetName string, readCount func(string) (int, bool), readReset func(string) (reset, slack time.Duration, ok bool)) (q quota, present, ok bool) {
 	q.unit = unit
 	lv, okL := p.get(limitName)
