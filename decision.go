@@ -99,6 +99,10 @@ type Status struct {
 	// nothing was ever spent or learned for it (or it expired), not that
 	// nothing is used.
 	Found bool
+	// Scopes are the sub-budgets the server named for parts of this key's
+	// API (GitHub's "core" and "search"), each under its own key
+	// ("api.github.com|core"); httpclient's Transport.Status fills them.
+	Scopes []Status
 	// Degraded reports that the view comes from the in-memory fallback
 	// rather than the shared backend.
 	Degraded bool
@@ -128,8 +132,8 @@ type LimitStatus struct {
 
 // Utilization returns the share of the tightest budget already spent, from
 // 0 (untouched or unlimited) to 1 (exhausted, or blocked by Retry-After).
-// Every quota counts (Quotas), so for an LLM API the most used of requests
-// and tokens decides.
+// Every quota counts (Quotas) and every scope (Scopes), so for an LLM API
+// the most used of requests and tokens decides.
 func (s Status) Utilization() float64 {
 	if s.BlockedFor > 0 {
 		return 1
@@ -142,6 +146,9 @@ func (s Status) Utilization() float64 {
 		if q.Known && q.Limit > 0 {
 			u = max(u, utilization(q.Limit, q.Remaining))
 		}
+	}
+	for _, sc := range s.Scopes {
+		u = max(u, sc.Utilization())
 	}
 	return u
 }

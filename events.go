@@ -120,10 +120,11 @@ func (m multiObserver) Event(e Event) {
 	}
 }
 
-// NewLogObserver logs the events an operator cares about through l: waits
-// and transport errors at Debug, refusals, blocks, learned quotas and
-// malformed headers at Info, backend errors and degraded mode at Warn
-// (recovery at Info). Decisions, sends and responses are not logged; use
+// NewLogObserver logs the events an operator cares about through l: waits,
+// transport errors and each call that failed during an outage at Debug,
+// refusals, blocks, learned quotas and malformed headers at Info,
+// misconfigured or bad-data backend errors and degraded mode at Warn
+// (recovery at Info): an outage is logged once, when it starts. Decisions, sends and responses are not logged; use
 // metrics for volumes. Keys are logged, never URLs, headers or bodies.
 func NewLogObserver(l *slog.Logger) Observer {
 	if l == nil {
@@ -151,6 +152,13 @@ func (o logObserver) Event(e Event) {
 	case EventHeaderMalformed:
 		o.l.InfoContext(ctx, "smartratelimit: malformed rate-limit header ignored", "key", e.Key, "dialect", e.Dialect)
 	case EventBackendError:
+		// An outage is logged once, by its degraded transition; each of its
+		// failed calls only at Debug. Misconfiguration and bad data are
+		// mistakes someone must fix: each is a warning.
+		if e.ErrorKind == "unavailable" {
+			o.l.DebugContext(ctx, "smartratelimit: backend unavailable", "key", e.Key, "error", e.Err)
+			return
+		}
 		o.l.WarnContext(ctx, "smartratelimit: backend error", "key", e.Key, "kind", e.ErrorKind, "error", e.Err)
 	case EventDegradedChange:
 		if e.Degraded {

@@ -59,6 +59,11 @@ func Run(t *testing.T, newHarness Factory) {
 		{"OutOfOrderObserve", testOutOfOrderObserve},
 		{"RetryAfterBlocks", testRetryAfterBlocks},
 		{"ThrottleBackoff", testThrottleBackoff},
+		{"RefusalWithQuota", testRefusalWithQuota},
+		{"NewerResponsesWin", testNewerResponsesWin},
+		{"Probe", testProbe},
+		{"QuotasPerUnit", testQuotasPerUnit},
+		{"ClockStep", testClockStep},
 		{"DefaultLimits", testDefaultLimits},
 		{"TTLOnEveryWrite", testTTL},
 		{"TTLKeepsAheadOfTheHorizon", testTTLKeepsAhead},
@@ -308,33 +313,48 @@ func testQuota(t *testing.T, f Factory) {
 	if !st.Quota.Known || st.Quota.Limit != 5 || st.Quota.Remaining != 0 || st.Quota.ResetAfter != 10*time.Second || st.Utilization() != 1 {
 		t.Fatalf("status of a spent quota: %+v (utilization %v)", st, st.Utilization())
 	}
-	// After the reset the quota counts as refilled to its last known limit,
-	// in a window as long as the longest reset seen (10s).
+	// After the reset nothing is assumed: the next window ramps from what
+	// was left (nothing) to one below the limit (4) over the window's
+	// length (the longest reset seen: 10s), one unit every 2.5s.
 	e.at(10 * time.Second)
-	for i := 0; i < 5; i++ {
+	e.wantDecision("the reset is not a refill", e.allow("q"), false, 2500*time.Millisecond, srl.CauseQuota)
+	e.at(12500 * time.Millisecond)
+	e.wantDecision("the ramp's first unit", e.allow("q"), true, 0, srl.CauseNone)
+	e.wantDecision("the ramp's next unit", e.allow("q"), false, 2500*time.Millisecond, srl.CauseQuota)
+	// The first response of the new window tells the truth: 4 left.
+	e.observe("q", srl.Observation{Limit: 5, Remaining: 4, Reset: 7500 * time.Millisecond})
+	for i := 0; i < 4; i++ {
 		if d := e.allow("q"); !d.Allowed {
-			t.Fatalf("admission %d after the reset refused: %+v", i, d)
+			t.Fatalf("admission %d of what the response said: %+v", i, d)
 		}
 	}
-	e.wantDecision("refilled quota spent", e.allow("q"), false, 10*time.Second, srl.CauseQuota)
+	e.wantDecision("the new window spent", e.allow("q"), false, 7500*time.Millisecond, srl.CauseQuota)
 }
 
 func testQuotaWindowRollover(t *testing.T, f Factory) {
 	e := newEnv(t, f)
 	e.observe("w", srl.Observation{Limit: 10, Remaining: 0, Reset: 5 * time.Second, Window: time.Minute})
 	e.wantDecision("spent", e.allow("w"), false, 5*time.Second, srl.CauseQuota)
+	// The next window (a minute, as the server said) ramps to 9: the
+	// first unit after 4096 steps × 1/9, rounded up to the next step.
 	e.at(5 * time.Second)
-	for i := 0; i < 10; i++ {
+	e.wantDecision("ramping", e.allow("w"), false, 6679688*time.Microsecond, srl.CauseQuota)
+	e.at(5*time.Second + 30*time.Second)
+	if st := e.peek("w"); st.Quota.Remaining != 4 || st.Quota.ResetAfter != 30*time.Second {
+		t.Fatalf("half way through the ramp: %+v, want 4 remaining, reset after 30s", st.Quota)
+	}
+	// A window on, untouched: the ramp reached its target, and the next
+	// window starts there. (The state lives until that window's end.)
+	e.at(5*time.Second + time.Minute + 500*time.Millisecond)
+	if st := e.peek("w"); st.Quota.Remaining != 9 || st.Quota.ResetAfter != 59500*time.Millisecond {
+		t.Fatalf("quota a window on: %+v, want 9 remaining, reset after 59.5s", st.Quota)
+	}
+	for i := 0; i < 9; i++ {
 		if d := e.allow("w"); !d.Allowed {
-			t.Fatalf("admission %d in the next window refused: %+v", i, d)
+			t.Fatalf("admission %d of the refilled window: %+v", i, d)
 		}
 	}
-	e.wantDecision("next window spent", e.allow("w"), false, time.Minute, srl.CauseQuota)
-	// One window later, refilled again: the rollover follows the window.
-	e.at(5*time.Second + time.Minute + 30*time.Second)
-	if st := e.peek("w"); st.Quota.Remaining != 10 || st.Quota.ResetAfter != 30*time.Second {
-		t.Fatalf("quota one window on: %+v, want 10 remaining, reset after 30s", st.Quota)
-	}
+	e.wantDecision("refilled window spent", e.allow("w"), false, 59500*time.Millisecond, srl.CauseQuota)
 }
 
 func testOutOfOrderObserve(t *testing.T, f Factory) {
@@ -392,12 +412,21 @@ func testThrottleBackoff(t *testing.T, f Factory) {
 		{0, bare, time.Second},
 		{time.Second, bare, 2 * time.Second},
 		{3 * time.Second, bare, 4 * time.Second},
-		// A response that was not refused ends the streak.
-		{7 * time.Second, srl.Observation{Limit: 10, Remaining: 5, Reset: time.Second}, 0},
+		// Refusals of requests sent before the block arrive while it is in
+		// force: one refusal, not many.
+		{3500 * time.Millisecond, bare, 3500 * time.Millisecond},
+		{6 * time.Second, bare, time.Second},
+		// Any success ends the streak, with or without rate-limit headers.
+		{7 * time.Second, srl.Observation{Succeeded: true}, 0},
 		{7 * time.Second, bare, time.Second},
 		{8 * time.Second, bare, 2 * time.Second},
+		{10 * time.Second, srl.Observation{Limit: 10, Remaining: 5, Reset: time.Second, Succeeded: true}, 0},
+		{10 * time.Second, bare, time.Second},
+		// A response that is neither (a 500) leaves the streak as it is.
+		{11 * time.Second, srl.Observation{Limit: 10, Remaining: 5, Reset: time.Second}, 0},
+		{11 * time.Second, bare, 2 * time.Second},
 		// More than the maximum backoff after the last block: a new streak.
-		{71 * time.Second, bare, time.Second},
+		{75 * time.Second, bare, time.Second},
 	}
 	for i, s := range steps {
 		e.at(s.at)
@@ -405,6 +434,159 @@ func testThrottleBackoff(t *testing.T, f Factory) {
 		if got := e.peek("bo").BlockedFor; got != s.block {
 			t.Fatalf("step %d at %v: blocked for %v, want %v", i, s.at, got, s.block)
 		}
+	}
+}
+
+// testRefusalWithQuota: a refusal that carries the spent quota (a 429, or
+// GitHub's 403, with remaining 0 and a reset) holds the key until that
+// reset, not for a backoff, however many arrive.
+func testRefusalWithQuota(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	for i := 0; i < 8; i++ {
+		e.observe("rq", srl.Observation{Limited: true, Limit: 10, Remaining: 0, Reset: 2 * time.Second})
+	}
+	if st := e.peek("rq"); st.BlockedFor != 0 || st.Quota.Remaining != 0 || st.Quota.ResetAfter != 2*time.Second {
+		t.Fatalf("after 8 refusals with the quota: %+v, want no block and a spent quota", st)
+	}
+	e.wantDecision("held by the quota", e.allow("rq"), false, 2*time.Second, srl.CauseQuota)
+	// The streak did not move: a later bare refusal starts at the base.
+	e.at(10 * time.Second)
+	e.observe("rq", srl.Observation{Limited: true})
+	if got := e.peek("rq").BlockedFor; got != time.Second {
+		t.Fatalf("a bare refusal after refusals with the quota blocks for %v, want 1s", got)
+	}
+}
+
+// testNewerResponsesWin: observations are ordered by the server's Date, so
+// one outlier cannot hold a key against what later responses say, while a
+// response of the same window from an earlier second never raises it.
+func testNewerResponsesWin(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	date := func(s int) time.Time { return Epoch.Add(time.Duration(s) * time.Second) }
+	e.observe("nd", srl.Observation{Limit: 100, Remaining: 100, Reset: time.Minute, Date: date(0)})
+	e.at(time.Second)
+	e.observe("nd", srl.Observation{Limit: 100, Remaining: 3, Reset: 24 * time.Hour, Date: date(1)})
+	if st := e.peek("nd"); st.Quota.Remaining != 3 {
+		t.Fatalf("after the outlier: %+v", st.Quota)
+	}
+	e.at(2 * time.Second)
+	for i := 0; i < 3; i++ {
+		e.observe("nd", srl.Observation{Limit: 100, Remaining: 95, Reset: 58 * time.Second, Date: date(2)})
+	}
+	if st := e.peek("nd"); st.Quota.Remaining != 95 || st.Quota.ResetAfter != 58*time.Second {
+		t.Fatalf("after the truthful responses: %+v, want 95 left, reset after 58s", st.Quota)
+	}
+	e.wantDecision("admitted again", e.allow("nd"), true, 0, srl.CauseNone)
+	steps := []struct {
+		name string
+		o    srl.Observation
+		want int
+	}{
+		{"a late response of the same window", srl.Observation{Limit: 100, Remaining: 97, Reset: 58 * time.Second, Date: date(1)}, 94},
+		{"a response of the same second with more", srl.Observation{Limit: 100, Remaining: 96, Reset: 58 * time.Second, Date: date(2)}, 94},
+		{"a late outlier", srl.Observation{Limit: 100, Remaining: 1, Reset: 20 * time.Hour, Date: date(1)}, 94},
+		{"a lower one of the same window", srl.Observation{Limit: 100, Remaining: 90, Reset: 58 * time.Second, Date: date(1)}, 90},
+	}
+	for _, s := range steps {
+		e.observe("nd", s.o)
+		if got := e.peek("nd").Quota.Remaining; got != s.want {
+			t.Fatalf("%s: remaining %d, want %d", s.name, got, s.want)
+		}
+	}
+}
+
+// testProbe: with Request.Probe, a key whose quota is unknown sends one
+// request first and holds the others until its response is observed.
+func testProbe(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	probe := srl.Request{Key: "pr", N: 1, Probe: time.Second}
+	d := e.acquire(probe)
+	if !d.Allowed || !d.Report {
+		t.Fatalf("the first request must go as the probe: %+v", d)
+	}
+	e.wantDecision("held for the probe", e.acquire(probe), false, 20*time.Millisecond, srl.CauseProbe)
+	e.at(500 * time.Millisecond)
+	e.observe("pr", srl.Observation{Limit: 10, Remaining: 9, Reset: 2 * time.Second, Succeeded: true})
+	for i := 0; i < 9; i++ {
+		if d := e.acquire(probe); !d.Allowed || d.Report {
+			t.Fatalf("admission %d after the probe: %+v", i, d)
+		}
+	}
+	e.wantDecision("quota spent", e.acquire(probe), false, 2*time.Second, srl.CauseQuota)
+	// After the reset the window is only assumed: one probe again, as soon
+	// as the ramp allows one unit.
+	e.at(2500*time.Millisecond + 2*time.Second/9 + time.Millisecond)
+	if d := e.acquire(probe); !d.Allowed || !d.Report {
+		t.Fatalf("the first request after the reset must probe: %+v", d)
+	}
+	if d := e.acquire(probe); d.Allowed || d.Cause != srl.CauseProbe && d.Cause != srl.CauseQuota {
+		t.Fatalf("a second request while the probe is out: %+v", d)
+	}
+
+	// A lease that ends without an observation lets the others go.
+	e.at(0)
+	e.acquire(srl.Request{Key: "slow", N: 1, Probe: 100 * time.Millisecond})
+	e.at(100 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		if d := e.acquire(srl.Request{Key: "slow", N: 1, Probe: 100 * time.Millisecond}); !d.Allowed || d.Report {
+			t.Fatalf("admission %d after the lease ended: %+v", i, d)
+		}
+	}
+
+	// A probe answered without any rate-limit header: no more probing.
+	e.acquire(srl.Request{Key: "bare", N: 1, Probe: time.Second})
+	e.observe("bare", srl.Observation{Bare: true, Succeeded: true})
+	for i := 0; i < 3; i++ {
+		if d := e.acquire(srl.Request{Key: "bare", N: 1, Probe: time.Second}); !d.Allowed || d.Report {
+			t.Fatalf("admission %d after a bare probe response: %+v", i, d)
+		}
+	}
+
+	// Default limits stand in for the unknown quota: no probe.
+	def := srl.Request{Key: "def", N: 1, Probe: time.Second, DefaultLimits: []srl.Limit{srl.PerSecond(100).WithBurst(5)}}
+	for i := 0; i < 3; i++ {
+		if d := e.acquire(def); !d.Allowed || d.Report {
+			t.Fatalf("admission %d under default limits: %+v", i, d)
+		}
+	}
+}
+
+// testQuotasPerUnit: one decision checks every unit's quota and spends
+// from all of them or none.
+func testQuotasPerUnit(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	e.observe("llm", srl.Observation{Limit: 10, Remaining: 10, Reset: time.Minute,
+		Quotas: []srl.QuotaObservation{{Unit: srl.UnitTokens, Limit: 1000, Remaining: 100, Reset: 30 * time.Second}}})
+	big := srl.Request{Key: "llm", N: 1, Costs: []srl.Cost{{Unit: srl.UnitTokens, N: 150}}}
+	e.wantDecision("too many tokens", e.acquire(big), false, 30*time.Second, srl.CauseQuota)
+	small := srl.Request{Key: "llm", N: 1, Costs: []srl.Cost{{Unit: srl.UnitTokens, N: 60}}}
+	e.wantDecision("within both", e.acquire(small), true, 0, srl.CauseNone)
+	st := e.peek("llm")
+	if len(st.Quotas) != 2 || st.Quota.Unit != srl.UnitRequests || st.Quota.Remaining != 9 ||
+		st.Quotas[1].Unit != srl.UnitTokens || st.Quotas[1].Remaining != 40 {
+		t.Fatalf("status after one request: %+v", st)
+	}
+	if u := st.Utilization(); u != 0.96 {
+		t.Fatalf("utilization %v, want the tokens' 0.96", u)
+	}
+	e.wantDecision("the refused one spent nothing", e.acquire(srl.Request{Key: "llm", N: 1, Costs: []srl.Cost{{Unit: srl.UnitTokens, N: 40}}}), true, 0, srl.CauseNone)
+	e.wantDecision("no cost in tokens still needs a request", e.acquire(srl.Request{Key: "llm", N: 9}), false, time.Minute, srl.CauseQuota)
+}
+
+// testClockStep: after the backend's clock jumps an hour ahead and back,
+// pacing state blocks a key for at most the limit's span plus the longest
+// reservation, never for the size of the step.
+func testClockStep(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	l := srl.PerSecond(10)
+	e.at(time.Hour)
+	for i := 0; i < 5; i++ {
+		e.acquire(srl.Request{Key: "step", N: 1, Limits: []srl.Limit{l}, MaxWait: time.Second})
+	}
+	e.at(0)
+	d := e.allow("step", l)
+	if d.Allowed || d.RetryAfter > time.Second+srl.MaxReservation {
+		t.Fatalf("after the clock stepped back an hour: %+v, want a wait of at most %v", d, time.Second+srl.MaxReservation)
 	}
 }
 

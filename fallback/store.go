@@ -127,18 +127,22 @@ func (s *Store) Acquire(ctx context.Context, r srl.Request) (srl.Decision, error
 	if err != nil {
 		return srl.Decision{}, err
 	}
-	n, maxWait := int64(r.N), r.MaxWait.Microseconds()
+	var costs [srl.MaxQuotas]keystate.Cost
+	it := keystate.Item{
+		N: int64(r.N), MaxWait: r.MaxWait.Microseconds(), All: all, NFixed: nFixed,
+		Costs: keystate.CompileCosts(costs[:], r.Costs), Probe: r.Probe.Microseconds(),
+	}
 	var res keystate.Result
 	now := s.nowMicros()
 	sh := s.shard(r.Key)
 	sh.mu.Lock()
 	if e := sh.live(r.Key, now); e != nil {
-		if h := e.st.Acquire(now, n, maxWait, all, nFixed, &res); h > 0 {
+		if h := e.st.Acquire(now, &it, &res); h > 0 {
 			e.expireAt = max(e.expireAt, h+keystate.Grace)
 		}
 	} else {
 		var st keystate.State
-		if h := st.Acquire(now, n, maxWait, all, nFixed, &res); h > 0 {
+		if h := st.Acquire(now, &it, &res); h > 0 {
 			sh.insert(r.Key, &entry{st: st, expireAt: h + keystate.Grace}, now, s.maxPerShard())
 		}
 	}
@@ -159,7 +163,7 @@ func (s *Store) Observe(ctx context.Context, key string, o srl.Observation) erro
 	if err != nil || o.IsZero() {
 		return err
 	}
-	obs, params := keystate.ObsFrom(o), keystate.Params(o, s.cfg.backoffBase, s.cfg.backoffMax)
+	obs, params := keystate.ObsFrom(o), keystate.Params(s.cfg.backoffBase, s.cfg.backoffMax)
 	s.update(key, func(st *keystate.State, now int64) bool {
 		_, changed := st.Observe(now, obs, params)
 		return changed
@@ -213,17 +217,7 @@ func (s *Store) Seed(key string, sd Seed) {
 		return
 	}
 	s.update(key, func(st *keystate.State, now int64) bool {
-		before := *st
-		if reset > 0 {
-			st.QuotaLimit = int64(sd.QuotaLimit)
-			st.QuotaRemaining = min(int64(sd.QuotaRemaining), st.QuotaLimit)
-			st.QuotaResetAt = now + reset
-			st.QuotaWindow = max(st.QuotaWindow, reset)
-		}
-		st.BlockedUntil = max(st.BlockedUntil, now+blocked)
-		return st.QuotaLimit != before.QuotaLimit || st.QuotaRemaining != before.QuotaRemaining ||
-			st.QuotaResetAt != before.QuotaResetAt || st.QuotaWindow != before.QuotaWindow ||
-			st.BlockedUntil != before.BlockedUntil
+		return st.Seed(now, srl.UnitRequests, int64(sd.QuotaLimit), int64(sd.QuotaRemaining), reset, blocked)
 	})
 }
 

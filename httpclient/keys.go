@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -13,13 +14,46 @@ import (
 // return credentials: keys travel to Redis and into metrics.
 type KeyFunc func(*http.Request) string
 
-// HostKey is the default KeyFunc: the request's host (with its port when
-// one is given), lowercased: one budget per API.
+// HostKey is the default KeyFunc: the request's host in canonical form
+// (see CanonicalHost): one budget per API.
 func HostKey(req *http.Request) string {
 	if req.URL == nil {
 		return ""
 	}
-	return strings.ToLower(req.URL.Host)
+	return CanonicalHost(req.URL.Scheme, req.URL.Host)
+}
+
+// CanonicalHost is the one form in which the client compares hosts (keys,
+// WithHostLimits, Status): lower case, without a trailing dot, and without
+// the scheme's default port (":443" for https, ":80" for http), so that
+// "API.example.com", "api.example.com." and "api.example.com:443" name one
+// budget. scheme may be empty (a bare host): both default ports are then
+// dropped.
+func CanonicalHost(scheme, host string) string {
+	host = strings.ToLower(strings.TrimSpace(host))
+	name, port := host, ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		name, port = host[:i], host[i+1:]
+	}
+	switch strings.ToLower(scheme) {
+	case "https", "wss":
+		if port == "443" {
+			port = ""
+		}
+	case "http", "ws":
+		if port == "80" {
+			port = ""
+		}
+	case "":
+		if port == "443" || port == "80" {
+			port = ""
+		}
+	}
+	name = strings.TrimSuffix(name, ".")
+	if port == "" {
+		return name
+	}
+	return name + ":" + port
 }
 
 // KeyByCredential partitions each host's budget by a credential, for APIs
@@ -94,6 +128,20 @@ func (s *scopes) learn(base string, req *http.Request, scope string) string {
 	}
 	s.mu.Unlock()
 	return base + "|" + scope
+}
+
+// of returns the scopes learned for base, sorted.
+func (s *scopes) of(base string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var found []string
+	for k, scope := range s.m {
+		if strings.HasPrefix(k, base+" ") && !slices.Contains(found, scope) {
+			found = append(found, scope)
+		}
+	}
+	slices.Sort(found)
+	return found
 }
 
 // validScope accepts the short names servers use (GitHub "core",

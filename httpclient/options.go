@@ -44,12 +44,15 @@ type config struct {
 	headerMap    *dialect.Mapping
 	bodyPrefix   int
 	observer     srl.Observer
+	probe        time.Duration
 	err          error
 }
 
 // Defaults of the options below.
 const (
 	DefaultMaxWait = 30 * time.Second
+	// DefaultProbeTimeout is the default probe lease (WithProbe).
+	DefaultProbeTimeout = 2 * time.Second
 )
 
 func defaultConfig() config {
@@ -57,6 +60,7 @@ func defaultConfig() config {
 		maxWait:    DefaultMaxWait,
 		keyFunc:    HostKey,
 		bodyPrefix: 4 << 10,
+		probe:      DefaultProbeTimeout,
 	}
 }
 
@@ -67,6 +71,7 @@ func (c *config) fail(format string, args ...any) {
 }
 
 func (c *config) host(h string) *hostLimits {
+	h = CanonicalHost("", h)
 	if c.hosts == nil {
 		c.hosts = make(map[string]*hostLimits)
 	}
@@ -143,9 +148,9 @@ func WithDefaultLimits(limits ...srl.Limit) Option {
 	}
 }
 
-// WithHostLimits sets the fixed limits of one host (as the request URL
-// names it, e.g. "api.example.com" or "localhost:8080"), replacing
-// WithLimits for it.
+// WithHostLimits sets the fixed limits of one host ("api.example.com",
+// "localhost:8080"; compared in canonical form, so "API.example.com:443"
+// is the same host, see CanonicalHost), replacing WithLimits for it.
 func WithHostLimits(host string, limits ...srl.Limit) Option {
 	return func(c *config) {
 		if validLimits(c, "WithHostLimits "+host, limits) {
@@ -166,10 +171,12 @@ func WithHostDefaultLimits(host string, limits ...srl.Limit) Option {
 	}
 }
 
-// WithMaxWait bounds how long a request waits for its budget (and for a
-// server's Retry-After before a retry). A request that would wait longer
-// fails at once with a *smartratelimit.LimitError; the request's own
-// context deadline bounds the wait too. Default 30s.
+// WithMaxWait bounds how long one request waits in all: for its budget,
+// for a server's Retry-After before a retry, and for each retry's budget,
+// together. A request that would wait longer fails at once with a
+// *smartratelimit.LimitError (a retry that cannot be admitted in time
+// returns the last response instead); the request's own context deadline
+// bounds the wait too. Default 30s.
 func WithMaxWait(d time.Duration) Option {
 	return func(c *config) {
 		if d <= 0 {
@@ -177,6 +184,25 @@ func WithMaxWait(d time.Duration) Option {
 			return
 		}
 		c.maxWait = d
+	}
+}
+
+// WithProbe sets the probe lease: while a host's quota is unknown (the
+// first requests to it, unless default limits stand in) or only assumed
+// after its window reset, one request goes first and the others wait for
+// its response, at most timeout, so that one response teaches the fleet
+// before anyone spends (no 429s even in the first window). It costs one
+// round trip of the server's at a cold start and after each reset. A
+// server that answers the probe without any rate-limit header is not
+// probed again for smartratelimit.BareFor. 0 turns probing off. Default
+// DefaultProbeTimeout (2s).
+func WithProbe(timeout time.Duration) Option {
+	return func(c *config) {
+		if timeout < 0 || timeout > srl.MaxHorizon {
+			c.fail("probe timeout %v outside [0, %v]", timeout, srl.MaxHorizon)
+			return
+		}
+		c.probe = timeout
 	}
 }
 

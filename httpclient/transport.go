@@ -1,13 +1,15 @@
 package httpclient
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -28,7 +30,8 @@ type Transport struct {
 	owned   *redislimit.Limiter
 	cfg     config
 	scopes  scopes
-	learned sync.Map // key → the last quota limit reported, for EventQuotaLearned
+	learned learnedLimits
+	closed  atomic.Bool
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -63,6 +66,16 @@ func NewTransport(base http.RoundTripper, opts ...Option) *Transport {
 	return t
 }
 
+// TransportOf returns the *Transport of a client New or Wrap returned, so
+// that Status and Close need no type assertion; nil for any other client.
+func TransportOf(c *http.Client) *Transport {
+	if c == nil {
+		return nil
+	}
+	t, _ := c.Transport.(*Transport)
+	return t
+}
+
 // New returns an http.Client whose requests are rate-limited: by default
 // against an in-memory store private to the client, learning each
 // server's budget from its responses; with WithRedis, against budgets
@@ -85,7 +98,7 @@ func Wrap(c *http.Client, opts ...Option) *http.Client {
 	return &wrapped
 }
 
-// limits returns the limits that apply to host.
+// limits returns the limits that apply to host (in canonical form).
 func (t *Transport) limits(host string) (fixed, defaults []srl.Limit) {
 	fixed, defaults = t.cfg.all.fixed, t.cfg.all.defaults
 	if hl := t.cfg.hosts[host]; hl != nil {
@@ -99,13 +112,26 @@ func (t *Transport) limits(host string) (fixed, defaults []srl.Limit) {
 	return fixed, defaults
 }
 
+// ErrClosedTransport is returned by every request and Status call after
+// Close; it wraps smartratelimit.ErrClosed.
+var ErrClosedTransport = fmt.Errorf("httpclient: %w", srl.ErrClosed)
+
+func (t *Transport) usable() error {
+	if t.closed.Load() {
+		return ErrClosedTransport
+	}
+	return t.cfg.err
+}
+
 // RoundTrip admits req against its budget, sends it, learns from the
 // response and, under a retry policy, sends it again when that is safe.
 // It keeps the RoundTripper contract: req is not modified, its body is
-// closed on every path, a response obtained is returned with a nil error,
-// and every wait ends with req's context.
+// closed on every path, a response obtained is returned with a nil error
+// (a retry that cannot be admitted in time returns the last response
+// instead), and every wait ends with req's context. WithMaxWait bounds all
+// of the request's waits together.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := t.cfg.err; err != nil {
+	if err := t.usable(); err != nil {
 		closeBody(req)
 		return nil, err
 	}
@@ -119,17 +145,29 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, fmt.Errorf("httpclient: no rate-limit key for a request to %q", req.URL.Host)
 	}
-	fixed, defaults := t.limits(req.URL.Host)
+	fixed, defaults := t.limits(CanonicalHost(req.URL.Scheme, req.URL.Host))
+	budget := time.Now().Add(t.cfg.maxWait)
+	var last *http.Response // kept while a retry waits for its budget
+	var lastErr error
 	for attempt := 0; ; attempt++ {
 		key := t.scopes.key(base, req)
-		if err := t.admit(ctx, srl.Request{Key: key, N: 1, Limits: fixed, DefaultLimits: defaults}); err != nil {
+		d, err := t.admit(ctx, srl.Request{Key: key, N: 1, Limits: fixed, DefaultLimits: defaults, Probe: t.cfg.probe}, budget)
+		if err != nil {
 			closeBody(req)
+			if attempt > 0 {
+				// The retry could not be admitted in time: the caller gets
+				// what the last attempt got, never a swallowed response.
+				return last, lastErr
+			}
 			return nil, err
+		}
+		if last != nil {
+			drainAndClose(last.Body)
+			last = nil
 		}
 		out := req
 		if attempt > 0 {
 			t.emit(srl.Event{Kind: srl.EventRetried, Key: key, Attempt: attempt})
-			var err error
 			if out, err = rewind(req); err != nil {
 				return nil, err
 			}
@@ -139,18 +177,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		var said dialect.Result
 		if resp != nil {
 			t.emit(srl.Event{Kind: srl.EventResponse, Key: key, Status: resp.StatusCode})
-			said = t.learn(ctx, base, req, resp)
+			said = t.learn(ctx, base, key, req, resp, d)
 		} else {
 			t.emit(srl.Event{Kind: srl.EventTransportError, Key: key, Err: err})
+			if d.Report {
+				// The probe got nothing: release its lease for the others.
+				_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true})
+			}
 		}
-		delay, again := t.retryDelay(ctx, req, resp, err, attempt, said)
+		delay, again := t.retryDelay(ctx, req, resp, err, attempt, said, budget)
 		if !again {
 			return resp, err
 		}
-		if resp != nil {
-			drainAndClose(resp.Body)
-		}
+		last, lastErr = resp, err
 		if err := wait.Sleep(ctx, delay); err != nil {
+			if last != nil {
+				return last, nil
+			}
 			return nil, err
 		}
 	}
@@ -162,18 +205,32 @@ func (t *Transport) emit(e srl.Event) {
 	}
 }
 
-// admit waits for r's budget, or fails at once under WithRaiseOnLimit.
-func (t *Transport) admit(ctx context.Context, r srl.Request) error {
+// admit waits for r's budget until budget (the request's whole wait), or
+// fails at once under WithRaiseOnLimit. A request held while another one
+// probes the server waits for the probe even then: that is not a limit,
+// and it lasts at most the probe lease.
+func (t *Transport) admit(ctx context.Context, r srl.Request, budget time.Time) (srl.Decision, error) {
+	var d srl.Decision
 	var err error
 	if t.cfg.raiseOnLimit {
-		var d srl.Decision
-		if d, err = t.backend.Acquire(ctx, r); err == nil && !d.Allowed {
-			err = &srl.LimitError{Key: r.Key, RetryAfter: d.RetryAfter, Cause: d.Cause}
+		probeEnds := time.Now().Add(r.Probe)
+		for {
+			if d, err = t.backend.Acquire(ctx, r); err != nil || d.Allowed {
+				break
+			}
+			if d.Cause != srl.CauseProbe || !time.Now().Before(probeEnds) {
+				err = &srl.LimitError{Key: r.Key, RetryAfter: d.RetryAfter, Cause: d.Cause}
+				break
+			}
+			if err = wait.Sleep(ctx, d.RetryAfter); err != nil {
+				break
+			}
 		}
 	} else {
-		r.MaxWait = t.cfg.maxWait
+		// A positive bound: MaxWait 0 would mean "until the context ends".
+		r.MaxWait = max(time.Until(budget), time.Nanosecond)
 		var slept time.Duration
-		_, slept, err = wait.ForSlept(ctx, t.backend, r, wait.Sleep, time.Now)
+		d, slept, err = wait.ForSlept(ctx, t.backend, r, wait.Sleep, time.Now)
 		if slept > 0 && err == nil {
 			t.emit(srl.Event{Kind: srl.EventWaited, Key: r.Key, Wait: slept})
 		}
@@ -182,38 +239,81 @@ func (t *Transport) admit(ctx context.Context, r srl.Request) error {
 	if errors.As(err, &le) {
 		t.emit(srl.Event{Kind: srl.EventLimited, Key: r.Key, Cause: le.Cause, Wait: le.RetryAfter})
 	}
-	return err
+	return d, err
 }
 
 // learn parses what resp says about the server's budget and tells the
-// backend, so every process sharing it learns too. It runs on a context
-// detached from the caller's cancellation: a caller that stops reading
-// right after the response must not make the fleet forget what the server
-// said.
-func (t *Transport) learn(ctx context.Context, base string, req *http.Request, resp *http.Response) dialect.Result {
+// backend, so every process sharing it learns too. A response without
+// rate-limit information is reported only when the decision asked for it
+// (the probe, or a streak of refusals that a success ends). It runs on a
+// context detached from the caller's cancellation: a caller that stops
+// reading right after the response must not make the fleet forget what
+// the server said.
+func (t *Transport) learn(ctx context.Context, base, key string, req *http.Request, resp *http.Response, d srl.Decision) dialect.Result {
 	in := dialect.Input{Header: resp.Header, StatusCode: resp.StatusCode, Received: time.Now()}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusForbidden {
-		in.Body = peekBody(resp, t.cfg.bodyPrefix)
+		in.Body = peekBody(resp, t.cfg.bodyPrefix, peekWait)
 	}
 	said := dialect.Parse(in, t.cfg.headerMap)
 	if said.Cached {
+		if d.Report {
+			// A cached response tells nothing fresh: release the probe.
+			_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true})
+		}
 		return said
 	}
-	key := t.scopes.learn(base, req, said.Scope)
+	learnedKey := t.scopes.learn(base, req, said.Scope)
+	if d.Report && learnedKey != key {
+		// The budget turned out to live under a scope: release the probe
+		// lease of the key the request spent from.
+		_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true})
+	}
 	for _, family := range said.Malformed {
-		t.emit(srl.Event{Kind: srl.EventHeaderMalformed, Key: key, Dialect: family})
-	}
-	if !said.Found {
-		return said
+		t.emit(srl.Event{Kind: srl.EventHeaderMalformed, Key: learnedKey, Dialect: family})
 	}
 	o := said.Observation
-	if t.cfg.reserve > 0 && o.Limit > 0 {
-		keep := int(float64(o.Limit)*t.cfg.reserve + 0.999999)
-		o.Remaining = max(o.Remaining-keep, 0)
+	if o.Date.IsZero() {
+		o.Date = in.Received
+		if date, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+			o.Date = date
+		}
 	}
-	_ = t.backend.Observe(context.WithoutCancel(ctx), key, o)
-	t.announce(key, said.Observation)
+	o.Succeeded = resp.StatusCode >= 200 && resp.StatusCode < 400
+	if !said.Found {
+		if !d.Report {
+			return said
+		}
+		// The probe (or a streak's end) must be heard even though the
+		// server said nothing about its budget; learnedKey is key here.
+		_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true, Succeeded: o.Succeeded, Date: o.Date})
+		return said
+	}
+	if t.cfg.reserve > 0 {
+		o = t.withReserve(o)
+	}
+	_ = t.backend.Observe(context.WithoutCancel(ctx), learnedKey, o)
+	t.announce(learnedKey, said.Observation)
 	return said
+}
+
+// withReserve keeps the safety reserve out of every advertised quota.
+func (t *Transport) withReserve(o srl.Observation) srl.Observation {
+	keep := func(limit, remaining int) int {
+		if limit <= 0 {
+			return remaining
+		}
+		return max(remaining-int(float64(limit)*t.cfg.reserve+0.999999), 0)
+	}
+	o.Remaining = keep(o.Limit, o.Remaining)
+	if len(o.Quotas) > 0 {
+		quotas := make([]srl.QuotaObservation, len(o.Quotas))
+		for i, q := range o.Quotas {
+			q.Remaining = keep(q.Limit, q.Remaining)
+			quotas[i] = q
+		}
+		o.Quotas = quotas
+	}
+	return o
 }
 
 // announce reports what a response said: the quota (learned, when its
@@ -225,7 +325,7 @@ func (t *Transport) announce(key string, o srl.Observation) {
 	if o.Reset > 0 {
 		q := srl.QuotaStatus{Known: true, Limit: o.Limit, Remaining: o.Remaining, ResetAfter: o.Reset}
 		t.emit(srl.Event{Kind: srl.EventQuotaSeen, Key: key, Quota: q})
-		if prev, loaded := t.learned.Swap(key, o.Limit); !loaded || prev.(int) != o.Limit {
+		if t.learned.changed(key, o.Limit) {
 			t.emit(srl.Event{Kind: srl.EventQuotaLearned, Key: key, Quota: q})
 		}
 	}
@@ -236,15 +336,15 @@ func (t *Transport) announce(key string, o srl.Observation) {
 
 // retryDelay decides whether to send req again after this attempt, and how
 // long to wait first: the policy's delay, or the server's Retry-After when
-// longer. A wait past the max wait or the request's deadline means no
-// retry: the caller gets the last response.
-func (t *Transport) retryDelay(ctx context.Context, req *http.Request, resp *http.Response, err error, attempt int, said dialect.Result) (time.Duration, bool) {
+// longer. A wait past the request's budget or deadline means no retry: the
+// caller gets the last response.
+func (t *Transport) retryDelay(ctx context.Context, req *http.Request, resp *http.Response, err error, attempt int, said dialect.Result, budget time.Time) (time.Duration, bool) {
 	p := t.cfg.retry
 	if attempt >= p.MaxRetries || ctx.Err() != nil || !p.retryable(resp, err) || !p.replayable(req) {
 		return 0, false
 	}
 	delay := max(p.Delay(attempt+1), said.Observation.RetryAfter)
-	if delay > t.cfg.maxWait {
+	if time.Until(budget) < delay {
 		return 0, false
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
@@ -253,21 +353,51 @@ func (t *Transport) retryDelay(ctx context.Context, req *http.Request, resp *htt
 	return delay, true
 }
 
-// Status returns the budget of host as every process sharing the backend
+// Status returns the budget of a host as every process sharing the backend
 // sees it (the source documents' get_status), with the limits configured
-// for that host. Status.Utilization tells how much is spent.
+// for that host, and the scopes this process learned for it (GitHub's
+// "core", "search") in Status.Scopes. host may be a host ("api.github.com",
+// compared in canonical form: lower case, default port dropped) or a URL.
+// Status.Found is false when nothing is stored for the host.
+// Status.Utilization tells how much is spent.
 func (t *Transport) Status(ctx context.Context, host string) (srl.Status, error) {
-	if err := t.cfg.err; err != nil {
+	if err := t.usable(); err != nil {
 		return srl.Status{}, err
 	}
+	scheme := ""
+	if strings.Contains(host, "://") {
+		u, err := url.Parse(host)
+		if err != nil || u.Host == "" {
+			return srl.Status{}, fmt.Errorf("httpclient: status of %q: not a host or an absolute URL", host)
+		}
+		scheme, host = u.Scheme, u.Host
+	}
+	host = CanonicalHost(scheme, host)
+	if host == "" {
+		return srl.Status{}, errors.New("httpclient: status of an empty host")
+	}
 	fixed, defaults := t.limits(host)
-	return t.backend.Peek(ctx, srl.Request{Key: host, Limits: fixed, DefaultLimits: defaults})
+	st, err := t.backend.Peek(ctx, srl.Request{Key: host, Limits: fixed, DefaultLimits: defaults})
+	if err != nil {
+		return st, err
+	}
+	for _, scope := range t.scopes.of(host) {
+		sc, err := t.backend.Peek(ctx, srl.Request{Key: host + "|" + scope, Limits: fixed})
+		if err != nil {
+			return st, err
+		}
+		st.Found = st.Found || sc.Found
+		st.Scopes = append(st.Scopes, sc)
+	}
+	return st, nil
 }
 
 // Close releases the limiter the Transport built for WithRedis (it does not
 // close the Redis client, nor a backend given with WithBackend) and closes
-// idle connections. Requests after Close fail.
+// idle connections. Requests and Status calls after Close fail with
+// ErrClosedTransport.
 func (t *Transport) Close() error {
+	t.closed.Store(true)
 	t.CloseIdleConnections()
 	if t.owned != nil {
 		return t.owned.Close()
@@ -297,35 +427,103 @@ func rewind(req *http.Request) (*http.Request, error) {
 	return out, nil
 }
 
-// peekBody reads up to n bytes of resp's body for the header parser and
-// puts them back in front of the rest, so the caller still reads it all.
-func peekBody(resp *http.Response, n int) []byte {
+// peekWait bounds how long the parser waits for the start of a refusal's
+// body: a server that stalls mid-body must not hold the request up.
+const peekWait = 50 * time.Millisecond
+
+// peekBody reads up to n bytes of resp's body in the background and
+// returns what arrived within wait, for the header parser. The caller still
+// reads the whole body from its first byte: resp.Body is replaced by one
+// that replays the prefix, then reads on.
+func peekBody(resp *http.Response, n int, wait time.Duration) []byte {
 	if resp.Body == nil || resp.Body == http.NoBody || n <= 0 {
 		return nil
 	}
-	prefix := make([]byte, n)
-	read, err := io.ReadFull(resp.Body, prefix)
-	prefix = prefix[:read]
-	var rest io.Reader = resp.Body
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		// The body failed within the prefix: the caller sees the same error
-		// after the bytes that did arrive.
-		rest = errReader{err}
+	b := &peekedBody{rest: resp.Body, done: make(chan struct{})}
+	go b.fill(n)
+	resp.Body = b
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-b.done:
+	case <-timer.C:
 	}
-	resp.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(prefix), rest), closer: resp.Body}
-	return prefix
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf...)
 }
 
-type replayBody struct {
-	io.Reader
-	closer io.Closer
+// peekedBody is a response body whose prefix is read ahead.
+type peekedBody struct {
+	rest io.ReadCloser
+	done chan struct{} // closed when the prefix is read
+	mu   sync.Mutex    // guards buf and err while fill runs
+	buf  []byte
+	err  error // what ended the prefix early (io.EOF at the body's end)
+	off  int   // the caller's position in buf
 }
 
-func (b *replayBody) Close() error { return b.closer.Close() }
+func (b *peekedBody) fill(n int) {
+	defer close(b.done)
+	chunk := make([]byte, min(n, 1024))
+	for have := 0; have < n; {
+		m, err := b.rest.Read(chunk[:min(len(chunk), n-have)])
+		b.mu.Lock()
+		b.buf = append(b.buf, chunk[:m]...)
+		b.err = err
+		b.mu.Unlock()
+		if err != nil {
+			return
+		}
+		have += m
+	}
+}
 
-type errReader struct{ err error }
+// Read waits for the prefix (as the caller would wait for the body
+// anyway), replays it, then reads on; the body's own error, if it ended
+// within the prefix, comes after the bytes that did arrive.
+func (b *peekedBody) Read(p []byte) (int, error) {
+	<-b.done
+	if b.off < len(b.buf) {
+		m := copy(p, b.buf[b.off:])
+		b.off += m
+		return m, nil
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.rest.Read(p)
+}
 
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+// Close closes the underlying body, which also ends a read ahead that is
+// still waiting for the server.
+func (b *peekedBody) Close() error { return b.rest.Close() }
+
+// learnedLimits remembers the last quota limit announced per key, for
+// EventQuotaLearned. It holds at most maxLearned keys: past that it starts
+// over, so a process that sees a million keys does not keep a million
+// entries (a key then announces its quota as learned once more).
+type learnedLimits struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+const maxLearned = 4096
+
+// changed records limit for key and reports whether it differs from the
+// last one recorded.
+func (l *learnedLimits) changed(key string, limit int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if prev, ok := l.m[key]; ok && prev == limit {
+		return false
+	}
+	if l.m == nil || len(l.m) >= maxLearned {
+		l.m = make(map[string]int)
+	}
+	l.m[key] = limit
+	return true
+}
 
 func closeBody(req *http.Request) {
 	if req.Body != nil {

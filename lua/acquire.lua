@@ -10,35 +10,24 @@
 -- ARGV[1]   now in µs, or 0 to read the Redis clock
 -- ARGV[2]   R, the number of requests
 -- then per request:
---           n (the cost), max wait µs (the longest reservation accepted),
---           F fixed limits, D default limits (used while no quota is
---           known), then F+D triples: TAT field, emission interval µs, burst
+--           n (the cost in requests and in every limit), max wait µs (the
+--           longest reservation accepted), probe lease µs (0: no probing),
+--           C costs in other units, F fixed limits, D default limits (used
+--           while no quota is known), then C pairs: unit, cost; then F+D
+--           quadruples: TAT field, emission interval µs, burst, period µs
 --
--- Reply (integers only), 9 per request: allowed 0|1, wait µs (delay when
+-- Reply (integers only), 10 per request: allowed 0|1, wait µs (delay when
 -- allowed, retry-after when not), remaining (-1: nothing limits the key),
--- reset-after µs, cause (0 none, 1 limit, 2 quota, 3 blocked), then the
--- quota and block after the decision: quota limit, quota remaining, quota
--- reset-after µs (all 0 while no quota is known), blocked-for µs.
+-- reset-after µs, cause (0 none, 1 limit, 2 quota, 3 blocked, 4 probe),
+-- then one quota and the block after the decision: quota limit, quota
+-- remaining, quota reset-after µs (all 0 while no quota is known),
+-- blocked-for µs, and report 0|1 (observe the response even without
+-- rate-limit headers).
 
-if redis.replicate_commands then pcall(redis.replicate_commands) end
+local PROBE_POLL = 20000 -- keystate.ProbePoll, µs
 
 local key = KEYS[1]
-local now = tonumber(ARGV[1])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
--- floor(a/b) for integers, exact even where a/b rounds across an integer
-local function idiv(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then
-    q = q - 1
-  elseif (q + 1) * b <= a then
-    q = q + 1
-  end
-  return q
-end
+local now = script_now(ARGV[1])
 
 local function min_remaining(acc, x)
   if acc < 0 or x < acc then return x end
@@ -48,157 +37,264 @@ end
 -- Gather the TAT fields the requests name. The requests are read straight
 -- from ARGV, here and again below, so a call builds no table per request.
 local nreq = tonumber(ARGV[2])
-local fields, slot = {'bu', 'ql', 'qr', 'qa', 'qw', 'ex'}, {}
+local fields, slot = {'bu', 'th', 'pl', 'nh', 'ex', 'q'}, {}
 local i = 3
 for _ = 1, nreq do
-  local count = tonumber(ARGV[i + 2]) + tonumber(ARGV[i + 3])
-  i = i + 4
+  local ncost = tonumber(ARGV[i + 3])
+  local count = tonumber(ARGV[i + 4]) + tonumber(ARGV[i + 5])
+  i = i + 6 + 2 * ncost
   for _ = 1, count do
     local f = ARGV[i]
     if not slot[f] then
       fields[#fields + 1] = f
       slot[f] = #fields
     end
-    i = i + 3
+    i = i + 4
   end
 end
 
 local v = redis.call('HMGET', key, unpack(fields))
-local bu = tonumber(v[1]) or 0
-local ql = tonumber(v[2]) or 0
-local qr = tonumber(v[3]) or 0
-local qa = tonumber(v[4]) or 0
-local qw = tonumber(v[5]) or 0
-local ex = tonumber(v[6]) or 0
-local tat, dirty = {}, {}
-for f, s in pairs(slot) do tat[f] = tonumber(v[s]) or 0 end
-local quota_dirty, horizon = false, 0
+local bu = stored(v[1])
+local th = clamp(stored(v[2]), 0, MAX_THROTTLES)
+local pl = stored(v[3])
+local nh = stored(v[4])
+local ex = stored(v[5])
+local q_stored, pl_stored = v[6], pl
+local quotas = decode_quotas(q_stored)
+local tat, dirty, present = {}, {}, {}
+for f, s in pairs(slot) do
+  tat[f] = tonumber(v[s]) or 0
+  present[f] = v[s] ~= false
+end
+local horizon = 0
+
+-- bytewise a < b (Lua's own comparison follows the server's locale)
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for j = 1, n do
+    local x, y = string.byte(a, j), string.byte(b, j)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- State.addTAT's bound: a key holds at most MAX_LIMIT_FIELDS TATs. Past it
+-- the stale ones go, then the one that goes stale first.
+local MAX_LIMIT_FIELDS = 64
+local tat_count, all_loaded, deleted = nil, false, {}
+local function add_tat()
+  if tat_count == nil then
+    local scalars = 0
+    for s = 1, 6 do
+      if v[s] then scalars = scalars + 1 end
+    end
+    tat_count = redis.call('HLEN', key) - scalars
+  end
+  if tat_count >= MAX_LIMIT_FIELDS then
+    if not all_loaded then
+      local h = redis.call('HGETALL', key)
+      for j = 1, #h, 2 do
+        local g = h[j]
+        if string.sub(g, 1, 2) == 'g:' and present[g] == nil then
+          tat[g], present[g] = tonumber(h[j + 1]) or 0, true
+        end
+      end
+      all_loaded = true
+    end
+    local count = 0
+    for g, is in pairs(present) do
+      if is then
+        if tat[g] <= now then
+          present[g], dirty[g], deleted[g] = false, nil, true
+        else
+          count = count + 1
+        end
+      end
+    end
+    if count >= MAX_LIMIT_FIELDS then
+      local low
+      for g, is in pairs(present) do
+        if is and (low == nil or tat[g] < tat[low] or tat[g] == tat[low] and bytes_less(g, low)) then low = g end
+      end
+      present[low], dirty[low], deleted[low] = false, nil, true
+      count = count - 1
+    end
+    tat_count = count
+  end
+  tat_count = tat_count + 1
+end
 
 local reply, at = {}, {}
 i = 3
 for _ = 1, nreq do
-  local n, max_wait = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  local nfixed, ndefault = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  -- limit l of this request: field ARGV[lim + 3l], T and B after it
-  local lim = i + 1
-  i = i + 4 + 3 * (nfixed + ndefault)
-  -- the server quota in effect now; once its reset passed it counts as
-  -- refilled to the last known limit in the following window
-  local known, qr_eff, qa_eff = false, 0, 0
-  if qa > 0 then
-    if qa > now then
-      known, qr_eff, qa_eff = true, qr, qa
-    elseif ql > 0 then
-      local w = qw
-      if w < 1 then w = 1 end
-      known, qr_eff, qa_eff = true, ql, qa + (idiv(now - qa, w) + 1) * w
+  local n, max_wait, probe = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local ncost, nfixed, ndefault = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  local costs = i + 6 -- cost c: unit ARGV[costs + 2c - 2], n after it
+  -- limit l of this request: field ARGV[lim + 4l], T, B and P after it
+  local lim = costs + 2 * ncost - 4
+  i = costs + 2 * ncost + 4 * (nfixed + ndefault)
+  if max_wait > MAX_RESERVATION then max_wait = MAX_RESERVATION end
+  local function need(unit)
+    if unit == 'requests' then return n end
+    for c = 1, ncost do
+      if ARGV[costs + 2 * c - 2] == unit then return tonumber(ARGV[costs + 2 * c - 1]) end
     end
+    return 0
   end
+
+  local dropped
+  quotas, dropped = roll_quotas(quotas, now)
+  if dropped then pl = 0 end
   local count = nfixed
-  if not known then count = nfixed + ndefault end
+  if #quotas == 0 then count = nfixed + ndefault end
 
   local wait, cause = 0, 0
-  if bu > now then wait, cause = bu - now, 3 end
-  if known and qr_eff < n and qa_eff - now > wait then wait, cause = qa_eff - now, 2 end
+  local blocked = bu
+  if blocked > now + MAX_HORIZON then blocked = now + MAX_HORIZON end
+  if blocked > now then wait, cause = blocked - now, 3 end
+  local shown = 0
+  for qi, q in ipairs(quotas) do
+    local w = quota_wait(q, now, need(q.u))
+    if w > wait then wait, cause, shown = w, 2, qi end
+  end
 
   local gcra_wait = 0
   for l = 1, count do
-    local a = lim + 3 * l
-    local t = tat[ARGV[a]]
-    if t < now then t = now end
-    at[l] = t
-    local T = tonumber(ARGV[a + 1])
-    local w = t + n * T - tonumber(ARGV[a + 2]) * T - now
+    local a = lim + 4 * l
+    local T, B, P = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    local bound = math.max(P, B * T) + MAX_RESERVATION
+    local t = 0
+    if present[ARGV[a]] then t = tat[ARGV[a]] end
+    at[l] = clamp(t, now, now + bound)
+    local w = at[l] + n * T - B * T - now
     if w > gcra_wait then gcra_wait = w end
   end
 
-  local blocked_for = bu - now
-  if blocked_for < 0 then blocked_for = 0 end
-  local remaining, reset = -1, 0
-  if wait > 0 or gcra_wait > max_wait then
-    if gcra_wait > wait then wait, cause = gcra_wait, 1 end
-    if bu > now then remaining, reset = 0, bu - now end
-    if known then
-      remaining = min_remaining(remaining, qr_eff)
-      if qr_eff < ql and qa_eff - now > reset then reset = qa_eff - now end
+  -- State.probeState
+  local applies, free = false, false
+  local bare = nh
+  if bare > now + BARE_FOR then bare = now + BARE_FOR end
+  if probe > 0 and bare <= now then
+    if #quotas == 0 then
+      applies, free = ndefault == 0, pl == 0
+    else
+      local since = -1
+      for _, q in ipairs(quotas) do
+        if q.o < 0 and q.r - q.w > since then since = q.r - q.w end
+      end
+      applies, free = since >= 0, pl <= since
     end
+  end
+  local lease = pl
+  if lease > now + MAX_HORIZON then lease = now + MAX_HORIZON end
+  if wait == 0 and gcra_wait <= max_wait and applies and lease > now then
+    wait, cause = math.min(lease - now, PROBE_POLL), 4
+  end
+
+  local blocked_for = blocked - now
+  if blocked_for < 0 then blocked_for = 0 end
+  local report = 0
+  if th > 0 then report = 1 end
+  local remaining, reset = -1, blocked_for
+
+  -- State.quotaView
+  local function quota_view()
+    for qi, q in ipairs(quotas) do
+      local a = math.max(available(q, now), 0)
+      remaining = min_remaining(remaining, a)
+      if a < q.l and reset_after(q, now) > reset then reset = reset_after(q, now) end
+      if shown == 0 and q.u == 'requests' then shown = qi end
+    end
+    if shown == 0 and #quotas > 0 then shown = 1 end
+    if shown > 0 then
+      local q = quotas[shown]
+      return q.l, math.max(available(q, now), 0), reset_after(q, now)
+    end
+    return 0, 0, 0
+  end
+
+  local allowed, delay = 0, 0
+  if wait > 0 or gcra_wait > max_wait then
+    if gcra_wait > wait and cause ~= 4 then wait, cause = gcra_wait, 1 end
+    if blocked > now then remaining = 0 end
     for l = 1, count do
-      local a = lim + 3 * l
-      local T = tonumber(ARGV[a + 1])
-      local r = idiv(now + tonumber(ARGV[a + 2]) * T - at[l], T)
-      if r < 0 then r = 0 end
-      remaining = min_remaining(remaining, r)
+      local a = lim + 4 * l
+      local T, B = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+      remaining = min_remaining(remaining, math.max(idiv(now + B * T - at[l], T), 0))
       if at[l] - now > reset then reset = at[l] - now end
     end
-    reply[#reply + 1] = 0
-    reply[#reply + 1] = wait
-    reply[#reply + 1] = remaining
-    reply[#reply + 1] = reset
-    reply[#reply + 1] = cause
+    delay = wait
   else
+    -- Stored TATs first, then new ones (which may push stale ones out).
+    local new = {}
     for l = 1, count do
-      local a = lim + 3 * l
-      local T = tonumber(ARGV[a + 1])
+      local a = lim + 4 * l
+      local f = ARGV[a]
+      local T, B = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
       local t = at[l] + n * T
-      tat[ARGV[a]] = t
-      dirty[ARGV[a]] = true
-      local r = idiv(now + tonumber(ARGV[a + 2]) * T - t, T)
-      if r < 0 then r = 0 end
-      remaining = min_remaining(remaining, r)
-      if t - now > reset then reset = t - now end
+      if present[f] then
+        tat[f], dirty[f] = t, true
+      else
+        new[#new + 1] = l
+      end
       if t > horizon then horizon = t end
+      remaining = min_remaining(remaining, math.max(idiv(now + B * T - t, T), 0))
+      if t - now > reset then reset = t - now end
     end
-    if known then
-      qr_eff = qr_eff - n
-      qr, qa = qr_eff, qa_eff
-      quota_dirty = true
-      remaining = min_remaining(remaining, qr_eff)
-      if qr_eff < ql and qa_eff - now > reset then reset = qa_eff - now end
-      if qa_eff + qw > horizon then horizon = qa_eff + qw end
+    for _, l in ipairs(new) do
+      local a = lim + 4 * l
+      add_tat()
+      tat[ARGV[a]], present[ARGV[a]], dirty[ARGV[a]], deleted[ARGV[a]] = at[l] + n * tonumber(ARGV[a + 1]), true, true, nil
     end
-    local delay = gcra_wait
-    if delay < 0 then delay = 0 end
-    reply[#reply + 1] = 1
-    reply[#reply + 1] = delay
-    reply[#reply + 1] = remaining
-    reply[#reply + 1] = reset
-    reply[#reply + 1] = 0
+    for _, q in ipairs(quotas) do
+      local spend = need(q.u)
+      q.s = q.s + spend
+      if q.o >= 0 then q.o = math.max(q.o - spend, 0) end
+      if q.r > now + MAX_HORIZON then q.r = now + MAX_HORIZON end
+      if q.r + q.w > horizon then horizon = q.r + q.w end
+    end
+    if applies and free then
+      pl = now + probe
+      if pl > horizon then horizon = pl end
+      report = 1
+    end
+    allowed, delay, cause = 1, math.max(gcra_wait, 0), 0
   end
-  if known then
-    reply[#reply + 1] = ql
-    reply[#reply + 1] = qr_eff
-    reply[#reply + 1] = qa_eff - now
-  else
-    reply[#reply + 1] = 0
-    reply[#reply + 1] = 0
-    reply[#reply + 1] = 0
-  end
+  local ql, qr, qra = quota_view()
+  reply[#reply + 1] = allowed
+  reply[#reply + 1] = delay
+  reply[#reply + 1] = remaining
+  reply[#reply + 1] = reset
+  reply[#reply + 1] = cause
+  reply[#reply + 1] = ql
+  reply[#reply + 1] = qr
+  reply[#reply + 1] = qra
   reply[#reply + 1] = blocked_for
+  reply[#reply + 1] = report
 end
 
-local set = {}
-for f in pairs(dirty) do
-  set[#set + 1] = f
-  set[#set + 1] = tat[f]
-end
-if quota_dirty then
-  set[#set + 1] = 'qr'
-  set[#set + 1] = qr
-  set[#set + 1] = 'qa'
-  set[#set + 1] = qa
-end
-if #set > 0 then
-  -- ex is when the key's TTL ends. It only grows (other callers' limits
-  -- may reach further) and grows a second past the need, so most writes
-  -- leave the TTL alone: the state lives one to two seconds past its
-  -- horizon.
-  local grow = horizon + 1000000 > ex
-  if grow then
-    ex = horizon + 2000000
-    set[#set + 1] = 'ex'
-    set[#set + 1] = ex
+if horizon > 0 then
+  local set = {}
+  for f in pairs(dirty) do
+    set[#set + 1] = f
+    set[#set + 1] = tat[f]
   end
-  redis.call('HSET', key, unpack(set))
-  if grow then redis.call('PEXPIRE', key, idiv(ex - now + 999, 1000)) end
+  local encoded = encode_quotas(quotas)
+  local q_changed = encoded ~= (q_stored or '')
+  if q_changed and encoded ~= '' then
+    set[#set + 1] = 'q'
+    set[#set + 1] = encoded
+  end
+  if pl ~= pl_stored then
+    set[#set + 1] = 'pl'
+    set[#set + 1] = pl
+  end
+  local del = {}
+  for f in pairs(deleted) do del[#del + 1] = f end
+  if q_changed and encoded == '' and q_stored then del[#del + 1] = 'q' end
+  if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+  local grown = grow_ttl(set, horizon, ex, now)
+  if #set > 0 then redis.call('HSET', key, unpack(set)) end
+  if grown then redis.call('PEXPIRE', key, idiv(grown - now + 999, 1000)) end
 end
 return reply

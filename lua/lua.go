@@ -5,23 +5,33 @@
 // Every script touches exactly one key, the hash of one budget, so it runs
 // on one slot of a Redis Cluster. Times are integer microseconds on the
 // Redis clock (TIME) unless the caller passes its own; replies are
-// integers only. The Go twin of the arithmetic is internal/keystate.
+// integers, and the quotas travel as the text of the hash field that holds
+// them. Each script is prelude.lua (integer helpers and the quota model)
+// followed by its own file. The Go twin of the arithmetic is
+// internal/keystate.
 package lua
 
 import _ "embed"
 
-// Acquire decides and spends one request; see acquire.lua.
-//
+//go:embed prelude.lua
+var prelude string
+
 //go:embed acquire.lua
-var Acquire string
+var acquire string
 
-// Observe merges what a response said about the server's budget; see
-// observe.lua.
-//
 //go:embed observe.lua
-var Observe string
+var observe string
 
-// Status reads one key's raw state; see status.lua.
-//
 //go:embed status.lua
-var Status string
+var status string
+
+// The scripts, each with the prelude.
+var (
+	// Acquire decides and spends a group of requests; see acquire.lua.
+	Acquire = prelude + acquire
+	// Observe merges what a response said about the server's budget; see
+	// observe.lua.
+	Observe = prelude + observe
+	// Status reads one key's raw state; see status.lua.
+	Status = prelude + status
+)

@@ -1,112 +1,160 @@
 -- observe: merge what one response said about the server's budget (header
--- sync). Safe under out-of-order responses: a newer window replaces the
--- stored one, the same window only ever lowers the remaining count and
--- postpones the reset, an older window is ignored. Mirrors State.Observe in
--- internal/keystate.
+-- sync), safe under out-of-order responses. Mirrors State.Observe in
+-- internal/keystate: per quota, the same window (resets within the
+-- tolerance) keeps the lower remaining and the later reset; a later window,
+-- or one the server produced in a later second (its Date), replaces it; an
+-- older one is ignored. Then the block: a Retry-After extends it, a refusal
+-- without timing information starts or steps a backoff streak unless a
+-- block is already in force, a success ends the streak, and a probe's
+-- response without rate-limit headers releases the probe lease.
 --
 -- KEYS[1]   the key's hash
 -- ARGV[1]   now in µs, or 0 to read the Redis clock
--- ARGV[2]   limit (0: unknown)
--- ARGV[3]   remaining
--- ARGV[4]   reset µs from now (0: no quota part)
--- ARGV[5]   window µs (0: unknown)
--- ARGV[6]   retry-after µs (0: none)
--- ARGV[7]   1 when the response refused the call for rate, else 0
--- ARGV[8]   tolerance µs: resets this close name the same window
--- ARGV[9]   backoff base µs, ARGV[10] backoff max µs (refusals without
---           Retry-After block for base, doubled per consecutive refusal)
+-- ARGV[2]   retry-after µs (0: none)
+-- ARGV[3]   flags: 1 refused for rate, 2 succeeded (2xx/3xx), 4 bare
+--           (no rate-limit information)
+-- ARGV[4]   the server's second when it produced the response (0: unknown)
+-- ARGV[5]   tolerance µs: resets this close name the same window (at most
+--           a quarter of the window, at least the reset's slack)
+-- ARGV[6]   backoff base µs, ARGV[7] backoff max µs
+-- ARGV[8]   Q, the number of quotas, then per quota: unit, limit (0:
+--           unknown), remaining, reset µs, window µs (0: unknown), slack µs
 --
--- Reply: window verdict (0 none, 1 newer, 2 same, 3 older), quota limit,
--- quota remaining, quota reset-after µs, blocked-for µs.
-
-if redis.replicate_commands then pcall(redis.replicate_commands) end
+-- Reply: one quota after the merge (limit, remaining, reset-after µs; all
+-- 0 when none: the one in requests, else the first), blocked-for µs.
 
 local key = KEYS[1]
-local now = tonumber(ARGV[1])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local limit = tonumber(ARGV[2])
-local remaining = tonumber(ARGV[3])
-local reset = tonumber(ARGV[4])
-local window = tonumber(ARGV[5])
-local retry = tonumber(ARGV[6])
-local limited = tonumber(ARGV[7])
-local tol = tonumber(ARGV[8])
-local backoff_base = tonumber(ARGV[9])
-local backoff_max = tonumber(ARGV[10])
+local now = script_now(ARGV[1])
+local retry = tonumber(ARGV[2])
+local flags = tonumber(ARGV[3])
+local limited = flags % 2 == 1
+local succeeded = math.floor(flags / 2) % 2 == 1
+local bare = math.floor(flags / 4) % 2 == 1
+local date = tonumber(ARGV[4])
+local tolerance = tonumber(ARGV[5])
+local backoff_base = tonumber(ARGV[6])
+local backoff_max = tonumber(ARGV[7])
+local nq = tonumber(ARGV[8])
 
-local names = {'ql', 'qr', 'qa', 'qw', 'bu', 'th', 'ex'}
+local names = {'bu', 'th', 'pl', 'nh', 'ex', 'q'}
 local v = redis.call('HMGET', key, unpack(names))
-local old = {}
-for i = 1, 7 do old[i] = tonumber(v[i]) or 0 end
-local ql, qr, qa, qw, bu, th, ex = old[1], old[2], old[3], old[4], old[5], old[6], old[7]
+local old = {stored(v[1]), clamp(stored(v[2]), 0, MAX_THROTTLES), stored(v[3]), stored(v[4])}
+local bu, th, pl, nh = old[1], old[2], old[3], old[4]
+local ex = stored(v[5])
+local quotas, dropped = roll_quotas(decode_quotas(v[6]), now)
+if dropped then pl = 0 end
 
-local verdict = 0
-if reset > 0 then
+-- State.mergeQuota
+local function merge(unit, limit, remaining, reset, window, slack)
   local reported = now + reset
-  if qa <= now or reported > qa + tol then
-    verdict = 1
-    local l = limit
-    if l == 0 then l = math.max(remaining, ql) end
-    ql, qr, qa = l, math.min(remaining, l), reported
-    if window > 0 then
-      qw = window
-    elseif reset > qw then
-      qw = reset
+  local length = math.max(reset - slack, 1)
+  local qi = find_quota(quotas, unit)
+  if qi == 0 then
+    if #quotas >= MAX_QUOTAS then return end
+    local w = window
+    if w <= 0 then w = length end
+    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date}
+    return
+  end
+  local q = quotas[qi]
+  local w = q.w
+  if window > 0 then w = window end
+  local tol = math.max(math.min(tolerance, idiv(w, 4)), slack)
+  local newer = date > 0 and q.d > 0 and date > q.d
+  local older = date > 0 and q.d > 0 and date < q.d
+  local function set_limit()
+    if limit > 0 then
+      q.l = limit
+    elseif q.l > 0 and remaining > q.l then
+      q.l = remaining
     end
-  elseif reported >= qa - tol then
-    -- the same window: never more remaining, never an earlier reset
-    verdict = 2
-    if reported > qa then qa = reported end
-    qr = math.min(qr, remaining)
-    if limit > 0 then ql, qr = limit, math.min(qr, limit) end
-    if window > 0 then qw = window end
-  else
-    verdict = 3
+  end
+  if reported - q.r <= tol and q.r - reported <= tol then
+    set_limit()
+    local rv = ramp(q, now)
+    if remaining < rv then q.s = q.s + rv - remaining end
+    if q.o < 0 or remaining < q.o then q.o = remaining end
+    if reported > q.r then q.r = reported end
+    if window > 0 then
+      q.w = window
+    elseif length > q.w then
+      q.w = length
+    end
+    if date > q.d then q.d = date end
+  elseif reported > q.r and not older or reported < q.r and (newer or q.o < 0 and not older) then
+    set_limit()
+    if window > 0 then
+      q.w = window
+    elseif reported < q.r then
+      q.w = length
+    elseif length > q.w then
+      q.w = length
+    end
+    q.r, q.o, q.a, q.p, q.s = reported, remaining, remaining, 0, 0
+    if date > q.d then q.d = date end
   end
 end
 
-if limited == 1 and retry == 0 then
-  if bu + backoff_max < now then th = 0 end
-  th = math.min(th + 1, 64)
-  local d, i = backoff_base, 1
-  while i < th and d < backoff_max do
+local spent = false
+local a = 9
+for _ = 1, nq do
+  local remaining = tonumber(ARGV[a + 2])
+  if remaining == 0 then spent = true end
+  merge(ARGV[a], tonumber(ARGV[a + 1]), remaining, tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]))
+  a = a + 6
+end
+if nq > 0 or limited or retry > 0 then pl = 0 end
+
+local blocked = bu
+if blocked > now + MAX_HORIZON then blocked = now + MAX_HORIZON end
+if retry > 0 then
+  if now + retry > blocked then blocked = now + retry end
+elseif limited and not spent and blocked <= now then
+  -- a refusal without timing information, not one of those that arrive
+  -- while the block an earlier one caused is in force
+  if blocked + backoff_max < now then th = 0 end
+  th = math.min(th + 1, MAX_THROTTLES)
+  local d, j = backoff_base, 1
+  while j < th and d < backoff_max do
     d = d * 2
-    i = i + 1
+    j = j + 1
   end
   if d > backoff_max then d = backoff_max end
-  if now + d > bu then bu = now + d end
-elseif limited == 0 then
-  th = 0
+  if now + d > blocked then blocked = now + d end
 end
-if retry > 0 and now + retry > bu then bu = now + retry end
+bu = blocked
+if succeeded then th = 0 end
+if bare then
+  if pl > now then pl = now end
+  if succeeded and nq == 0 then nh = now + BARE_FOR end
+end
 
-local new = {ql, qr, qa, qw, bu, th}
+local new = {bu, th, pl, nh}
 local set = {}
-for i = 1, 6 do
-  if new[i] ~= old[i] then
-    set[#set + 1] = names[i]
-    set[#set + 1] = new[i]
+for j = 1, 4 do
+  if new[j] ~= old[j] then
+    set[#set + 1] = names[j]
+    set[#set + 1] = new[j]
   end
 end
+local encoded = encode_quotas(quotas)
+local q_changed = encoded ~= (v[6] or '')
+if q_changed and encoded ~= '' then
+  set[#set + 1] = 'q'
+  set[#set + 1] = encoded
+end
+if q_changed and encoded == '' and v[6] then redis.call('HDEL', key, 'q') end
 if #set > 0 then
-  -- ex is when the key's TTL ends; see acquire.lua
-  local horizon = bu
-  if qa > 0 and qa + qw > horizon then horizon = qa + qw end
-  if horizon < now then horizon = now end
-  local grow = horizon + 1000000 > ex
-  if grow then
-    ex = horizon + 2000000
-    set[#set + 1] = 'ex'
-    set[#set + 1] = ex
+  local horizon = math.max(bu, pl, nh)
+  for _, q in ipairs(quotas) do
+    if q.r + q.w > horizon then horizon = q.r + q.w end
   end
+  local grown = grow_ttl(set, horizon, ex, now)
   redis.call('HSET', key, unpack(set))
-  if grow then redis.call('PEXPIRE', key, math.floor((ex - now + 999) / 1000)) end
+  if grown then redis.call('PEXPIRE', key, idiv(grown - now + 999, 1000)) end
 end
 
-local reset_after, blocked_for = qa - now, bu - now
-if reset_after < 0 then reset_after = 0 end
+local ql, qr, qra = shown_quota(quotas, now)
+local blocked_for = bu - now
 if blocked_for < 0 then blocked_for = 0 end
-return {verdict, ql, qr, reset_after, blocked_for}
+return {ql, qr, qra, blocked_for}

@@ -6,18 +6,15 @@
 -- ARGV[1]   now in µs, or 0 to read the Redis clock
 -- ARGV[2..] TAT fields of the configured limits
 --
--- Reply: now, blocked-until, quota limit, remaining, reset-at, window,
--- throttles, then one TAT per field (0 when absent); times in µs.
+-- Reply: now, blocked-until, throttles, probe lease until, no-probe until
+-- (times in µs), the quotas as the "q" field holds them (a string, "" when
+-- none), then one TAT per field (0 when absent).
 
 local key = KEYS[1]
-local now = tonumber(ARGV[1])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local fields = {'bu', 'ql', 'qr', 'qa', 'qw', 'th'}
+local now = script_now(ARGV[1])
+local fields = {'bu', 'th', 'pl', 'nh', 'q'}
 for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
 local v = redis.call('HMGET', key, unpack(fields))
-local reply = {now}
-for i = 1, #fields do reply[i + 1] = tonumber(v[i]) or 0 end
+local reply = {now, stored(v[1]), clamp(stored(v[2]), 0, MAX_THROTTLES), stored(v[3]), stored(v[4]), v[5] or ''}
+for i = 6, #fields do reply[#reply + 1] = tonumber(v[i]) or 0 end
 return reply

@@ -36,9 +36,11 @@ type batcher struct {
 // garbage collector).
 type pending struct {
 	key  string
-	item scripts.AcquireItem
-	// limits holds item.All, so a decision needs no slice of its own.
+	item keystate.Item
+	// limits and costs hold item.All and item.Costs, so a decision needs no
+	// slice of its own.
 	limits [srl.MaxLimits]keystate.Limit
+	costs  [srl.MaxQuotas]keystate.Cost
 	res    keystate.Result
 	err    error
 	done   chan struct{} // capacity 1: the worker never blocks on it
@@ -84,11 +86,13 @@ var (
 // with a pooled timer, so a decision costs no context of its own: the
 // caller's context ending is reported as callerDone, the budget as
 // errDecisionTimeout.
-func (b *batcher) acquire(ctx context.Context, key string, n, maxWait int64, all []keystate.Limit, nFixed int) (keystate.Result, error) {
+func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (keystate.Result, error) {
 	p := pendings.Get().(*pending)
 	p.key, p.err, p.res = key, nil, keystate.Result{}
 	p.abandoned.Store(false)
-	p.item = scripts.AcquireItem{N: n, MaxWait: maxWait, All: p.limits[:copy(p.limits[:], all)], NFixed: nFixed}
+	p.item = *it
+	p.item.All = p.limits[:copy(p.limits[:], it.All)]
+	p.item.Costs = p.costs[:copy(p.costs[:], it.Costs)]
 	select {
 	case b.queue <- p:
 	default:

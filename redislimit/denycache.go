@@ -9,19 +9,18 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 )
 
-// denyCache remembers refusals Redis gave, so that until they can end the
-// same request is refused here without a round trip. It never admits what
-// Redis would refuse: a limit's TAT, a block and the reset of a spent
-// quota only ever move later (other processes spend, a Retry-After only
-// extends, within a window the reset only moves later, and a newer window
-// only replaces one whose reset has passed). It can refuse for longer than
-// Redis would in two cases, each bounded by the cached wait: a Reset made
-// by another process, and a refusal by default limits when the server's
-// quota is learned meanwhile (default limits then stop applying; this
-// process's own observations drop the entry at once).
+// denyCache remembers refusals Redis gave, so that for a while the same
+// request is refused here without a round trip. A refusal is trusted for
+// at most MaxRefusalTrust, and never past its own end: what changed
+// elsewhere meanwhile (a Reset in another process, a quota learned by
+// another process that retires default limits, a newer window a response
+// reported, a skewed clock in client-time mode) reaches this process
+// within that bound. This process's own observations and resets drop the
+// entry at once.
 //
-// Entries are keyed by Redis key and request signature (cost and limits),
-// bounded in number, and never outlive their refusal.
+// Entries are keyed by Redis key and request signature (costs, limits,
+// reservation bound, probe lease), bounded in number (32 shards of 1,024),
+// and never outlive their trust.
 type denyCache struct {
 	seed   maphash.Seed
 	shards [denyShards]denyShard
@@ -34,6 +33,12 @@ const (
 	minCachedWait = time.Millisecond
 )
 
+// MaxRefusalTrust is the longest a process refuses from its local cache
+// before asking Redis again: the bound on how late a change made elsewhere
+// (a Reset, a learned quota) reaches it. An exhausted key then costs one
+// round trip per second per process and request shape.
+const MaxRefusalTrust = time.Second
+
 type denyShard struct {
 	mu      sync.Mutex
 	entries map[string]denyEntry
@@ -41,7 +46,8 @@ type denyShard struct {
 
 type denyEntry struct {
 	sig   uint64
-	until time.Time // monotonic
+	until time.Time // when the entry stops being trusted (monotonic)
+	retry time.Time // when the refusal ends, as Redis said
 	d     srl.Decision
 	at    time.Time // when Redis refused
 }
@@ -54,8 +60,9 @@ func newDenyCache() *denyCache {
 	return c
 }
 
-// signature hashes what makes two requests the same refusal: the cost,
-// the reservation bound and every limit (FNV-1a over their integers).
+// signature hashes what makes two requests the same refusal: the costs,
+// the reservation bound, the probe lease and every limit (FNV-1a over
+// their integers).
 func (c *denyCache) signature(r srl.Request) uint64 {
 	h := uint64(14695981039346656037)
 	mix := func(v int64) {
@@ -66,6 +73,14 @@ func (c *denyCache) signature(r srl.Request) uint64 {
 	}
 	mix(int64(r.N))
 	mix(int64(r.MaxWait))
+	mix(int64(r.Probe))
+	mix(int64(len(r.Costs)))
+	for _, c := range r.Costs {
+		for i := 0; i < len(c.Unit); i++ {
+			mix(int64(c.Unit[i]))
+		}
+		mix(int64(c.N))
+	}
 	for _, set := range [2][]srl.Limit{r.Limits, r.DefaultLimits} {
 		mix(int64(len(set)))
 		for _, l := range set {
@@ -93,7 +108,7 @@ func (c *denyCache) lookup(redisKey string, sig uint64, now time.Time) (srl.Deci
 	}
 	d := e.d
 	elapsed := now.Sub(e.at)
-	d.RetryAfter = e.until.Sub(now)
+	d.RetryAfter = max(e.retry.Sub(now), 0)
 	d.ResetAfter = max(d.ResetAfter-elapsed, d.RetryAfter)
 	if d.Quota.Known {
 		d.Quota.ResetAfter = max(d.Quota.ResetAfter-elapsed, 0)
@@ -102,13 +117,17 @@ func (c *denyCache) lookup(redisKey string, sig uint64, now time.Time) (srl.Deci
 }
 
 // remember stores a refusal Redis gave at now to a request that accepted
-// reservations up to maxWait: a refusal by the limits ends maxWait before
-// its retry time, when the wait fits a reservation.
+// reservations up to maxWait: a refusal by the limits stops being a
+// refusal maxWait before its retry time, when the wait would fit a
+// reservation. The decision handed out later keeps the refusal's own
+// retry time, so a waiter sleeps until the refusal can end.
 func (c *denyCache) remember(redisKey string, sig uint64, d srl.Decision, maxWait time.Duration, now time.Time) {
+	trusted := d.RetryAfter
 	if d.Cause == srl.CauseLimit {
-		d.RetryAfter -= maxWait
+		trusted -= maxWait
 	}
-	if d.Allowed || d.RetryAfter < minCachedWait {
+	trusted = min(trusted, MaxRefusalTrust)
+	if d.Allowed || trusted < minCachedWait {
 		return
 	}
 	sh := c.shard(redisKey)
@@ -118,7 +137,7 @@ func (c *denyCache) remember(redisKey string, sig uint64, d srl.Decision, maxWai
 		sh.sweep(now)
 	}
 	if _, exists := sh.entries[redisKey]; exists || len(sh.entries) < denyPerShard {
-		sh.entries[strings.Clone(redisKey)] = denyEntry{sig: sig, until: now.Add(d.RetryAfter), d: d, at: now}
+		sh.entries[strings.Clone(redisKey)] = denyEntry{sig: sig, until: now.Add(trusted), retry: now.Add(d.RetryAfter), d: d, at: now}
 	}
 }
 

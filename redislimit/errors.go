@@ -18,8 +18,9 @@ import (
 var (
 	// ErrUnavailable reports that Redis could not be reached within the
 	// decision budget (refused, reset, timed out, pool exhausted, loading,
-	// read-only, failing over). Under the FailClosed policy it is returned
-	// to the caller; under the others the limiter degrades instead.
+	// read-only, failing over) or cannot write (OOM, MISCONF). Under the
+	// FailClosed policy it is returned to the caller; under the others the
+	// limiter degrades instead.
 	ErrUnavailable = errors.New("redislimit: redis unavailable")
 	// ErrMisconfigured reports a Redis that answers but refuses the
 	// limiter: authentication, ACL permissions, scripts or TIME inside
@@ -38,9 +39,14 @@ const (
 	kindData                    // the key's data is not ours: surface
 )
 
+// infraPrefixes mark replies of a Redis that is up but cannot serve the
+// limiter for now: loading, read-only, failing over, busy, full (OOM under
+// maxmemory with noeviction) or unable to persist (MISCONF, a failing RDB
+// save). Waiting fixes each of them, so they are outages of the shared
+// store, decided by the failure policy, not mistakes of the caller.
 var infraPrefixes = []string{
 	"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS",
-	"BUSY", "ERR max number of clients", "MASTER_DOWN",
+	"BUSY", "ERR max number of clients", "MASTER_DOWN", "OOM command not allowed", "MISCONF",
 }
 
 var configMarks = []string{

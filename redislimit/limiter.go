@@ -305,10 +305,14 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 		return d, nil
 	}
 	var buf [srl.MaxLimits]keystate.Limit
+	var costs [srl.MaxQuotas]keystate.Cost
 	all, nFixed := keystate.CompileRequest(buf[:], r.Limits, r.DefaultLimits)
-	n, maxWait := int64(r.N), int64(r.MaxWait/time.Microsecond)
+	it := keystate.Item{
+		N: int64(r.N), MaxWait: min(r.MaxWait, srl.MaxReservation).Microseconds(), All: all, NFixed: nFixed,
+		Costs: keystate.CompileCosts(costs[:], r.Costs), Probe: r.Probe.Microseconds(),
+	}
 	res, ok, err := call(ctx, l, r.Key, rk, true, func(ctx context.Context, node string) (keystate.Result, error) {
-		return l.batcherFor(node).acquire(ctx, rk, n, maxWait, all, nFixed)
+		return l.batcherFor(node).acquire(ctx, rk, &it)
 	})
 	var d srl.Decision
 	switch {
@@ -365,7 +369,7 @@ func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) er
 		return err
 	}
 	rk := RedisKey(l.cfg.prefix, key)
-	obs, params := keystate.ObsFrom(o), keystate.Params(o, l.cfg.backoffBase, l.cfg.backoffMax)
+	obs, params := keystate.ObsFrom(o), keystate.Params(l.cfg.backoffBase, l.cfg.backoffMax)
 	res, ok, err := call(ctx, l, key, rk, false, func(ctx context.Context, _ string) (keystate.ObserveResult, error) {
 		return l.run.Observe(ctx, rk, obs, params)
 	})

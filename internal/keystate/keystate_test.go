@@ -57,11 +57,13 @@ func TestAcquireAllocatesNothingOnceWarm(t *testing.T) {
 	var buf [8]Limit
 	var r Result
 	all, nFixed := CompileRequest(buf[:], []srl.Limit{srl.PerSecond(1_000_000)}, []srl.Limit{srl.PerHour(3_600_000)})
+	it := Item{N: 1, All: all, NFixed: nFixed, Probe: 1000}
 	now := int64(1_700_000_000_000_000)
-	s.Acquire(now, 1, 0, all, nFixed, &r)
+	s.Observe(now, Obs{Quotas: []QuotaObs{{Unit: srl.UnitRequests, Limit: 1 << 30, Remaining: 1 << 30, Reset: 1 << 40}}}, Params(time.Second, time.Minute))
+	s.Acquire(now, &it, &r)
 	allocs := testing.AllocsPerRun(1000, func() {
 		now += 1000
-		s.Acquire(now, 1, 0, all, nFixed, &r)
+		s.Acquire(now, &it, &r)
 	})
 	if allocs != 0 {
 		t.Fatalf("Acquire allocates %v times per call", allocs)
@@ -114,7 +116,7 @@ func TestArgsCacheIsBounded(t *testing.T) {
 	for i := 1; i <= 2*maxCachedArgs; i++ {
 		l := Compile(srl.Limit{Rate: i, Period: time.Hour})
 		a := l.Args()
-		if a[0] != l.field() || a[1] != l.Interval || a[2] != l.Burst {
+		if a[0] != l.field() || a[1] != l.Interval || a[2] != l.Burst || a[3] != l.Period {
 			t.Fatalf("Args of %+v = %v", l, *a)
 		}
 	}

@@ -6,10 +6,11 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 )
 
-// Status builds the public view of the state at now. Default limits are
-// left out once a quota is known, as Acquire ignores them then.
+// Status builds the public view of the state at now, without changing it.
+// Default limits are left out once a quota is known, as Acquire ignores
+// them then.
 func (s *State) Status(now int64, key string, all []Limit, nFixed int) srl.Status {
-	st := srl.Status{Key: key}
+	st := srl.Status{Key: key, Found: s.found()}
 	bestUse := -1.0
 	consider := func(limit, remaining int, reset int64) {
 		u := (srl.Status{Limit: limit, Remaining: remaining}).Utilization()
@@ -19,18 +20,28 @@ func (s *State) Status(now int64, key string, all []Limit, nFixed int) srl.Statu
 		}
 	}
 
-	known, qr, qa := s.quota(now)
-	if known {
-		st.Quota = srl.QuotaStatus{
+	// Roll a copy: a status changes nothing, and the caller's state may be
+	// shared.
+	var buf [srl.MaxQuotas]Quota
+	view := State{Quotas: buf[:copy(buf[:], s.Quotas)], ProbeUntil: s.ProbeUntil}
+	view.rollQuotas(now)
+	for i := range view.Quotas {
+		q := &view.Quotas[i]
+		qs := srl.QuotaStatus{
 			Known:      true,
-			Limit:      int(s.QuotaLimit),
-			Remaining:  int(qr),
-			ResetAfter: micros(qa - now),
+			Unit:       q.Unit,
+			Limit:      int(q.Limit),
+			Remaining:  int(max(q.available(now), 0)),
+			ResetAfter: micros(q.resetAfter(now)),
 		}
-		consider(st.Quota.Limit, st.Quota.Remaining, qa-now)
+		if q.Unit == srl.UnitRequests || !st.Quota.Known {
+			st.Quota = qs
+		}
+		st.Quotas = append(st.Quotas, qs)
+		consider(qs.Limit, qs.Remaining, q.resetAfter(now))
 	}
-	for _, c := range Applicable(all, nFixed, known) {
-		debt := max(s.TAT(c)-now, 0)
+	for _, c := range Applicable(all, nFixed, len(view.Quotas) > 0) {
+		debt := clamp(s.TAT(c)-now, 0, c.tatBound())
 		spent := FloorDiv(debt+c.Interval-1, c.Interval)
 		ls := srl.LimitStatus{
 			Limit:      c.Public(),
@@ -40,10 +51,15 @@ func (s *State) Status(now int64, key string, all []Limit, nFixed int) srl.Statu
 		st.Limits = append(st.Limits, ls)
 		consider(int(c.Rate), ls.Remaining, debt)
 	}
-	if s.BlockedUntil > now {
-		st.BlockedFor = micros(s.BlockedUntil - now)
+	if b := s.blockedUntil(now); b > now {
+		st.BlockedFor = micros(b - now)
 	}
 	return st
+}
+
+// found reports that anything is stored.
+func (s *State) found() bool {
+	return len(s.TATs) > 0 || len(s.Quotas) > 0 || s.BlockedUntil > 0 || s.Throttles > 0 || s.ProbeUntil > 0 || s.BareUntil > 0
 }
 
 func micros(us int64) time.Duration {
@@ -65,6 +81,7 @@ func (r Result) Decision() srl.Decision {
 		Remaining:  int(r.Remaining),
 		ResetAfter: micros(r.ResetAfter),
 		Cause:      srl.Cause(r.Cause),
+		Report:     r.Report,
 	}
 	if r.Allowed {
 		d.Delay = micros(r.Wait)

@@ -3,6 +3,7 @@ package scripts
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -45,10 +46,19 @@ func fuzzBackend(t *testing.T) (*miniredis.Miniredis, *redis.Client) {
 }
 
 // acquireOne decides a single request in its own script call.
-func acquireOne(ctx context.Context, run *Runner, key string, n, maxWait int64, all []keystate.Limit, nFixed int) (keystate.Result, error) {
+func acquireOne(ctx context.Context, run *Runner, key string, it keystate.Item) (keystate.Result, error) {
 	var out [1]keystate.Result
-	err := run.AcquireGroup(ctx, key, []AcquireItem{{N: n, MaxWait: maxWait, All: all, NFixed: nFixed}}, out[:])
+	err := run.AcquireGroup(ctx, key, []keystate.Item{it}, out[:])
 	return out[0], err
+}
+
+// item compiles a valid request.
+func item(r srl.Request) keystate.Item {
+	all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
+	return keystate.Item{
+		N: int64(r.N), MaxWait: min(r.MaxWait, srl.MaxReservation).Microseconds(), All: all, NFixed: nFixed,
+		Costs: keystate.CompileCosts(nil, r.Costs), Probe: r.Probe.Microseconds(),
+	}
 }
 
 // bytesReader hands out bytes, then zeros once the input is spent.
@@ -65,15 +75,54 @@ func (r *bytesReader) next() byte {
 
 func (r *bytesReader) u16() int64 { return int64(r.next())<<8 | int64(r.next()) }
 
-// request decodes an acquire request for key.
+// request decodes an acquire request for key: a cost, limits, a
+// reservation bound, maybe a cost in tokens and a probe lease.
 func (r *bytesReader) request(key string) srl.Request {
-	return srl.Request{
+	req := srl.Request{
 		Key:           key,
 		N:             1 + int(r.next()%3),
 		Limits:        r.limits(r.next()),
 		DefaultLimits: r.limits(r.next()),
 		MaxWait:       time.Duration(r.next()) * 7013 * time.Microsecond,
 	}
+	if extra := r.next(); extra&1 != 0 {
+		req.Costs = []srl.Cost{{Unit: srl.UnitTokens, N: int(extra >> 1)}}
+	} else if extra&2 != 0 {
+		req.Probe = time.Duration(extra>>2) * 30011 * time.Microsecond
+	}
+	return req
+}
+
+// observation decodes an observation: a quota in requests, tokens or both
+// (with odd limits, windows and slack), a server date that moves around
+// the simulated clock, a Retry-After, and the response's flags.
+func (r *bytesReader) observation(now int64) srl.Observation {
+	quota := func(unit string) srl.QuotaObservation {
+		return srl.QuotaObservation{
+			Unit:       unit,
+			Limit:      int(r.next()) * int(r.next()&1),
+			Remaining:  int(r.next()),
+			Reset:      time.Duration(r.u16()) * 3001 * time.Microsecond,
+			Window:     time.Duration(r.next()) * time.Second * time.Duration(r.next()&1),
+			ResetSlack: time.Duration(r.next()&3) * 500 * time.Millisecond,
+		}
+	}
+	var o srl.Observation
+	switch units := r.next() % 4; units {
+	case 1:
+		o.Quotas = []srl.QuotaObservation{quota(srl.UnitRequests)}
+	case 2:
+		o.Quotas = []srl.QuotaObservation{quota(srl.UnitTokens)}
+	case 3:
+		o.Quotas = []srl.QuotaObservation{quota(srl.UnitRequests), quota(srl.UnitTokens)}
+	}
+	if d := r.next(); d != 0 {
+		o.Date = time.UnixMicro(now).Add(time.Duration(int(d)-128) * 250 * time.Millisecond)
+	}
+	o.RetryAfter = time.Duration(r.next()) * 211 * time.Millisecond * time.Duration(r.next()&1)
+	flags := r.next()
+	o.Limited, o.Succeeded, o.Bare = flags&1 != 0, flags&2 != 0, flags&4 != 0
+	return o
 }
 
 func (r *bytesReader) limits(mask byte) []srl.Limit {
@@ -134,11 +183,10 @@ func differential(t *testing.T, data []byte) {
 					if r.Validate() != nil {
 						continue
 					}
-					all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
-					it := AcquireItem{N: int64(r.N), MaxWait: r.MaxWait.Microseconds(), All: all, NFixed: nFixed}
+					it := item(r)
 					groups[gi].Items = append(groups[gi].Items, it)
 					var res keystate.Result
-					twinsOf[gi].Acquire(now, it.N, it.MaxWait, it.All, it.NFixed, &res)
+					twinsOf[gi].Acquire(now, &it, &res)
 					rs = append(rs, res)
 				}
 				want = append(want, rs)
@@ -179,10 +227,10 @@ func differential(t *testing.T, data []byte) {
 			if r.Validate() != nil {
 				continue
 			}
-			all, nFixed := keystate.CompileRequest(nil, r.Limits, r.DefaultLimits)
+			it := item(r)
 			var want keystate.Result
-			twin.Acquire(now, int64(r.N), r.MaxWait.Microseconds(), all, nFixed, &want)
-			got, err := acquireOne(ctx, run, key, int64(r.N), r.MaxWait.Microseconds(), all, nFixed)
+			twin.Acquire(now, &it, &want)
+			got, err := acquireOne(ctx, run, key, it)
 			if err != nil {
 				t.Fatalf("step %d acquire %+v: %v", step, r, err)
 			}
@@ -190,19 +238,11 @@ func differential(t *testing.T, data []byte) {
 				t.Fatalf("step %d acquire %+v at %d:\n lua %+v\n go  %+v", step, r, now-fuzzEpoch, got, want)
 			}
 		case 1:
-			o := srl.Observation{
-				Limit:      int(in.next()) * int(in.next()&1),
-				Remaining:  int(in.next()),
-				Reset:      time.Duration(in.u16()) * 3001 * time.Microsecond,
-				Window:     time.Duration(in.next()) * time.Second * time.Duration(in.next()&1),
-				RetryAfter: time.Duration(in.next()) * 211 * time.Millisecond * time.Duration(in.next()&1),
-				Limited:    in.next()&1 == 1,
-			}
-			o, err := o.Normalize()
+			o, err := in.observation(now).Normalize()
 			if err != nil || o.IsZero() {
 				continue
 			}
-			obs, params := keystate.ObsFrom(o), keystate.Params(o, keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
+			obs, params := keystate.ObsFrom(o), keystate.Params(keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
 			want, _ := twin.Observe(now, obs, params)
 			got, err := run.Observe(ctx, key, obs, params)
 			if err != nil {
@@ -217,7 +257,7 @@ func differential(t *testing.T, data []byte) {
 			if err != nil {
 				t.Fatalf("step %d status: %v", step, err)
 			}
-			if gotNow != now || !sameState(got, *twin, all) {
+			if gotNow != now || !sameState(now, got, *twin, all) {
 				t.Fatalf("step %d status at %d:\n lua %+v\n go  %+v", step, now-fuzzEpoch, got, *twin)
 			}
 		case 3:
@@ -231,12 +271,17 @@ func differential(t *testing.T, data []byte) {
 	}
 }
 
-// sameState compares what status.lua can see: the scalars and the TATs of
-// the given limits.
-func sameState(lua, twin keystate.State, limits []keystate.Limit) bool {
-	if lua.QuotaLimit != twin.QuotaLimit || lua.QuotaRemaining != twin.QuotaRemaining ||
-		lua.QuotaResetAt != twin.QuotaResetAt || lua.QuotaWindow != twin.QuotaWindow ||
-		lua.BlockedUntil != twin.BlockedUntil || lua.Throttles != twin.Throttles {
+// sameState compares what status.lua can see: the scalars, the quotas and
+// the TATs of the given limits. Both sides roll their quotas to now first:
+// the twin rolls them in memory on every call, the script only when it
+// writes, and rolling is idempotent.
+func sameState(now int64, lua, twin keystate.State, limits []keystate.Limit) bool {
+	if lua.BlockedUntil != twin.BlockedUntil || lua.Throttles != twin.Throttles ||
+		lua.ProbeUntil != twin.ProbeUntil || lua.BareUntil != twin.BareUntil {
+		return false
+	}
+	l, g := lua.Status(now, "", limits, len(limits)), twin.Status(now, "", limits, len(limits))
+	if !reflect.DeepEqual(l, g) {
 		return false
 	}
 	for _, l := range limits {
@@ -256,21 +301,28 @@ func TestDifferentialScenario(t *testing.T) {
 	run := NewRunner(rdb, func() time.Time { return time.UnixMicro(now) })
 	ctx := context.Background()
 	var twin keystate.State
-	all, nFixed := keystate.CompileRequest(nil, palette[:2], palette[2:])
 	for i := 0; i < 400; i++ {
 		switch i % 7 {
 		case 3:
-			o, _ := srl.Observation{Limit: 40, Remaining: 40 - i%41, Reset: time.Duration(60-i%60) * time.Second, Limited: i%21 == 3}.Normalize()
-			obs, params := keystate.ObsFrom(o), keystate.Params(o, keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
+			o, _ := srl.Observation{
+				Limit: 40, Remaining: 40 - i%41, Reset: time.Duration(60-i%60) * time.Second, Limited: i%21 == 3,
+				Date: time.UnixMicro(now).Add(time.Duration(i%5-2) * time.Second), Succeeded: i%21 != 3,
+				Quotas: []srl.QuotaObservation{{Unit: srl.UnitTokens, Limit: 9000, Remaining: 9000 - 20*i, Reset: time.Duration(i%30+1) * time.Second}},
+			}.Normalize()
+			obs, params := keystate.ObsFrom(o), keystate.Params(keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
 			want, _ := twin.Observe(now, obs, params)
 			got, err := run.Observe(ctx, "scenario", obs, params)
 			if err != nil || got != want {
 				t.Fatalf("observe %d: lua %+v (%v), go %+v", i, got, err, want)
 			}
 		default:
+			it := item(srl.Request{
+				Key: "scenario", N: 1, Limits: palette[:2], DefaultLimits: palette[2:], MaxWait: time.Duration(i%5) * 100 * time.Millisecond,
+				Costs: []srl.Cost{{Unit: srl.UnitTokens, N: i % 50}}, Probe: time.Duration(i%3) * 50 * time.Millisecond,
+			})
 			var want keystate.Result
-			twin.Acquire(now, 1, int64(i%5)*100_000, all, nFixed, &want)
-			got, err := acquireOne(ctx, run, "scenario", 1, int64(i%5)*100_000, all, nFixed)
+			twin.Acquire(now, &it, &want)
+			got, err := acquireOne(ctx, run, "scenario", it)
 			if err != nil || got != want {
 				t.Fatalf("acquire %d: lua %+v (%v), go %+v", i, got, err, want)
 			}

@@ -99,50 +99,48 @@ func IsNoScript(err error) bool {
 		strings.Contains(err.Error(), "NOSCRIPT")
 }
 
-// AcquireItem is one request of a group decided by one acquire call.
-type AcquireItem struct {
-	N, MaxWait int64
-	// All and NFixed come from keystate.CompileRequest.
-	All    []keystate.Limit
-	NFixed int
-}
-
 // appendItem appends one request's part of acquire's ARGV.
-func appendItem(args []any, it AcquireItem) []any {
-	args = append(args, it.N, it.MaxWait, it.NFixed, len(it.All)-it.NFixed)
+func appendItem(args []any, it *keystate.Item) []any {
+	args = append(args, it.N, it.MaxWait, it.Probe, len(it.Costs), it.NFixed, len(it.All)-it.NFixed)
+	for _, c := range it.Costs {
+		args = append(args, c.Unit, c.N)
+	}
 	for _, l := range it.All {
 		args = append(args, l.Args()[:]...)
 	}
 	return args
 }
 
-func acquireArgs(now int64, items []AcquireItem) []any {
+func acquireArgs(now int64, items []keystate.Item) []any {
 	size := 2
-	for _, it := range items {
-		size += 4 + 3*len(it.All)
+	for i := range items {
+		size += 6 + 2*len(items[i].Costs) + 4*len(items[i].All)
 	}
 	args := make([]any, 0, size)
 	args = append(args, now, len(items))
-	for _, it := range items {
-		args = appendItem(args, it)
+	for i := range items {
+		args = appendItem(args, &items[i])
 	}
 	return args
 }
 
+// acquireReply is the number of values acquire replies per request.
+const acquireReply = 10
+
 // decodeAcquire checks and converts acquire's reply for items requests.
 func decodeAcquire(v []int64, items int, out []keystate.Result) error {
-	if len(v) != 9*items {
+	if len(v) != acquireReply*items {
 		return fmt.Errorf("%w: acquire script replied %d values for %d requests", srl.ErrBadReply, len(v), items)
 	}
 	for i := range items {
-		w := v[9*i : 9*i+9]
-		if w[0] < 0 || w[0] > 1 || w[1] < 0 || w[2] < -1 || w[3] < 0 || w[4] < 0 || w[4] > keystate.CauseBlocked ||
-			w[5] < 0 || w[6] < 0 || w[7] < 0 || w[8] < 0 {
+		w := v[acquireReply*i : acquireReply*(i+1)]
+		if w[0] < 0 || w[0] > 1 || w[1] < 0 || w[2] < -1 || w[3] < 0 || w[4] < 0 || w[4] > keystate.CauseProbe ||
+			w[5] < 0 || w[6] < 0 || w[7] < 0 || w[8] < 0 || w[9] < 0 || w[9] > 1 {
 			return fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, w)
 		}
 		out[i] = keystate.Result{
 			Allowed: w[0] == 1, Wait: w[1], Remaining: w[2], ResetAfter: w[3], Cause: w[4],
-			QuotaLimit: w[5], QuotaRemaining: w[6], QuotaResetAfter: w[7], BlockedFor: w[8],
+			QuotaLimit: w[5], QuotaRemaining: w[6], QuotaResetAfter: w[7], BlockedFor: w[8], Report: w[9] == 1,
 		}
 	}
 	return nil
@@ -150,7 +148,7 @@ func decodeAcquire(v []int64, items int, out []keystate.Result) error {
 
 // AcquireGroup decides items for one key, in order, in one script call,
 // writing their results to out.
-func (r *Runner) AcquireGroup(ctx context.Context, key string, items []AcquireItem, out []keystate.Result) error {
+func (r *Runner) AcquireGroup(ctx context.Context, key string, items []keystate.Item, out []keystate.Result) error {
 	v, err := r.run(ctx, Acquire, key, acquireArgs(r.nowArg(), items))
 	if err != nil {
 		return err
@@ -161,7 +159,7 @@ func (r *Runner) AcquireGroup(ctx context.Context, key string, items []AcquireIt
 // Group is the requests of one key in a pipelined call.
 type Group struct {
 	Key     string
-	Items   []AcquireItem
+	Items   []keystate.Item
 	Results []keystate.Result // filled by AcquireGroups, one per item
 	Err     error
 }
@@ -221,48 +219,85 @@ func (r *Runner) AcquireGroups(ctx context.Context, groups []Group) {
 
 // Observe runs observe.lua.
 func (r *Runner) Observe(ctx context.Context, key string, o keystate.Obs, p keystate.ObserveParams) (keystate.ObserveResult, error) {
-	limited := 0
+	flags := 0
 	if o.Limited {
-		limited = 1
+		flags |= 1
 	}
-	args := []any{r.nowArg(), o.Limit, o.Remaining, o.Reset, o.Window, o.Retry, limited, p.Tolerance, p.BackoffBase, p.BackoffMax}
+	if o.Succeeded {
+		flags |= 2
+	}
+	if o.Bare {
+		flags |= 4
+	}
+	args := make([]any, 0, 8+6*len(o.Quotas))
+	args = append(args, r.nowArg(), o.Retry, flags, o.Date, p.Tolerance, p.BackoffBase, p.BackoffMax, len(o.Quotas))
+	for _, q := range o.Quotas {
+		args = append(args, q.Unit, q.Limit, q.Remaining, q.Reset, q.Window, q.Slack)
+	}
 	v, err := r.run(ctx, Observe, key, args)
 	if err != nil {
 		return keystate.ObserveResult{}, err
 	}
-	if len(v) != 5 || v[0] < keystate.WindowNone || v[0] > keystate.WindowOlder || v[1] < 0 || v[2] < 0 || v[3] < 0 || v[4] < 0 {
+	if len(v) != 4 || v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0 {
 		return keystate.ObserveResult{}, fmt.Errorf("%w: observe script replied %v", srl.ErrBadReply, v)
 	}
-	return keystate.ObserveResult{Window: v[0], QuotaLimit: v[1], QuotaRemaining: v[2], ResetAfter: v[3], BlockedFor: v[4]}, nil
+	return keystate.ObserveResult{QuotaLimit: v[0], QuotaRemaining: v[1], ResetAfter: v[2], BlockedFor: v[3]}, nil
 }
 
 // Status runs status.lua and rebuilds the stored state of the given
-// limits, with the Redis clock's now.
+// limits, with the Redis clock's now. Every value is bounded as the scripts
+// bound it.
 func (r *Runner) Status(ctx context.Context, key string, limits []keystate.Limit) (int64, keystate.State, error) {
 	args := make([]any, 0, 1+len(limits))
 	args = append(args, r.nowArg())
 	for _, l := range limits {
 		args = append(args, l.Field())
 	}
-	v, err := r.run(ctx, Status, key, args)
+	keys := []string{key}
+	cmd := r.rdb.EvalSha(ctx, Status.SHA, keys, args...)
+	if err := cmd.Err(); err != nil && IsNoScript(err) {
+		cmd = r.rdb.Eval(ctx, Status.Src, keys, args...)
+	}
+	vals, err := cmd.Slice()
 	if err != nil {
+		if errors.Is(err, redis.Nil) {
+			return 0, keystate.State{}, fmt.Errorf("%w: status script: %v", srl.ErrBadReply, err)
+		}
 		return 0, keystate.State{}, err
 	}
-	if len(v) != 7+len(limits) || v[0] <= 0 {
-		return 0, keystate.State{}, fmt.Errorf("%w: status script replied %v", srl.ErrBadReply, v)
+	bad := func() (int64, keystate.State, error) {
+		return 0, keystate.State{}, fmt.Errorf("%w: status script replied %v", srl.ErrBadReply, vals)
+	}
+	if len(vals) != 6+len(limits) {
+		return bad()
+	}
+	ints := make([]int64, len(vals))
+	for i, x := range vals {
+		if i == 5 {
+			continue
+		}
+		n, ok := x.(int64)
+		if !ok {
+			return bad()
+		}
+		ints[i] = n
+	}
+	quotas, ok := vals[5].(string)
+	if !ok || ints[0] <= 0 {
+		return bad()
 	}
 	st := keystate.State{
-		BlockedUntil:   v[1],
-		QuotaLimit:     v[2],
-		QuotaRemaining: v[3],
-		QuotaResetAt:   v[4],
-		QuotaWindow:    v[5],
-		Throttles:      v[6],
+		BlockedUntil: ints[1],
+		Throttles:    ints[2],
+		ProbeUntil:   ints[3],
+		BareUntil:    ints[4],
+		Quotas:       keystate.DecodeQuotas(quotas, nil),
 	}
 	for i, l := range limits {
-		if at := v[7+i]; at > 0 {
+		if at := ints[6+i]; at > 0 {
 			st.SetTAT(l, at)
 		}
 	}
-	return v[0], st, nil
+	st.ClampRanges()
+	return ints[0], st, nil
 }

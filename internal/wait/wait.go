@@ -104,10 +104,12 @@ func forLoop(ctx context.Context, b Acquirer, r srl.Request, sleep Sleeper, now 
 			return d, &srl.LimitError{Key: r.Key, RetryAfter: d.RetryAfter, Cause: d.Cause, Deadline: true}
 		}
 		pause := d.RetryAfter
-		switch d.Cause {
-		case srl.CauseLimit:
+		switch {
+		case d.Cause == srl.CauseLimit && d.RetryAfter > q.MaxWait:
 			// Sleep only until the wait fits in a reservation.
 			pause = max(d.RetryAfter-q.MaxWait, time.Millisecond)
+		case d.Cause == srl.CauseLimit:
+			// A limit that cannot reserve (a window): sleep it out.
 		default:
 			pause += jitter(d.RetryAfter, bound-d.RetryAfter, bounded)
 		}

@@ -1,0 +1,258 @@
+package keystate
+
+import (
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// Causes, as the scripts return them.
+const (
+	CauseNone    = int64(srl.CauseNone)
+	CauseLimit   = int64(srl.CauseLimit)
+	CauseQuota   = int64(srl.CauseQuota)
+	CauseBlocked = int64(srl.CauseBlocked)
+	CauseProbe   = int64(srl.CauseProbe)
+)
+
+// ProbePoll is the RetryAfter of a request refused while another one
+// probes: short, since the probe's response usually arrives within a round
+// trip, and bounded by the lease.
+const ProbePoll = 20 * time.Millisecond
+
+const probePoll = int64(ProbePoll / time.Microsecond)
+
+// Cost is a request's cost in one unit other than requests.
+type Cost struct {
+	Unit string
+	N    int64
+}
+
+// Item is one request in script units.
+type Item struct {
+	N       int64 // cost in requests and in every limit
+	MaxWait int64 // µs, the longest reservation accepted
+	// All and NFixed come from CompileRequest.
+	All    []Limit
+	NFixed int
+	Costs  []Cost
+	Probe  int64 // µs, the probe lease; 0: never probe
+}
+
+// need is the item's cost in unit.
+func (it *Item) need(unit string) int64 {
+	if unit == srl.UnitRequests {
+		return it.N
+	}
+	for _, c := range it.Costs {
+		if c.Unit == unit {
+			return c.N
+		}
+	}
+	return 0
+}
+
+// Result is the reply of Acquire.
+type Result struct {
+	Allowed bool
+	// Wait is the reservation delay when allowed, the retry-after when not.
+	Wait       int64
+	Remaining  int64 // -1 when nothing limits the key
+	ResetAfter int64
+	Cause      int64
+	// One quota after the decision (the one that refused, else the one in
+	// requests, else the first), so that a process can remember the last
+	// shared state it saw: QuotaResetAfter is 0 when no quota is known.
+	QuotaLimit, QuotaRemaining, QuotaResetAfter int64
+	BlockedFor                                  int64
+	// Report asks the caller to observe the response even without
+	// rate-limit headers (the probe, or a streak to end).
+	Report bool
+}
+
+// rollQuotas brings every quota to now, forgetting those that cannot roll.
+// It reports whether anything changed.
+func (s *State) rollQuotas(now int64) {
+	kept := s.Quotas[:0]
+	for _, q := range s.Quotas {
+		if q.roll(now) {
+			kept = append(kept, q)
+		} else {
+			// The quota is gone: a new episode may probe again.
+			s.ProbeUntil = 0
+		}
+	}
+	s.Quotas = kept
+}
+
+// probeState says whether it applies to this request: probing is asked
+// for, the server is not known to send no headers, and either no quota is
+// known (and no default limit stands in for one) or a quota's window was
+// entered by a reset and not yet confirmed. free reports that this episode's
+// lease was not taken yet.
+func (s *State) probeState(now int64, it *Item) (applies, free bool) {
+	if it.Probe <= 0 || s.bareUntil(now) > now {
+		return false, false
+	}
+	if len(s.Quotas) == 0 {
+		return it.NFixed == len(it.All), s.ProbeUntil == 0
+	}
+	since := int64(-1)
+	for i := range s.Quotas {
+		if q := &s.Quotas[i]; q.assumed() {
+			since = max(since, q.start())
+		}
+	}
+	return since >= 0, s.ProbeUntil <= since
+}
+
+// Acquire decides one request at now into r. When it changes the state it
+// returns the furthest horizon of what it wrote (the TTL must reach it),
+// else 0. Default limits apply only while no quota is known.
+//
+// A request is refused when a block is in force, when a quota has less
+// available than its cost in that quota's unit, when a limit's wait exceeds
+// the reservation accepted (at most MaxReservation), or when another
+// request holds the probe lease. Otherwise its cost is spent from every
+// limit and every quota at once.
+func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
+	s.rollQuotas(now)
+	limits := Applicable(it.All, it.NFixed, len(s.Quotas) > 0)
+	n, maxWait := it.N, min(it.MaxWait, maxReservation)
+
+	var wait, cause int64
+	blocked := s.blockedUntil(now)
+	if blocked > now {
+		wait, cause = blocked-now, CauseBlocked
+	}
+	shown := -1
+	for i := range s.Quotas {
+		q := &s.Quotas[i]
+		if w := q.wait(now, it.need(q.Unit)); w > wait {
+			wait, cause, shown = w, CauseQuota, i
+		}
+	}
+	// at[i] is limits[i]'s TAT, read once and bounded; slot[i] its index.
+	var at [srl.MaxLimits]int64
+	var slot [srl.MaxLimits]int
+	var gcraWait int64
+	for i, l := range limits {
+		slot[i] = s.find(l)
+		at[i] = now
+		if slot[i] >= 0 {
+			at[i] = clamp(s.TATs[slot[i]].At, now, now+l.tatBound())
+		}
+		gcraWait = max(gcraWait, at[i]+n*l.Interval-l.Burst*l.Interval-now)
+	}
+	applies, free := s.probeState(now, it)
+	if lease := s.probeUntil(now); wait == 0 && gcraWait <= maxWait && applies && lease > now {
+		wait, cause = min(lease-now, probePoll), CauseProbe
+	}
+
+	*r = Result{BlockedFor: max(blocked-now, 0), Report: s.Throttles > 0}
+	remaining, reset := int64(-1), r.BlockedFor
+	if wait > 0 || gcraWait > maxWait {
+		if gcraWait > wait && cause != CauseProbe {
+			wait, cause = gcraWait, CauseLimit
+		}
+		if blocked > now {
+			remaining = 0
+		}
+		for i, l := range limits {
+			remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-at[i], l.Interval), 0))
+			reset = max(reset, at[i]-now)
+		}
+		remaining, reset = s.quotaView(now, remaining, reset, shown, r)
+		r.Wait, r.Remaining, r.ResetAfter, r.Cause = wait, remaining, reset, cause
+		return 0
+	}
+
+	// Stored TATs first, then new ones (which may push stale ones out and
+	// so move the stored ones' indices).
+	for i, l := range limits {
+		t := at[i] + n*l.Interval
+		if slot[i] >= 0 {
+			s.TATs[slot[i]].At = t
+		}
+		horizon = max(horizon, t)
+		remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-t, l.Interval), 0))
+		reset = max(reset, t-now)
+	}
+	for i, l := range limits {
+		if slot[i] < 0 {
+			s.addTAT(now, l, at[i]+n*l.Interval)
+		}
+	}
+	for i := range s.Quotas {
+		q := &s.Quotas[i]
+		q.spend(it.need(q.Unit))
+		q.ResetAt = min(q.ResetAt, now+maxHorizon)
+		horizon = max(horizon, q.ResetAt+q.Window)
+	}
+	if applies && free {
+		s.ProbeUntil = now + it.Probe
+		horizon = max(horizon, s.ProbeUntil)
+		r.Report = true
+	}
+	remaining, reset = s.quotaView(now, remaining, reset, -1, r)
+	r.Allowed, r.Wait, r.Remaining, r.ResetAfter = true, max(gcraWait, 0), remaining, reset
+	return horizon
+}
+
+// quotaView folds the quotas into a decision's remaining and reset, and
+// reports one of them in r: shown (the one that refused) when given, else
+// the one in requests, else the first.
+func (s *State) quotaView(now, remaining, reset int64, shown int, r *Result) (int64, int64) {
+	for i := range s.Quotas {
+		q := &s.Quotas[i]
+		a := max(q.available(now), 0)
+		remaining = minRemaining(remaining, a)
+		if a < q.Limit {
+			reset = max(reset, q.resetAfter(now))
+		}
+		if shown < 0 && q.Unit == srl.UnitRequests {
+			shown = i
+		}
+	}
+	if shown < 0 && len(s.Quotas) > 0 {
+		shown = 0
+	}
+	if shown >= 0 {
+		q := &s.Quotas[shown]
+		r.QuotaLimit, r.QuotaRemaining, r.QuotaResetAfter = q.Limit, max(q.available(now), 0), q.resetAfter(now)
+	}
+	return remaining, reset
+}
+
+// addTAT stores a new limit's TAT. A key holds at most MaxLimitFields:
+// past it, stale TATs (at or before now, which admit exactly like absent
+// ones) are dropped, then the one that goes stale first (the lowest, ties
+// broken by the lowest field name, as the script breaks them).
+func (s *State) addTAT(now int64, l Limit, t int64) {
+	if len(s.TATs) >= MaxLimitFields {
+		kept := s.TATs[:0]
+		for _, x := range s.TATs {
+			if x.At > now {
+				kept = append(kept, x)
+			}
+		}
+		s.TATs = kept
+		if len(s.TATs) >= MaxLimitFields {
+			low := 0
+			for i, x := range s.TATs {
+				if x.At < s.TATs[low].At || x.At == s.TATs[low].At && x.Limit.Field() < s.TATs[low].Limit.Field() {
+					low = i
+				}
+			}
+			s.TATs = append(s.TATs[:low], s.TATs[low+1:]...)
+		}
+	}
+	s.TATs = append(s.TATs, TAT{Limit: l, At: t})
+}
+
+func minRemaining(acc, v int64) int64 {
+	if acc < 0 || v < acc {
+		return v
+	}
+	return acc
+}

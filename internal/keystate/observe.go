@@ -1,0 +1,248 @@
+package keystate
+
+import (
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// QuotaObs is one observed quota in script units.
+type QuotaObs struct {
+	Unit                 string
+	Limit, Remaining     int64
+	Reset, Window, Slack int64 // µs
+}
+
+// Obs is a normalized smartratelimit.Observation in script units.
+type Obs struct {
+	Quotas []QuotaObs
+	Retry  int64 // µs
+	// Date is the server's second when it produced the response; 0 unknown.
+	Date                     int64
+	Limited, Succeeded, Bare bool
+}
+
+// ObsFrom converts a normalized observation.
+func ObsFrom(o srl.Observation) Obs {
+	obs := Obs{Retry: o.RetryAfter.Microseconds(), Limited: o.Limited, Succeeded: o.Succeeded, Bare: o.Bare}
+	if !o.Date.IsZero() && o.Date.Unix() > 0 {
+		obs.Date = o.Date.Unix()
+	}
+	for _, q := range o.Quotas {
+		obs.Quotas = append(obs.Quotas, QuotaObs{
+			Unit: q.Unit, Limit: int64(q.Limit), Remaining: int64(q.Remaining),
+			Reset: q.Reset.Microseconds(), Window: q.Window.Microseconds(), Slack: q.ResetSlack.Microseconds(),
+		})
+	}
+	return obs
+}
+
+// Default throttle backoff: a refusal without timing information blocks
+// the key for 1s, doubled per consecutive refusal, at most 1m.
+const (
+	DefaultBackoffBase = time.Second
+	DefaultBackoffMax  = time.Minute
+)
+
+// ObserveParams tune Observe; the Redis backend passes them to the script.
+type ObserveParams struct {
+	// Tolerance is how far two reported resets may differ and still name
+	// the same window (at most a quarter of the window, at least the
+	// reset's slack).
+	Tolerance int64
+	// BackoffBase and BackoffMax bound the block after a refusal without
+	// timing information: base, doubled per consecutive refusal, at most
+	// max.
+	BackoffBase, BackoffMax int64
+}
+
+// Params returns the parameters both backends use: resets within a second
+// of each other (less in a short window) name the same window, which
+// absorbs the whole-second resolution of most headers and the latency
+// between responses.
+func Params(backoffBase, backoffMax time.Duration) ObserveParams {
+	return ObserveParams{
+		Tolerance:   time.Second.Microseconds(),
+		BackoffBase: backoffBase.Microseconds(),
+		BackoffMax:  backoffMax.Microseconds(),
+	}
+}
+
+// ObserveResult is the key's state after Observe, for a process to
+// remember: one quota (the one in requests, else the first; ResetAfter 0
+// when none) and the block.
+type ObserveResult struct {
+	QuotaLimit, QuotaRemaining, ResetAfter int64
+	BlockedFor                             int64
+}
+
+// Observe merges an observation made at now; see the package documentation
+// for the rules. It reports whether the state changed.
+func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool) {
+	before := s.snapshot()
+	s.rollQuotas(now)
+	spent := false // the refusal carries a spent quota, so its reset times it
+	for _, oq := range o.Quotas {
+		spent = spent || oq.Remaining == 0
+		s.mergeQuota(now, oq, o.Date, p.Tolerance)
+	}
+	if len(o.Quotas) > 0 || o.Limited || o.Retry > 0 {
+		// The server said something: the probe's work is done (and while
+		// no quota is known, the next request may probe again).
+		s.ProbeUntil = 0
+	}
+	blocked := s.blockedUntil(now)
+	switch {
+	case o.Retry > 0:
+		blocked = max(blocked, now+o.Retry)
+	case o.Limited && !spent && blocked <= now:
+		// A refusal without timing information, not one of those that
+		// arrive while the block an earlier one caused is in force.
+		if blocked+p.BackoffMax < now {
+			s.Throttles = 0
+		}
+		s.Throttles = min(s.Throttles+1, maxThrottles)
+		d := p.BackoffBase
+		for i := int64(1); i < s.Throttles && d < p.BackoffMax; i++ {
+			d *= 2
+		}
+		blocked = max(blocked, now+min(d, p.BackoffMax))
+	}
+	s.BlockedUntil = blocked
+	if o.Succeeded {
+		s.Throttles = 0
+	}
+	if o.Bare {
+		// The probe's response said nothing about the budget: release the
+		// lease for good in this episode, and after a success stop probing
+		// a server that sends no rate-limit headers.
+		if s.ProbeUntil > now {
+			s.ProbeUntil = now
+		}
+		if o.Succeeded && len(o.Quotas) == 0 {
+			s.BareUntil = now + bareFor
+		}
+	}
+	res := ObserveResult{BlockedFor: max(s.BlockedUntil-now, 0)}
+	res.QuotaLimit, res.QuotaRemaining, res.ResetAfter = s.shownQuota(now)
+	return res, !s.equals(before)
+}
+
+// mergeQuota merges one observed quota.
+func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64) {
+	reported := now + oq.Reset
+	length := max(oq.Reset-oq.Slack, 1)
+	i := s.quota(oq.Unit)
+	if i < 0 {
+		if len(s.Quotas) >= srl.MaxQuotas {
+			return
+		}
+		w := oq.Window
+		if w <= 0 {
+			w = length
+		}
+		s.Quotas = append(s.Quotas, Quota{
+			Unit: oq.Unit, Limit: oq.Limit, Window: w, ResetAt: reported,
+			Seen: oq.Remaining, Base: oq.Remaining, Date: date,
+		})
+		return
+	}
+	q := &s.Quotas[i]
+	w := q.Window
+	if oq.Window > 0 {
+		w = oq.Window
+	}
+	tol := max(min(tolerance, w/4), oq.Slack)
+	newer := date > 0 && q.Date > 0 && date > q.Date
+	older := date > 0 && q.Date > 0 && date < q.Date
+	switch {
+	case reported-q.ResetAt <= tol && q.ResetAt-reported <= tol:
+		// The same window: never more remaining than already known (others
+		// spent since this response was produced), never an earlier reset.
+		r := oq.Remaining
+		q.setLimit(oq)
+		if ramp := q.ramp(now); r < ramp {
+			q.Spent += ramp - r
+		}
+		if q.Seen < 0 || r < q.Seen {
+			q.Seen = r
+		}
+		q.ResetAt = max(q.ResetAt, reported)
+		if oq.Window > 0 {
+			q.Window = oq.Window
+		} else {
+			q.Window = max(q.Window, length)
+		}
+		q.Date = max(q.Date, date)
+	case reported > q.ResetAt && !older, reported < q.ResetAt && (newer || q.assumed() && !older):
+		// A later window, or one the server produced later that ends
+		// earlier (the stored one was an outlier, or our reset ran ahead of
+		// the server's): it replaces the stored window.
+		q.setLimit(oq)
+		switch {
+		case oq.Window > 0:
+			q.Window = oq.Window
+		case reported < q.ResetAt:
+			q.Window = length
+		default:
+			q.Window = max(q.Window, length)
+		}
+		q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent = reported, oq.Remaining, oq.Remaining, 0, 0
+		q.Date = max(q.Date, date)
+	}
+}
+
+// setLimit takes the limit an observation says, or, when it says none,
+// keeps the known one (raised to a larger remaining: the server's word
+// wins) or the unknown one (such a quota is forgotten at its reset).
+func (q *Quota) setLimit(oq QuotaObs) {
+	switch {
+	case oq.Limit > 0:
+		q.Limit = oq.Limit
+	case q.Limit > 0:
+		q.Limit = max(q.Limit, oq.Remaining)
+	}
+}
+
+// shownQuota is the quota a process remembers: the one in requests, else
+// the first.
+func (s *State) shownQuota(now int64) (limit, remaining, resetAfter int64) {
+	shown := -1
+	for i := range s.Quotas {
+		if s.Quotas[i].Unit == srl.UnitRequests {
+			shown = i
+			break
+		}
+	}
+	if shown < 0 && len(s.Quotas) > 0 {
+		shown = 0
+	}
+	if shown < 0 {
+		return 0, 0, 0
+	}
+	q := &s.Quotas[shown]
+	return q.Limit, max(q.available(now), 0), q.resetAfter(now)
+}
+
+// Seed sets unit's quota (when reset is positive) and extends the block
+// from state the shared backend reported, so that a process that loses the
+// backend starts from what the fleet last knew. The quota is taken as a
+// window of its own: what was left, until reset. It reports whether the
+// state changed.
+func (s *State) Seed(now int64, unit string, limit, remaining, reset, blockedFor int64) bool {
+	before := s.snapshot()
+	if reset > 0 {
+		if limit > 0 {
+			remaining = min(remaining, limit)
+		}
+		q := Quota{Unit: unit, Limit: limit, Window: reset, ResetAt: now + reset, Seen: remaining, Base: remaining}
+		if i := s.quota(unit); i >= 0 {
+			q.Window = max(s.Quotas[i].Window, reset)
+			s.Quotas[i] = q
+		} else if len(s.Quotas) < srl.MaxQuotas {
+			s.Quotas = append(s.Quotas, q)
+		}
+	}
+	s.BlockedUntil = max(s.BlockedUntil, now+blockedFor)
+	return !s.equals(before)
+}

@@ -1,0 +1,89 @@
+package keystate
+
+// roll moves q into the window that contains now, when its window ended:
+// the next window starts from what was left (the larger of Seen and the
+// ramp at the reset) and ramps to the limit less one unit over its length;
+// after a whole window passed untouched it starts at the target. The unit held back
+// keeps a sliding-window server, whose windows we only know to a second,
+// from counting one more than its limit when our steps and its windows do
+// not line up. A quota whose limit the server never said cannot ramp and is
+// forgotten (roll reports false).
+func (q *Quota) roll(now int64) bool {
+	if now < q.ResetAt {
+		return true
+	}
+	if q.Limit <= 0 {
+		return false
+	}
+	left := q.Base + q.Gain - q.Spent // the ramp at the reset
+	if q.Seen > left {
+		left = q.Seen
+	}
+	left = clamp(left, 0, q.Limit)
+	target := q.Limit
+	if target > 1 {
+		target--
+	}
+	windows := FloorDiv(now-q.ResetAt, q.Window) + 1
+	if windows > 1 {
+		// A whole window passed untouched: the ramp reached its target.
+		// (So rolling twice gives what rolling once to the later time does.)
+		left = max(left, target)
+	}
+	q.ResetAt += windows * q.Window
+	q.Base, q.Gain, q.Spent, q.Seen = left, max(target-left, 0), 0, -1
+	return true
+}
+
+// resetAfter is how long until the window ends, bounded by MaxHorizon.
+func (q *Quota) resetAfter(now int64) int64 { return min(q.ResetAt, now+maxHorizon) - now }
+
+// start is when the current window began.
+func (q *Quota) start() int64 { return q.ResetAt - q.Window }
+
+// ramp is what the ramp allows at now: Base plus Gain in rampSteps equal
+// steps over the window, less what was spent. It may be negative.
+func (q *Quota) ramp(now int64) int64 {
+	if q.Gain == 0 {
+		return q.Base - q.Spent
+	}
+	e := clamp(now-q.start(), 0, q.Window)
+	steps := FloorDiv(e*rampSteps, q.Window)
+	return q.Base + FloorDiv(q.Gain*steps, rampSteps) - q.Spent
+}
+
+// available is what may be spent at now: the larger of what a response of
+// this window said (less spends) and the ramp.
+func (q *Quota) available(now int64) int64 {
+	return max(q.Seen, q.ramp(now))
+}
+
+// wait is how long until need units are available, assuming nobody else
+// spends: until the ramp gets there, or until the window ends.
+func (q *Quota) wait(now, need int64) int64 {
+	if q.available(now) >= need {
+		return 0
+	}
+	resetAt := now + q.resetAfter(now)
+	short := need - q.Base + q.Spent // what the ramp's gain must reach
+	if q.Gain > 0 && short <= q.Gain {
+		steps := FloorDiv(short*rampSteps+q.Gain-1, q.Gain)
+		e := FloorDiv(steps*q.Window+rampSteps-1, rampSteps)
+		if at := q.start() + e; at < resetAt && at > now {
+			return at - now
+		}
+	}
+	return resetAt - now
+}
+
+// spend takes need units at now, from both the ramp and what was seen.
+func (q *Quota) spend(need int64) {
+	q.Spent += need
+	if q.Seen >= 0 {
+		q.Seen = max(q.Seen-need, 0)
+	}
+}
+
+// assumed reports a window entered by a reset, of which no response was
+// seen yet.
+func (q *Quota) assumed() bool { return q.Seen < 0 }

@@ -1,0 +1,186 @@
+-- prelude: what every script shares, prepended to each one by lua.go.
+-- Integer helpers and the model of a server quota, mirroring
+-- internal/keystate (state.go and quota.go) line for line: change both
+-- together, the differential fuzz test compares them.
+
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+
+local MAX_HORIZON = 86400000000       -- smartratelimit.MaxHorizon, µs
+local MAX_COUNT = 1099511627776       -- smartratelimit.MaxCount
+local MAX_RESERVATION = 60000000      -- smartratelimit.MaxReservation, µs
+local BARE_FOR = 600000000            -- smartratelimit.BareFor, µs
+local MAX_QUOTAS = 8                  -- smartratelimit.MaxQuotas
+local MAX_THROTTLES = 64
+local RAMP_STEPS = 4096
+
+-- floor(a/b) for integers, exact even where a/b rounds across an integer
+local function idiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then
+    q = q - 1
+  elseif (q + 1) * b <= a then
+    q = q + 1
+  end
+  return q
+end
+
+local function clamp(v, lo, hi)
+  if v < lo then return lo end
+  if v > hi then return hi end
+  return v
+end
+
+local function script_now(arg)
+  local now = tonumber(arg)
+  if now == 0 then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return now
+end
+
+-- a stored integer, never negative
+local function stored(v)
+  v = tonumber(v) or 0
+  if v < 0 then return 0 end
+  return v
+end
+
+-- The quotas live in one field, "q": per quota "<unit> <limit> <window>
+-- <reset-at> <seen> <base> <gain> <spent> <date>", joined by ';'. An entry
+-- that does not parse is skipped; every value is bounded (ClampRanges).
+local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
+
+local function short_number(s)
+  local digits = #s
+  if string.sub(s, 1, 1) == '-' then digits = digits - 1 end
+  return digits <= 16
+end
+
+local function decode_quotas(s)
+  local qs = {}
+  if type(s) ~= 'string' then return qs end
+  for entry in string.gmatch(s, '[^;]+') do
+    local u, l, w, r, o, a, p, sp, d = string.match(entry, QUOTA_PATTERN)
+    if u and #u <= 32 and #qs < MAX_QUOTAS and short_number(l) and short_number(w) and short_number(r) and
+        short_number(o) and short_number(a) and short_number(p) and short_number(sp) and short_number(d) then
+      qs[#qs + 1] = {
+        u = u,
+        l = clamp(tonumber(l), 0, MAX_COUNT),
+        w = clamp(tonumber(w), 1, MAX_HORIZON),
+        r = math.max(tonumber(r), 0),
+        o = clamp(tonumber(o), -1, MAX_COUNT),
+        a = clamp(tonumber(a), 0, MAX_COUNT),
+        p = clamp(tonumber(p), 0, MAX_COUNT),
+        s = clamp(tonumber(sp), 0, 2 * MAX_COUNT),
+        d = clamp(tonumber(d), 0, MAX_COUNT),
+      }
+    end
+  end
+  return qs
+end
+
+local function encode_quotas(qs)
+  local parts = {}
+  for i, q in ipairs(qs) do
+    parts[i] = q.u .. ' ' .. string.format('%d %d %d %d %d %d %d %d', q.l, q.w, q.r, q.o, q.a, q.p, q.s, q.d)
+  end
+  return table.concat(parts, ';')
+end
+
+local function find_quota(qs, unit)
+  for i, q in ipairs(qs) do
+    if q.u == unit then return i end
+  end
+  return 0
+end
+
+-- Quota.resetAfter
+local function reset_after(q, now)
+  local r = q.r
+  if r > now + MAX_HORIZON then r = now + MAX_HORIZON end
+  return r - now
+end
+
+-- Quota.ramp
+local function ramp(q, now)
+  if q.p == 0 then return q.a - q.s end
+  local e = clamp(now - (q.r - q.w), 0, q.w)
+  local steps = idiv(e * RAMP_STEPS, q.w)
+  return q.a + idiv(q.p * steps, RAMP_STEPS) - q.s
+end
+
+-- Quota.available
+local function available(q, now)
+  return math.max(q.o, ramp(q, now))
+end
+
+-- Quota.wait
+local function quota_wait(q, now, need)
+  if available(q, now) >= need then return 0 end
+  local reset_at = now + reset_after(q, now)
+  local short = need - q.a + q.s
+  if q.p > 0 and short <= q.p then
+    local steps = idiv(short * RAMP_STEPS + q.p - 1, q.p)
+    local e = idiv(steps * q.w + RAMP_STEPS - 1, RAMP_STEPS)
+    local at = q.r - q.w + e
+    if at < reset_at and at > now then return at - now end
+  end
+  return reset_at - now
+end
+
+-- Quota.roll: false when the quota must be forgotten
+local function roll(q, now)
+  if now < q.r then return true end
+  if q.l <= 0 then return false end
+  local left = q.a + q.p - q.s
+  if q.o > left then left = q.o end
+  left = clamp(left, 0, q.l)
+  local target = q.l
+  if target > 1 then target = target - 1 end
+  local windows = idiv(now - q.r, q.w) + 1
+  if windows > 1 and target > left then left = target end
+  q.r = q.r + windows * q.w
+  q.a, q.p, q.s, q.o = left, math.max(target - left, 0), 0, -1
+  return true
+end
+
+-- State.rollQuotas: returns the kept quotas and whether one was dropped
+local function roll_quotas(qs, now)
+  local kept, dropped = {}, false
+  for _, q in ipairs(qs) do
+    if roll(q, now) then
+      kept[#kept + 1] = q
+    else
+      dropped = true
+    end
+  end
+  return kept, dropped
+end
+
+-- State.shownQuota over quotas (the one in requests, else the first)
+local function shown_quota(qs, now)
+  local shown = 0
+  for i, q in ipairs(qs) do
+    if q.u == 'requests' then shown = i break end
+  end
+  if shown == 0 and #qs > 0 then shown = 1 end
+  if shown == 0 then return 0, 0, 0 end
+  local q = qs[shown]
+  return q.l, math.max(available(q, now), 0), reset_after(q, now)
+end
+
+-- ex is when the key's TTL ends. It only grows (other callers' limits may
+-- reach further) and grows a second past the need, so most writes leave
+-- the TTL alone: the state lives one to two seconds past its horizon.
+-- Appends 'ex' to set when it grows and returns whether it did.
+local function grow_ttl(set, horizon, ex, now)
+  if horizon < now then horizon = now end
+  if horizon + 1000000 > ex then
+    ex = horizon + 2000000
+    set[#set + 1] = 'ex'
+    set[#set + 1] = ex
+    return ex
+  end
+  return nil
+end
