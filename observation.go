@@ -75,6 +75,17 @@ type Observation struct {
 	// all. A key whose probe (see Request.Probe) gets a bare success is
 	// not probed again for a while.
 	Bare bool
+	// Charged is what the request this response answers was spent at
+	// admission, in every unit (requests included, as a Cost in
+	// UnitRequests), when a quota was known then (Decision.Quota.Known);
+	// an empty non-nil slice when nothing was. Until its response is
+	// observed a spend is in flight: a response's remaining count does not
+	// know it yet. An observation with Charged set (httpclient always sets
+	// it) has what is still in flight subtracted from what it says is
+	// left, so a response from a later second may safely raise the
+	// remaining count; one without it (nil) is taken at its word. Report it
+	// with the response, or alone (with Bare) when the request failed.
+	Charged []Cost
 }
 
 // QuotaObservation is one quota a response advertised, in one unit; see
@@ -133,6 +144,20 @@ func (o Observation) Normalize() (Observation, error) {
 			continue
 		}
 		kept = append(kept, q)
+	}
+	for _, c := range o.Charged {
+		if err := ValidUnit(c.Unit); err != nil {
+			return Observation{}, err
+		}
+		if c.N < 0 || c.N > MaxCount {
+			return Observation{}, fmt.Errorf("%w: charged %d %s outside [0, %d]", ErrInvalidObservation, c.N, c.Unit, MaxCount)
+		}
+	}
+	if len(o.Charged) > MaxQuotas {
+		o.Charged = o.Charged[:MaxQuotas]
+	}
+	if o.Charged != nil && len(o.Charged) == 0 {
+		o.Charged = []Cost{}
 	}
 	o.Limit, o.Remaining, o.Reset, o.Window, o.ResetSlack, o.Unit = 0, 0, 0, 0, 0, ""
 	o.Quotas = nil
@@ -193,7 +218,7 @@ func ValidUnit(unit string) error {
 
 // IsZero reports that o carries nothing a backend would store.
 func (o Observation) IsZero() bool {
-	return o.Reset == 0 && len(o.Quotas) == 0 && o.RetryAfter == 0 && !o.Limited && !o.Succeeded && !o.Bare
+	return o.Reset == 0 && len(o.Quotas) == 0 && o.RetryAfter == 0 && !o.Limited && !o.Succeeded && !o.Bare && len(o.Charged) == 0
 }
 
 func roundUpMicro(d time.Duration) time.Duration {

@@ -64,6 +64,7 @@ func Run(t *testing.T, newHarness Factory) {
 		{"Probe", testProbe},
 		{"QuotasPerUnit", testQuotasPerUnit},
 		{"ClockStep", testClockStep},
+		{"InFlight", testInFlight},
 		{"DefaultLimits", testDefaultLimits},
 		{"TTLOnEveryWrite", testTTL},
 		{"TTLKeepsAheadOfTheHorizon", testTTLKeepsAhead},
@@ -508,7 +509,7 @@ func testProbe(t *testing.T, f Factory) {
 	e.at(500 * time.Millisecond)
 	e.observe("pr", srl.Observation{Limit: 10, Remaining: 9, Reset: 2 * time.Second, Succeeded: true})
 	for i := 0; i < 9; i++ {
-		if d := e.acquire(probe); !d.Allowed || d.Report {
+		if d := e.acquire(probe); !d.Allowed {
 			t.Fatalf("admission %d after the probe: %+v", i, d)
 		}
 	}
@@ -571,6 +572,45 @@ func testQuotasPerUnit(t *testing.T, f Factory) {
 	}
 	e.wantDecision("the refused one spent nothing", e.acquire(srl.Request{Key: "llm", N: 1, Costs: []srl.Cost{{Unit: srl.UnitTokens, N: 40}}}), true, 0, srl.CauseNone)
 	e.wantDecision("no cost in tokens still needs a request", e.acquire(srl.Request{Key: "llm", N: 9}), false, time.Minute, srl.CauseQuota)
+}
+
+// testInFlight: a response from a later second may raise what is left, but
+// never past what is still in flight: spends whose responses were not
+// observed yet are subtracted from what it says, and each observed
+// response settles its own spend.
+func testInFlight(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	date := func(s int) time.Time { return Epoch.Add(time.Duration(s) * time.Second) }
+	settle := []srl.Cost{{Unit: srl.UnitRequests, N: 1}}
+	e.observe("if", srl.Observation{Limit: 10, Remaining: 10, Reset: 10 * time.Second, Date: date(0), Charged: []srl.Cost{}})
+	for i := 0; i < 4; i++ {
+		e.allow("if")
+	}
+	e.at(time.Second)
+	// One of the four is answered, from a later second: the server counted
+	// it (and maybe others) but three are still in flight.
+	e.observe("if", srl.Observation{Limit: 10, Remaining: 9, Reset: 9 * time.Second, Date: date(1), Charged: settle})
+	if got := e.peek("if").Quota.Remaining; got != 6 {
+		t.Fatalf("with three in flight the response's 9 left is %d, want 6", got)
+	}
+	// The other three are answered; a response from yet a later second now
+	// says what is left as it is.
+	for i := 0; i < 3; i++ {
+		e.observe("if", srl.Observation{Limit: 10, Remaining: 6, Reset: 9 * time.Second, Date: date(1), Charged: settle})
+	}
+	e.at(2 * time.Second)
+	e.observe("if", srl.Observation{Limit: 10, Remaining: 8, Reset: 8 * time.Second, Date: date(2), Charged: []srl.Cost{}})
+	if got := e.peek("if").Quota.Remaining; got != 8 {
+		t.Fatalf("with nothing in flight a later response's 8 left is %d, want 8", got)
+	}
+	// A process that never reports its spends holds them only for
+	// InFlightAge.
+	e.allow("if")
+	e.at(2*time.Second + 61*time.Second)
+	e.observe("if", srl.Observation{Limit: 10, Remaining: 10, Reset: 10 * time.Second, Date: date(63), Charged: []srl.Cost{}})
+	if got := e.peek("if").Quota.Remaining; got != 10 {
+		t.Fatalf("a spend never settled still counts after a minute: %d left, want 10", got)
+	}
 }
 
 // testClockStep: after the backend's clock jumps an hour ahead and back,

@@ -151,7 +151,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		key := t.scopes.key(base, req)
-		d, err := t.admit(ctx, srl.Request{Key: key, N: 1, Limits: fixed, DefaultLimits: defaults, Probe: t.cfg.probe}, budget)
+		r := srl.Request{Key: key, N: 1, Limits: fixed, DefaultLimits: defaults, Probe: t.cfg.probe}
+		d, err := t.admit(ctx, r, budget)
 		if err != nil {
 			closeBody(req)
 			if attempt > 0 {
@@ -177,12 +178,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		var said dialect.Result
 		if resp != nil {
 			t.emit(srl.Event{Kind: srl.EventResponse, Key: key, Status: resp.StatusCode})
-			said = t.learn(ctx, base, key, req, resp, d)
+			said = t.learn(ctx, base, key, req, resp, d, charged(r, d))
 		} else {
 			t.emit(srl.Event{Kind: srl.EventTransportError, Key: key, Err: err})
 			if d.Report {
-				// The probe got nothing: release its lease for the others.
-				_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true})
+				// The request got nothing: release the probe's lease, and
+				// what it spent is no longer in flight.
+				_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true, Charged: charged(r, d)})
 			}
 		}
 		delay, again := t.retryDelay(ctx, req, resp, err, attempt, said, budget)
@@ -249,7 +251,7 @@ func (t *Transport) admit(ctx context.Context, r srl.Request, budget time.Time) 
 // context detached from the caller's cancellation: a caller that stops
 // reading right after the response must not make the fleet forget what
 // the server said.
-func (t *Transport) learn(ctx context.Context, base, key string, req *http.Request, resp *http.Response, d srl.Decision) dialect.Result {
+func (t *Transport) learn(ctx context.Context, base, key string, req *http.Request, resp *http.Response, d srl.Decision, spent []srl.Cost) dialect.Result {
 	in := dialect.Input{Header: resp.Header, StatusCode: resp.StatusCode, Received: time.Now()}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusForbidden {
 		in.Body = peekBody(resp, t.cfg.bodyPrefix, peekWait)
@@ -257,16 +259,18 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 	said := dialect.Parse(in, t.cfg.headerMap)
 	if said.Cached {
 		if d.Report {
-			// A cached response tells nothing fresh: release the probe.
-			_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true})
+			// A cached response tells nothing fresh: release the probe
+			// and settle what the request spent.
+			_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true, Charged: spent})
 		}
 		return said
 	}
 	learnedKey := t.scopes.learn(base, req, said.Scope)
 	if d.Report && learnedKey != key {
 		// The budget turned out to live under a scope: release the probe
-		// lease of the key the request spent from.
-		_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true})
+		// lease of the key the request spent from, and settle its spend.
+		_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true, Charged: spent})
+		spent = []srl.Cost{}
 	}
 	for _, family := range said.Malformed {
 		t.emit(srl.Event{Kind: srl.EventHeaderMalformed, Key: learnedKey, Dialect: family})
@@ -279,13 +283,15 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 		}
 	}
 	o.Succeeded = resp.StatusCode >= 200 && resp.StatusCode < 400
+	o.Charged = spent
 	if !said.Found {
 		if !d.Report {
 			return said
 		}
-		// The probe (or a streak's end) must be heard even though the
-		// server said nothing about its budget; learnedKey is key here.
-		_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true, Succeeded: o.Succeeded, Date: o.Date})
+		// The probe, a streak's end or a spend to settle must be heard even
+		// though the server said nothing about its budget; learnedKey is
+		// key here.
+		_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true, Succeeded: o.Succeeded, Date: o.Date, Charged: spent})
 		return said
 	}
 	if t.cfg.reserve > 0 {
@@ -294,6 +300,17 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 	_ = t.backend.Observe(context.WithoutCancel(ctx), learnedKey, o)
 	t.announce(learnedKey, said.Observation)
 	return said
+}
+
+// charged is what a request was spent at admission, for the backend to
+// settle when its response is observed: its costs in every unit of a quota
+// the key had then (none when no quota was known: nothing was counted in
+// flight).
+func charged(r srl.Request, d srl.Decision) []srl.Cost {
+	if !d.Quota.Known {
+		return []srl.Cost{}
+	}
+	return append([]srl.Cost{{Unit: srl.UnitRequests, N: r.N}}, r.Costs...)
 }
 
 // withReserve keeps the safety reserve out of every advertised quota.

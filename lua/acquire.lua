@@ -194,7 +194,7 @@ for _ = 1, nreq do
   local blocked_for = blocked - now
   if blocked_for < 0 then blocked_for = 0 end
   local report = 0
-  if th > 0 then report = 1 end
+  if th > 0 or #quotas > 0 then report = 1 end
   local remaining, reset = -1, blocked_for
 
   -- State.quotaView
@@ -248,8 +248,11 @@ for _ = 1, nreq do
     end
     for _, q in ipairs(quotas) do
       local spend = need(q.u)
-      q.s = q.s + spend
-      if q.o >= 0 then q.o = math.max(q.o - spend, 0) end
+      if spend > 0 then
+        q.s = q.s + spend
+        if q.o >= 0 then q.o = math.max(q.o - spend, 0) end
+        q.f, q.fa = in_flight(q, now) + spend, now
+      end
       if q.r > now + MAX_HORIZON then q.r = now + MAX_HORIZON end
       if q.r + q.w > horizon then horizon = q.r + q.w end
     end

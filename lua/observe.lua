@@ -12,12 +12,15 @@
 -- ARGV[1]   now in µs, or 0 to read the Redis clock
 -- ARGV[2]   retry-after µs (0: none)
 -- ARGV[3]   flags: 1 refused for rate, 2 succeeded (2xx/3xx), 4 bare
---           (no rate-limit information)
+--           (no rate-limit information), 8 settling (the caller reports
+--           what each request was charged: subtract what is in flight)
 -- ARGV[4]   the server's second when it produced the response (0: unknown)
 -- ARGV[5]   tolerance µs: resets this close name the same window (at most
 --           a quarter of the window, at least the reset's slack)
 -- ARGV[6]   backoff base µs, ARGV[7] backoff max µs
--- ARGV[8]   Q, the number of quotas, then per quota: unit, limit (0:
+-- ARGV[8]   C, the number of charges, then per charge: unit, units (what
+--           the request was spent at admission, no longer in flight)
+-- then      Q, the number of quotas, then per quota: unit, limit (0:
 --           unknown), remaining, reset µs, window µs (0: unknown), slack µs
 --
 -- Reply: one quota after the merge (limit, remaining, reset-after µs; all
@@ -30,11 +33,13 @@ local flags = tonumber(ARGV[3])
 local limited = flags % 2 == 1
 local succeeded = math.floor(flags / 2) % 2 == 1
 local bare = math.floor(flags / 4) % 2 == 1
+local settling = math.floor(flags / 8) % 2 == 1
 local date = tonumber(ARGV[4])
 local tolerance = tonumber(ARGV[5])
 local backoff_base = tonumber(ARGV[6])
 local backoff_max = tonumber(ARGV[7])
-local nq = tonumber(ARGV[8])
+local ncharged = tonumber(ARGV[8])
+local nq = tonumber(ARGV[9 + 2 * ncharged])
 
 local names = {'bu', 'th', 'pl', 'nh', 'ex', 'q'}
 local v = redis.call('HMGET', key, unpack(names))
@@ -53,7 +58,7 @@ local function merge(unit, limit, remaining, reset, window, slack)
     if #quotas >= MAX_QUOTAS then return end
     local w = window
     if w <= 0 then w = length end
-    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date}
+    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0}
     return
   end
   local q = quotas[qi]
@@ -62,41 +67,61 @@ local function merge(unit, limit, remaining, reset, window, slack)
   local tol = math.max(math.min(tolerance, idiv(w, 4)), slack)
   local newer = date > 0 and q.d > 0 and date > q.d
   local older = date > 0 and q.d > 0 and date < q.d
-  local function set_limit()
-    if limit > 0 then
-      q.l = limit
-    elseif q.l > 0 and remaining > q.l then
-      q.l = remaining
+  local same_second = date > 0 and date == q.d
+  local fresh = remaining
+  if settling then fresh = math.max(remaining - in_flight(q, now), 0) end
+  if limit > 0 then
+    q.l = limit
+  elseif q.l > 0 and remaining > q.l then
+    q.l = remaining
+  end
+  local function lower_ramp()
+    local rv = ramp(q, now)
+    if fresh < rv then q.s = q.s + rv - fresh end
+  end
+  local function learn_window(earlier)
+    if window > 0 then
+      q.w = window
+    elseif earlier then
+      q.w = length
+    elseif length > q.w then
+      q.w = length
     end
   end
-  if reported - q.r <= tol and q.r - reported <= tol then
-    set_limit()
-    local rv = ramp(q, now)
-    if remaining < rv then q.s = q.s + rv - remaining end
-    if q.o < 0 or remaining < q.o then q.o = remaining end
+  local assumed = q.o < 0
+  if reported - q.r <= tol and q.r - reported <= tol or reported > q.r and same_second and not assumed then
+    if newer or assumed then
+      q.o = fresh
+    elseif remaining < q.o then
+      q.o = remaining
+    end
+    lower_ramp()
     if reported > q.r then q.r = reported end
-    if window > 0 then
-      q.w = window
-    elseif length > q.w then
-      q.w = length
-    end
-    if date > q.d then q.d = date end
-  elseif reported > q.r and not older or reported < q.r and (newer or q.o < 0 and not older) then
-    set_limit()
-    if window > 0 then
-      q.w = window
-    elseif reported < q.r then
-      q.w = length
-    elseif length > q.w then
-      q.w = length
-    end
-    q.r, q.o, q.a, q.p, q.s = reported, remaining, remaining, 0, 0
-    if date > q.d then q.d = date end
+    learn_window(false)
+  elseif reported > q.r and not older and assumed and reported - (q.r - q.w) <= 2 * q.w then
+    local start = q.r - q.w
+    q.r = reported
+    q.w = reported - start
+    if window > 0 then q.w = window end
+    q.o = fresh
+    lower_ramp()
+  elseif reported > q.r and not older or reported < q.r and (newer or assumed and not older) then
+    learn_window(reported < q.r)
+    q.r, q.o, q.a, q.p, q.s = reported, fresh, fresh, 0, 0
+  end
+  if date > q.d then q.d = date end
+end
+
+for c = 1, ncharged do
+  local qi = find_quota(quotas, ARGV[7 + 2 * c])
+  if qi > 0 then
+    local q = quotas[qi]
+    q.f = math.max(in_flight(q, now) - tonumber(ARGV[8 + 2 * c]), 0)
   end
 end
 
 local spent = false
-local a = 9
+local a = 10 + 2 * ncharged
 for _ = 1, nq do
   local remaining = tonumber(ARGV[a + 2])
   if remaining == 0 then spent = true end
@@ -126,7 +151,7 @@ bu = blocked
 if succeeded then th = 0 end
 if bare then
   if pl > now then pl = now end
-  if succeeded and nq == 0 then nh = now + BARE_FOR end
+  if succeeded and nq == 0 and #quotas == 0 then nh = now + BARE_FOR end
 end
 
 local new = {bu, th, pl, nh}

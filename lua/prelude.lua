@@ -12,6 +12,7 @@ local BARE_FOR = 600000000            -- smartratelimit.BareFor, µs
 local MAX_QUOTAS = 8                  -- smartratelimit.MaxQuotas
 local MAX_THROTTLES = 64
 local RAMP_STEPS = 4096
+local IN_FLIGHT_AGE = 60000000        -- keystate.InFlightAge, µs
 
 -- floor(a/b) for integers, exact even where a/b rounds across an integer
 local function idiv(a, b)
@@ -47,9 +48,10 @@ local function stored(v)
 end
 
 -- The quotas live in one field, "q": per quota "<unit> <limit> <window>
--- <reset-at> <seen> <base> <gain> <spent> <date>", joined by ';'. An entry
--- that does not parse is skipped; every value is bounded (ClampRanges).
-local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
+-- <reset-at> <seen> <base> <gain> <spent> <date> <in-flight>
+-- <in-flight-at>", joined by ';'. An entry that does not parse is skipped;
+-- every value is bounded (ClampRanges).
+local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
 
 local function short_number(s)
   local digits = #s
@@ -61,9 +63,10 @@ local function decode_quotas(s)
   local qs = {}
   if type(s) ~= 'string' then return qs end
   for entry in string.gmatch(s, '[^;]+') do
-    local u, l, w, r, o, a, p, sp, d = string.match(entry, QUOTA_PATTERN)
+    local u, l, w, r, o, a, p, sp, d, fl, fa = string.match(entry, QUOTA_PATTERN)
     if u and #u <= 32 and #qs < MAX_QUOTAS and short_number(l) and short_number(w) and short_number(r) and
-        short_number(o) and short_number(a) and short_number(p) and short_number(sp) and short_number(d) then
+        short_number(o) and short_number(a) and short_number(p) and short_number(sp) and short_number(d) and
+        short_number(fl) and short_number(fa) then
       qs[#qs + 1] = {
         u = u,
         l = clamp(tonumber(l), 0, MAX_COUNT),
@@ -74,6 +77,8 @@ local function decode_quotas(s)
         p = clamp(tonumber(p), 0, MAX_COUNT),
         s = clamp(tonumber(sp), 0, 2 * MAX_COUNT),
         d = clamp(tonumber(d), 0, MAX_COUNT),
+        f = clamp(tonumber(fl), 0, MAX_COUNT),
+        fa = math.max(tonumber(fa), 0),
       }
     end
   end
@@ -83,7 +88,7 @@ end
 local function encode_quotas(qs)
   local parts = {}
   for i, q in ipairs(qs) do
-    parts[i] = q.u .. ' ' .. string.format('%d %d %d %d %d %d %d %d', q.l, q.w, q.r, q.o, q.a, q.p, q.s, q.d)
+    parts[i] = q.u .. ' ' .. string.format('%d %d %d %d %d %d %d %d %d %d', q.l, q.w, q.r, q.o, q.a, q.p, q.s, q.d, q.f, q.fa)
   end
   return table.concat(parts, ';')
 end
@@ -127,6 +132,12 @@ local function quota_wait(q, now, need)
     if at < reset_at and at > now then return at - now end
   end
   return reset_at - now
+end
+
+-- Quota.inFlight
+local function in_flight(q, now)
+  if now - q.fa > IN_FLIGHT_AGE then return 0 end
+  return q.f
 end
 
 -- Quota.roll: false when the quota must be forgotten

@@ -66,23 +66,32 @@ type Result struct {
 	QuotaLimit, QuotaRemaining, QuotaResetAfter int64
 	BlockedFor                                  int64
 	// Report asks the caller to observe the response even without
-	// rate-limit headers (the probe, or a streak to end).
+	// rate-limit headers: the probe, a streak to end, or a spend from a
+	// quota to settle.
 	Report bool
 }
 
-// rollQuotas brings every quota to now, forgetting those that cannot roll.
-// It reports whether anything changed.
-func (s *State) rollQuotas(now int64) {
-	kept := s.Quotas[:0]
-	for _, q := range s.Quotas {
+// rollQuotas brings every quota of qs to now, in place, forgetting those
+// that cannot roll; it reports whether one was forgotten.
+func rollQuotas(qs []Quota, now int64) (kept []Quota, dropped bool) {
+	kept = qs[:0]
+	for _, q := range qs {
 		if q.roll(now) {
 			kept = append(kept, q)
 		} else {
-			// The quota is gone: a new episode may probe again.
-			s.ProbeUntil = 0
+			dropped = true
 		}
 	}
-	s.Quotas = kept
+	return kept, dropped
+}
+
+// rollQuotas brings the state's quotas to now; a quota forgotten ends the
+// episode, so a new one may probe again.
+func (s *State) rollQuotas(now int64) {
+	var dropped bool
+	if s.Quotas, dropped = rollQuotas(s.Quotas, now); dropped {
+		s.ProbeUntil = 0
+	}
 }
 
 // probeState says whether it applies to this request: probing is asked
@@ -115,9 +124,19 @@ func (s *State) probeState(now int64, it *Item) (applies, free bool) {
 // the reservation accepted (at most MaxReservation), or when another
 // request holds the probe lease. Otherwise its cost is spent from every
 // limit and every quota at once.
+//
+// A refusal changes nothing, not even the quotas' rollover, which is
+// computed on a copy: storage that is written only when something is spent
+// (Redis) must agree with memory even when the clock steps back.
 func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
-	s.rollQuotas(now)
-	limits := Applicable(it.All, it.NFixed, len(s.Quotas) > 0)
+	var buf [srl.MaxQuotas]Quota
+	quotas, dropped := rollQuotas(buf[:copy(buf[:], s.Quotas)], now)
+	probeUntil := s.ProbeUntil
+	if dropped {
+		probeUntil = 0
+	}
+	view := State{Quotas: quotas, ProbeUntil: probeUntil, BareUntil: s.BareUntil}
+	limits := Applicable(it.All, it.NFixed, len(quotas) > 0)
 	n, maxWait := it.N, min(it.MaxWait, maxReservation)
 
 	var wait, cause int64
@@ -126,8 +145,8 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 		wait, cause = blocked-now, CauseBlocked
 	}
 	shown := -1
-	for i := range s.Quotas {
-		q := &s.Quotas[i]
+	for i := range quotas {
+		q := &quotas[i]
 		if w := q.wait(now, it.need(q.Unit)); w > wait {
 			wait, cause, shown = w, CauseQuota, i
 		}
@@ -144,12 +163,12 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 		}
 		gcraWait = max(gcraWait, at[i]+n*l.Interval-l.Burst*l.Interval-now)
 	}
-	applies, free := s.probeState(now, it)
-	if lease := s.probeUntil(now); wait == 0 && gcraWait <= maxWait && applies && lease > now {
+	applies, free := view.probeState(now, it)
+	if lease := view.probeUntil(now); wait == 0 && gcraWait <= maxWait && applies && lease > now {
 		wait, cause = min(lease-now, probePoll), CauseProbe
 	}
 
-	*r = Result{BlockedFor: max(blocked-now, 0), Report: s.Throttles > 0}
+	*r = Result{BlockedFor: max(blocked-now, 0), Report: s.Throttles > 0 || len(quotas) > 0}
 	remaining, reset := int64(-1), r.BlockedFor
 	if wait > 0 || gcraWait > maxWait {
 		if gcraWait > wait && cause != CauseProbe {
@@ -162,7 +181,7 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 			remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-at[i], l.Interval), 0))
 			reset = max(reset, at[i]-now)
 		}
-		remaining, reset = s.quotaView(now, remaining, reset, shown, r)
+		remaining, reset = view.quotaView(now, remaining, reset, shown, r)
 		r.Wait, r.Remaining, r.ResetAfter, r.Cause = wait, remaining, reset, cause
 		return 0
 	}
@@ -183,18 +202,23 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 			s.addTAT(now, l, at[i]+n*l.Interval)
 		}
 	}
-	for i := range s.Quotas {
-		q := &s.Quotas[i]
-		q.spend(it.need(q.Unit))
+	for i := range quotas {
+		q := &quotas[i]
+		q.spend(now, it.need(q.Unit))
 		q.ResetAt = min(q.ResetAt, now+maxHorizon)
 		horizon = max(horizon, q.ResetAt+q.Window)
 	}
 	if applies && free {
-		s.ProbeUntil = now + it.Probe
-		horizon = max(horizon, s.ProbeUntil)
+		probeUntil = now + it.Probe
+		horizon = max(horizon, probeUntil)
 		r.Report = true
 	}
-	remaining, reset = s.quotaView(now, remaining, reset, -1, r)
+	if horizon > 0 {
+		// Written as storage writes it: only when something is spent.
+		s.Quotas = append(s.Quotas[:0], quotas...)
+		s.ProbeUntil = probeUntil
+	}
+	remaining, reset = view.quotaView(now, remaining, reset, -1, r)
 	r.Allowed, r.Wait, r.Remaining, r.ResetAfter = true, max(gcraWait, 0), remaining, reset
 	return horizon
 }

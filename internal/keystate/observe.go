@@ -16,7 +16,10 @@ type QuotaObs struct {
 // Obs is a normalized smartratelimit.Observation in script units.
 type Obs struct {
 	Quotas []QuotaObs
-	Retry  int64 // µs
+	// Charged is what the request the response answers was spent at
+	// admission, no longer in flight.
+	Charged []Cost
+	Retry   int64 // µs
 	// Date is the server's second when it produced the response; 0 unknown.
 	Date                     int64
 	Limited, Succeeded, Bare bool
@@ -27,6 +30,12 @@ func ObsFrom(o srl.Observation) Obs {
 	obs := Obs{Retry: o.RetryAfter.Microseconds(), Limited: o.Limited, Succeeded: o.Succeeded, Bare: o.Bare}
 	if !o.Date.IsZero() && o.Date.Unix() > 0 {
 		obs.Date = o.Date.Unix()
+	}
+	if o.Charged != nil {
+		obs.Charged = make([]Cost, 0, len(o.Charged))
+	}
+	for _, c := range o.Charged {
+		obs.Charged = append(obs.Charged, Cost{Unit: c.Unit, N: int64(c.N)})
 	}
 	for _, q := range o.Quotas {
 		obs.Quotas = append(obs.Quotas, QuotaObs{
@@ -81,10 +90,15 @@ type ObserveResult struct {
 func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool) {
 	before := s.snapshot()
 	s.rollQuotas(now)
+	for _, c := range o.Charged {
+		if i := s.quota(c.Unit); i >= 0 {
+			s.Quotas[i].settle(now, c.N)
+		}
+	}
 	spent := false // the refusal carries a spent quota, so its reset times it
 	for _, oq := range o.Quotas {
 		spent = spent || oq.Remaining == 0
-		s.mergeQuota(now, oq, o.Date, p.Tolerance)
+		s.mergeQuota(now, oq, o.Date, p.Tolerance, o.Charged != nil)
 	}
 	if len(o.Quotas) > 0 || o.Limited || o.Retry > 0 {
 		// The server said something: the probe's work is done (and while
@@ -119,7 +133,7 @@ func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool)
 		if s.ProbeUntil > now {
 			s.ProbeUntil = now
 		}
-		if o.Succeeded && len(o.Quotas) == 0 {
+		if o.Succeeded && len(o.Quotas) == 0 && len(s.Quotas) == 0 {
 			s.BareUntil = now + bareFor
 		}
 	}
@@ -129,7 +143,11 @@ func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool)
 }
 
 // mergeQuota merges one observed quota.
-func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64) {
+// settling says the observation comes from a caller that reports what each
+// request was charged, so what is still in flight can be subtracted from
+// what the response says is left; other observations are taken at their
+// word.
+func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settling bool) {
 	reported := now + oq.Reset
 	length := max(oq.Reset-oq.Slack, 1)
 	i := s.quota(oq.Unit)
@@ -155,40 +173,68 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64) {
 	tol := max(min(tolerance, w/4), oq.Slack)
 	newer := date > 0 && q.Date > 0 && date > q.Date
 	older := date > 0 && q.Date > 0 && date < q.Date
+	sameSecond := date > 0 && date == q.Date
+	// What is left now, as far as this response knows: other requests
+	// were spent from the quota that its count does not include yet.
+	fresh := oq.Remaining
+	if settling {
+		fresh = max(fresh-q.inFlight(now), 0)
+	}
+	q.setLimit(oq)
 	switch {
-	case reported-q.ResetAt <= tol && q.ResetAt-reported <= tol:
-		// The same window: never more remaining than already known (others
-		// spent since this response was produced), never an earlier reset.
-		r := oq.Remaining
-		q.setLimit(oq)
-		if ramp := q.ramp(now); r < ramp {
-			q.Spent += ramp - r
+	case reported-q.ResetAt <= tol && q.ResetAt-reported <= tol,
+		reported > q.ResetAt && sameSecond && !q.assumed():
+		// The same window (or a reset that moved on within the same
+		// server second, as a bucket's does): a response from a later
+		// second says what is left now; one from the same or an earlier
+		// second never raises it. The reset only moves later.
+		switch {
+		case newer || q.assumed():
+			q.Seen = fresh
+		case oq.Remaining < q.Seen:
+			q.Seen = oq.Remaining
 		}
-		if q.Seen < 0 || r < q.Seen {
-			q.Seen = r
-		}
+		q.lowerRamp(now, fresh)
 		q.ResetAt = max(q.ResetAt, reported)
+		q.learnWindow(oq, length, false)
+	case reported > q.ResetAt && !older && q.assumed() && reported-q.start() <= 2*q.Window:
+		// Our reset ran ahead of the server's, whose window ends later:
+		// the ramp goes on, stretched to the server's window.
+		q.Window = reported - q.start()
+		q.ResetAt = reported
 		if oq.Window > 0 {
 			q.Window = oq.Window
-		} else {
-			q.Window = max(q.Window, length)
 		}
-		q.Date = max(q.Date, date)
+		q.Seen = fresh
+		q.lowerRamp(now, fresh)
 	case reported > q.ResetAt && !older, reported < q.ResetAt && (newer || q.assumed() && !older):
 		// A later window, or one the server produced later that ends
-		// earlier (the stored one was an outlier, or our reset ran ahead of
-		// the server's): it replaces the stored window.
-		q.setLimit(oq)
-		switch {
-		case oq.Window > 0:
-			q.Window = oq.Window
-		case reported < q.ResetAt:
-			q.Window = length
-		default:
-			q.Window = max(q.Window, length)
-		}
-		q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent = reported, oq.Remaining, oq.Remaining, 0, 0
-		q.Date = max(q.Date, date)
+		// earlier (the stored one was an outlier, or our reset ran ahead
+		// of the server's): it replaces the stored window.
+		q.learnWindow(oq, length, reported < q.ResetAt)
+		q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent = reported, fresh, fresh, 0, 0
+	}
+	q.Date = max(q.Date, date)
+}
+
+// lowerRamp brings the ramp down to what a response says is left: it
+// refilled less than modelled, or others outside the fleet spend.
+func (q *Quota) lowerRamp(now, left int64) {
+	if ramp := q.ramp(now); left < ramp {
+		q.Spent += ramp - left
+	}
+}
+
+// learnWindow takes the window an observation says, else the longest reset
+// seen (or, when the window is replaced by an earlier one, that reset).
+func (q *Quota) learnWindow(oq QuotaObs, length int64, earlier bool) {
+	switch {
+	case oq.Window > 0:
+		q.Window = oq.Window
+	case earlier:
+		q.Window = length
+	default:
+		q.Window = max(q.Window, length)
 	}
 }
 

@@ -1,5 +1,7 @@
 package keystate
 
+import "time"
+
 // roll moves q into the window that contains now, when its window ended:
 // the next window starts from what was left (the larger of Seen and the
 // ramp at the reset) and ramps to the limit less one unit over its length;
@@ -76,14 +78,38 @@ func (q *Quota) wait(now, need int64) int64 {
 	return resetAt - now
 }
 
-// spend takes need units at now, from both the ramp and what was seen.
-func (q *Quota) spend(need int64) {
+// spend takes need units at now, from both the ramp and what was seen, and
+// counts them in flight until their response is observed.
+func (q *Quota) spend(now, need int64) {
+	if need <= 0 {
+		return
+	}
 	q.Spent += need
 	if q.Seen >= 0 {
 		q.Seen = max(q.Seen-need, 0)
 	}
+	q.InFlight, q.InFlightAt = q.inFlight(now)+need, now
 }
 
 // assumed reports a window entered by a reset, of which no response was
 // seen yet.
 func (q *Quota) assumed() bool { return q.Seen < 0 }
+
+// InFlightAge is how long what is in flight counts after its last change.
+const InFlightAge = time.Minute
+
+const inFlightAge = int64(InFlightAge / time.Microsecond)
+
+// inFlight is what is in flight at now.
+func (q *Quota) inFlight(now int64) int64 {
+	if now-q.InFlightAt > inFlightAge {
+		return 0
+	}
+	return q.InFlight
+}
+
+// settle takes n units off what is in flight: the response of the request
+// they were spent for was observed (or the request failed).
+func (q *Quota) settle(now, n int64) {
+	q.InFlight = max(q.inFlight(now)-n, 0)
+}

@@ -34,6 +34,11 @@ type Quota struct {
 	Base, Gain, Spent int64
 	// Date is the server's second of the newest response merged; 0 unknown.
 	Date int64
+	// InFlight is what was spent from the quota by requests whose responses
+	// were not observed yet, as of InFlightAt: a response's remaining count
+	// does not know them yet. It is forgotten InFlightAge after its last
+	// change (a process that died mid-request cannot hold it for good).
+	InFlight, InFlightAt int64
 }
 
 // State is everything stored for one key. The zero value is an empty key.
@@ -181,6 +186,8 @@ func (s *State) ClampRanges() {
 		q.Gain = clamp(q.Gain, 0, maxCount)
 		q.Spent = clamp(q.Spent, 0, 2*maxCount)
 		q.Date = clamp(q.Date, 0, maxCount)
+		q.InFlight = clamp(q.InFlight, 0, maxCount)
+		q.InFlightAt = max(q.InFlightAt, 0)
 	}
 }
 
@@ -198,9 +205,9 @@ func (l Limit) tatBound() int64 {
 }
 
 // EncodeQuotas writes the quotas as the Redis hash field "q" holds them:
-// "<unit> <limit> <window> <reset-at> <seen> <base> <gain> <spent> <date>"
-// per quota, joined by ';'. acquire.lua and observe.lua write the same
-// bytes.
+// "<unit> <limit> <window> <reset-at> <seen> <base> <gain> <spent> <date>
+// <in-flight> <in-flight-at>" per quota, joined by ';'. acquire.lua and
+// observe.lua write the same bytes.
 func EncodeQuotas(qs []Quota) string {
 	var b []byte
 	for i, q := range qs {
@@ -208,7 +215,7 @@ func EncodeQuotas(qs []Quota) string {
 			b = append(b, ';')
 		}
 		b = append(b, q.Unit...)
-		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date} {
+		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date, q.InFlight, q.InFlightAt} {
 			b = append(b, ' ')
 			b = strconv.AppendInt(b, v, 10)
 		}
@@ -239,7 +246,7 @@ func decodeQuota(entry string) (Quota, bool) {
 	if !ok || srl.ValidUnit(unit) != nil {
 		return Quota{}, false
 	}
-	var v [8]int64
+	var v [10]int64
 	for i := range v {
 		field := rest
 		if i < len(v)-1 {
@@ -253,7 +260,8 @@ func decodeQuota(entry string) (Quota, bool) {
 		}
 		v[i] = n
 	}
-	return Quota{Unit: unit, Limit: v[0], Window: v[1], ResetAt: v[2], Seen: v[3], Base: v[4], Gain: v[5], Spent: v[6], Date: v[7]}, true
+	return Quota{Unit: unit, Limit: v[0], Window: v[1], ResetAt: v[2], Seen: v[3], Base: v[4], Gain: v[5], Spent: v[6], Date: v[7],
+		InFlight: v[8], InFlightAt: v[9]}, true
 }
 
 // digitsOnly accepts what the scripts' pattern "%-?%d+" accepts.

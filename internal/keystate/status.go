@@ -23,8 +23,8 @@ func (s *State) Status(now int64, key string, all []Limit, nFixed int) srl.Statu
 	// Roll a copy: a status changes nothing, and the caller's state may be
 	// shared.
 	var buf [srl.MaxQuotas]Quota
-	view := State{Quotas: buf[:copy(buf[:], s.Quotas)], ProbeUntil: s.ProbeUntil}
-	view.rollQuotas(now)
+	view := State{Quotas: buf[:copy(buf[:], s.Quotas)]}
+	view.Quotas, _ = rollQuotas(view.Quotas, now)
 	for i := range view.Quotas {
 		q := &view.Quotas[i]
 		qs := srl.QuotaStatus{

@@ -122,6 +122,12 @@ func (r *bytesReader) observation(now int64) srl.Observation {
 	o.RetryAfter = time.Duration(r.next()) * 211 * time.Millisecond * time.Duration(r.next()&1)
 	flags := r.next()
 	o.Limited, o.Succeeded, o.Bare = flags&1 != 0, flags&2 != 0, flags&4 != 0
+	if flags&8 != 0 {
+		o.Charged = append(o.Charged, srl.Cost{Unit: srl.UnitRequests, N: 1 + int(flags>>6)})
+	}
+	if flags&16 != 0 {
+		o.Charged = append(o.Charged, srl.Cost{Unit: srl.UnitTokens, N: int(r.next())})
+	}
 	return o
 }
 

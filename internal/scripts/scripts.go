@@ -229,8 +229,15 @@ func (r *Runner) Observe(ctx context.Context, key string, o keystate.Obs, p keys
 	if o.Bare {
 		flags |= 4
 	}
-	args := make([]any, 0, 8+6*len(o.Quotas))
-	args = append(args, r.nowArg(), o.Retry, flags, o.Date, p.Tolerance, p.BackoffBase, p.BackoffMax, len(o.Quotas))
+	if o.Charged != nil {
+		flags |= 8
+	}
+	args := make([]any, 0, 9+2*len(o.Charged)+6*len(o.Quotas))
+	args = append(args, r.nowArg(), o.Retry, flags, o.Date, p.Tolerance, p.BackoffBase, p.BackoffMax, len(o.Charged))
+	for _, c := range o.Charged {
+		args = append(args, c.Unit, c.N)
+	}
+	args = append(args, len(o.Quotas))
 	for _, q := range o.Quotas {
 		args = append(args, q.Unit, q.Limit, q.Remaining, q.Reset, q.Window, q.Slack)
 	}
