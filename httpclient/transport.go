@@ -276,13 +276,6 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 		t.emit(srl.Event{Kind: srl.EventHeaderMalformed, Key: learnedKey, Dialect: family})
 	}
 	o := said.Observation
-	if o.Date.IsZero() {
-		o.Date = in.Received
-		if date, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
-			o.Date = date
-		}
-	}
-	o.Succeeded = resp.StatusCode >= 200 && resp.StatusCode < 400
 	o.Charged = spent
 	if !said.Found {
 		if !d.Report {

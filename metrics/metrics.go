@@ -15,15 +15,28 @@
 // Label cardinality is bounded: keys become label values only up to
 // WithMaxKeys distinct keys (or only those of WithKeys); every other key
 // is counted under "other". Raw URLs never become labels.
+//
+// A key becomes a label in the form Redis stores it under (see
+// redislimit.RedisKey): as is, or, when it is not valid UTF-8, holds a
+// control byte, a space or a brace, starts with '#', or is longer than 128
+// bytes, as "#" and the first 32 hex digits of its SHA-256. So every label
+// is valid UTF-8, which Prometheus requires (one invalid label value
+// would fail every scrape), and it is the name "smartratelimit keys"
+// prints and "smartratelimit status" accepts. The JSON snapshot uses the
+// same names.
 package metrics
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"math"
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -142,17 +155,52 @@ func New(opts ...Option) *Collector {
 
 // label maps a key to its label value, under the cardinality bound.
 func (c *Collector) label(key string) string {
+	l := labelFor(key)
 	if c.allow != nil {
 		if c.allow[key] {
-			return key
+			return l
 		}
 		return OtherKey
 	}
-	if _, ok := c.keys[key]; ok || len(c.keys) < c.maxKeys {
-		return key
+	if _, ok := c.keys[l]; ok || len(c.keys) < c.maxKeys {
+		return l
 	}
 	return OtherKey
 }
+
+// maxPlainKeyLen is redislimit.MaxPlainKeyLen, which this package does not
+// import (it would pull the Redis client into every user of metrics); a
+// test holds the two rules together.
+const maxPlainKeyLen = 128
+
+// labelFor is the label of key: its name in Redis, between the braces
+// (see the package documentation).
+func labelFor(key string) string {
+	if !needsHash(key) {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "#" + hex.EncodeToString(sum[:16])
+}
+
+// needsHash is redislimit's rule for the keys it stores hashed.
+func needsHash(key string) bool {
+	if len(key) > maxPlainKeyLen || !utf8.ValidString(key) {
+		return true
+	}
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case c <= ' ', c == 0x7f, c == '{', c == '}', c == '#' && i == 0:
+			return true
+		}
+	}
+	return false
+}
+
+// validLabel makes a label value that is not a key valid UTF-8 (error
+// kinds and dialect names come from the library and are ASCII; this only
+// guards the scrape against a bug elsewhere).
+func validLabel(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 func (c *Collector) stats(key string) *keyStats {
 	l := c.label(key)
@@ -200,9 +248,9 @@ func (c *Collector) Event(e srl.Event) {
 	case srl.EventDegradedChange:
 		c.degraded = e.Degraded
 	case srl.EventBackendError:
-		c.backendErrors[e.ErrorKind]++
+		c.backendErrors[validLabel(e.ErrorKind)]++
 	case srl.EventHeaderMalformed:
-		c.headerFailures[e.Dialect]++
+		c.headerFailures[validLabel(e.Dialect)]++
 	}
 }
 
@@ -272,16 +320,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for key, s := range c.keys {
 		for i, n := range s.requests {
 			if n > 0 {
-				ch <- prometheus.MustNewConstMetric(d.requests, prometheus.CounterValue, float64(n), key, outcomes[i])
+				constMetric(ch, d.requests, prometheus.CounterValue, float64(n), key, outcomes[i])
 			}
 		}
 		for i, n := range s.decisions {
 			if n > 0 {
-				ch <- prometheus.MustNewConstMetric(d.decisions, prometheus.CounterValue, float64(n), key, results[i])
+				constMetric(ch, d.decisions, prometheus.CounterValue, float64(n), key, results[i])
 			}
 		}
 		if s.blocks > 0 {
-			ch <- prometheus.MustNewConstMetric(d.blocks, prometheus.CounterValue, float64(s.blocks), key)
+			constMetric(ch, d.blocks, prometheus.CounterValue, float64(s.blocks), key)
 		}
 		if s.waits.count > 0 {
 			buckets := make(map[float64]uint64, len(WaitBuckets))
@@ -290,21 +338,38 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				cum += s.waits.counts[i]
 				buckets[ub] = cum
 			}
-			ch <- prometheus.MustNewConstHistogram(d.wait, s.waits.count, s.waits.sum, buckets, key)
+			constHistogram(ch, d.wait, s.waits.count, s.waits.sum, buckets, key)
 		}
 		if q := s.quota; q != nil {
-			ch <- prometheus.MustNewConstMetric(d.limit, prometheus.GaugeValue, float64(q.Limit), key)
-			ch <- prometheus.MustNewConstMetric(d.remaining, prometheus.GaugeValue, float64(q.Remaining), key)
-			ch <- prometheus.MustNewConstMetric(d.reset, prometheus.GaugeValue, q.ResetAfter.Seconds(), key)
-			ch <- prometheus.MustNewConstMetric(d.utilization, prometheus.GaugeValue, utilization(q), key)
+			constMetric(ch, d.limit, prometheus.GaugeValue, float64(q.Limit), key)
+			constMetric(ch, d.remaining, prometheus.GaugeValue, float64(q.Remaining), key)
+			constMetric(ch, d.reset, prometheus.GaugeValue, q.ResetAfter.Seconds(), key)
+			constMetric(ch, d.utilization, prometheus.GaugeValue, utilization(q), key)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(d.degraded, prometheus.GaugeValue, boolFloat(c.degraded))
+	constMetric(ch, d.degraded, prometheus.GaugeValue, boolFloat(c.degraded))
 	for kind, n := range c.backendErrors {
-		ch <- prometheus.MustNewConstMetric(d.backendErrors, prometheus.CounterValue, float64(n), kind)
+		constMetric(ch, d.backendErrors, prometheus.CounterValue, float64(n), kind)
 	}
 	for dialect, n := range c.headerFailures {
-		ch <- prometheus.MustNewConstMetric(d.headerFailures, prometheus.CounterValue, float64(n), dialect)
+		constMetric(ch, d.headerFailures, prometheus.CounterValue, float64(n), dialect)
+	}
+}
+
+// constMetric sends a metric, or drops it when it cannot be built: one bad
+// series must never fail the scrape of all the others (a Must constructor
+// panics, and the registry turns the panic into an error for the whole
+// Gather, so /metrics would answer 500 until the process restarts).
+func constMetric(ch chan<- prometheus.Metric, desc *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+	if m, err := prometheus.NewConstMetric(desc, t, v, labels...); err == nil {
+		ch <- m
+	}
+}
+
+// constHistogram is constMetric for a histogram.
+func constHistogram(ch chan<- prometheus.Metric, desc *prometheus.Desc, count uint64, sum float64, buckets map[float64]uint64, labels ...string) {
+	if m, err := prometheus.NewConstHistogram(desc, count, sum, buckets, labels...); err == nil {
+		ch <- m
 	}
 }
 

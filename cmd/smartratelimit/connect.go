@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/smartratelimit/smartratelimit/internal/redact"
 )
 
 // redisURLHelp documents the forms connect accepts.
@@ -23,7 +25,9 @@ const redisURLHelp = `Redis URL forms (--redis, or REDIS_URL):
   redis+sentinel://[user:password@]host:port[,host:port...]/master-name[/db]
                                                                a Sentinel-managed primary (rediss+sentinel: TLS)`
 
-// errBadURL marks a URL the command cannot use (exit code 2).
+// errBadURL marks a URL the command cannot use (exit code 2). Its
+// messages leave out redisURLHelp, which the caller prints after them:
+// the help's URL templates are not for redaction.
 var errBadURL = errors.New("bad Redis URL")
 
 // connect builds a client for rawURL and checks that Redis answers.
@@ -31,7 +35,7 @@ var errBadURL = errors.New("bad Redis URL")
 // instead of the system's.
 func connect(ctx context.Context, rawURL, caFile string) (redis.UniversalClient, error) {
 	if rawURL == "" {
-		return nil, fmt.Errorf("%w: none given; pass --redis or set REDIS_URL\n%s", errBadURL, redisURLHelp)
+		return nil, fmt.Errorf("%w: none given; pass --redis or set REDIS_URL", errBadURL)
 	}
 	var roots *x509.CertPool
 	if caFile != "" {
@@ -46,21 +50,25 @@ func connect(ctx context.Context, rawURL, caFile string) (redis.UniversalClient,
 	}
 	rdb, err := clientFor(rawURL, roots)
 	if err != nil {
-		// url.Error quotes the whole URL, password included: keep only its
-		// reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("%w %q: %v\n%s", errBadURL, redact(rawURL), err, redisURLHelp)
+		return nil, fmt.Errorf("%w %q: %v", errBadURL, redact.URL(rawURL), redact.Error(urlReason(err)))
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %w", redact(rawURL), err)
+		return nil, fmt.Errorf("cannot reach Redis at %s: %w", redact.URL(rawURL), redact.Error(err))
 	}
 	return rdb, nil
+}
+
+// urlReason drops the URL a *url.Error quotes, which the message that
+// wraps it names already (redacted), and keeps its reason.
+func urlReason(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func clientFor(rawURL string, roots *x509.CertPool) (redis.UniversalClient, error) {
@@ -68,10 +76,18 @@ func clientFor(rawURL string, roots *x509.CertPool) (redis.UniversalClient, erro
 	if err != nil {
 		return nil, err
 	}
-	trust := func(c *tls.Config) {
-		if c != nil && roots != nil {
+	// trust applies --tls-ca. A nil config means plain text, where the CA
+	// would silently do nothing and the password would travel in the
+	// clear: refuse that instead.
+	trust := func(c *tls.Config) error {
+		switch {
+		case roots == nil:
+		case c == nil:
+			return fmt.Errorf("--tls-ca needs TLS, but %s:// is plain text: use rediss:// (or rediss+sentinel://)", u.Scheme)
+		default:
 			c.RootCAs = roots
 		}
+		return nil
 	}
 	switch u.Scheme {
 	case "redis", "rediss":
@@ -80,21 +96,27 @@ func clientFor(rawURL string, roots *x509.CertPool) (redis.UniversalClient, erro
 			if err != nil {
 				return nil, err
 			}
-			trust(opts.TLSConfig)
+			if err := trust(opts.TLSConfig); err != nil {
+				return nil, err
+			}
 			return redis.NewClusterClient(opts), nil
 		}
 		opts, err := redis.ParseURL(rawURL)
 		if err != nil {
 			return nil, err
 		}
-		trust(opts.TLSConfig)
+		if err := trust(opts.TLSConfig); err != nil {
+			return nil, err
+		}
 		return redis.NewClient(opts), nil
 	case "redis+sentinel", "rediss+sentinel":
 		opts, err := sentinelOptions(u)
 		if err != nil {
 			return nil, err
 		}
-		trust(opts.TLSConfig)
+		if err := trust(opts.TLSConfig); err != nil {
+			return nil, err
+		}
 		return redis.NewFailoverClient(opts), nil
 	}
 	return nil, fmt.Errorf("unknown scheme %q", u.Scheme)
@@ -124,19 +146,4 @@ func sentinelOptions(u *url.URL) (*redis.FailoverOptions, error) {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return opts, nil
-}
-
-// redact hides a URL's password in messages.
-func redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(an unparsable URL)"
-	}
-	if u.User == nil {
-		return rawURL
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,7 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/httpclient"
 	"github.com/smartratelimit/smartratelimit/internal/fakeapi"
+	"github.com/smartratelimit/smartratelimit/internal/redact"
 	"github.com/smartratelimit/smartratelimit/redislimit"
 )
 
@@ -50,20 +50,43 @@ func (s sendTimer) RoundTrip(req *http.Request) (*http.Response, error) {
 	return s.base.RoundTrip(req)
 }
 
-func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", "", "Redis URL (redis://host:port/db); default: an embedded in-process Redis")
-	noLimit := fs.Bool("no-limit", false, "send without the limiter, to see what happens")
-	clients := fs.Int("clients", 8, "clients in the fleet, each with its own Redis connection")
-	goroutines := fs.Int("goroutines", 8, "concurrent callers per client")
-	duration := fs.Duration("duration", 10*time.Second, "how long the fleet runs")
-	limit := fs.Int("limit", 50, "requests the API allows per window")
-	window := fs.Duration("window", 2*time.Second, "the API's fixed window")
-	quiet := fs.Bool("quiet", false, "no live progress")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// demoCmd runs a simulated fleet against a local rate-limited API.
+type demoCmd struct {
+	*command
+	redisURL            *string
+	noLimit, quiet      *bool
+	clients, goroutines *int
+	limit               *int
+	duration, window    *time.Duration
+}
+
+func newDemo() *demoCmd {
+	c := newCommand("demo", "demo [flags]",
+		"Runs a fleet of clients against a local API that allows --limit requests per --window and says so in its headers, and counts the 429s.")
+	return &demoCmd{
+		command:    c,
+		redisURL:   c.fs.String("redis", "", "Redis `URL` (redis://host:port/db); default: an embedded in-process Redis"),
+		noLimit:    c.fs.Bool("no-limit", false, "send without the limiter, to see what happens"),
+		clients:    c.fs.Int("clients", 8, "clients in the fleet, each with its own Redis connection"),
+		goroutines: c.fs.Int("goroutines", 8, "concurrent callers per client"),
+		duration:   c.fs.Duration("duration", 10*time.Second, "how long the fleet runs"),
+		limit:      c.fs.Int("limit", 50, "requests the API allows per window"),
+		window:     c.fs.Duration("window", 2*time.Second, "the API's fixed window"),
+		quiet:      c.fs.Bool("quiet", false, "no live progress"),
 	}
+}
+
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	d := newDemo()
+	rest, code, exit := d.parse(args, stdout, stderr)
+	if exit {
+		return code
+	}
+	if len(rest) > 0 {
+		return d.badUsage(stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
+	}
+	redisURL, noLimit, clients, goroutines, duration, limit, window, quiet :=
+		d.redisURL, d.noLimit, d.clients, d.goroutines, d.duration, d.limit, d.window, d.quiet
 	if *clients < 1 || *goroutines < 1 || *duration <= 0 || *limit < 1 || *window <= 0 {
 		fmt.Fprintln(stderr, "demo: --clients, --goroutines, --duration, --limit and --window must be positive")
 		return 2
@@ -84,7 +107,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		} else {
 			o, err := redis.ParseURL(*redisURL)
 			if err != nil {
-				fmt.Fprintf(stderr, "demo: bad --redis URL: %v\n", err)
+				// ParseURL's errors quote the whole URL, password included.
+				fmt.Fprintf(stderr, "demo: bad --redis URL %q: %v\n", redact.URL(*redisURL), redact.Error(urlReason(err)))
 				return 2
 			}
 			opts = o
@@ -93,7 +117,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			err = probe.Ping(ctx).Err()
 			_ = probe.Close()
 			if err != nil {
-				fmt.Fprintf(stderr, "demo: Redis at %s is unreachable: %v\n", o.Addr, err)
+				fmt.Fprintf(stderr, "demo: Redis at %s is unreachable: %v\n", o.Addr, redact.Error(err))
 				return 1
 			}
 		}
@@ -150,7 +174,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				stats.gaveUp.Add(1)
 			default:
 				stats.failed.Add(1)
-				fmt.Fprintln(stderr, "demo:", err)
+				fmt.Fprintln(stderr, "demo:", redact.Error(err))
 			}
 			return false
 		}

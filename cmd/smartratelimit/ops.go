@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,44 +18,81 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/internal/redact"
 	"github.com/smartratelimit/smartratelimit/redislimit"
 )
 
 // opsFlags are the flags every operator command shares.
 type opsFlags struct {
-	fs       *flag.FlagSet
+	*command
 	redisURL *string
 	prefix   *string
 	tlsCA    *string
 }
 
-func newOpsFlags(name string, stderr io.Writer) opsFlags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := opsFlags{
-		fs:       fs,
-		redisURL: fs.String("redis", os.Getenv("REDIS_URL"), "Redis URL (default $REDIS_URL); see \"smartratelimit help\" for the forms"),
-		prefix:   fs.String("prefix", redislimit.DefaultKeyPrefix, "the key prefix the limiters use"),
-		tlsCA:    fs.String("tls-ca", "", "PEM file of the CA a rediss:// server's certificate is checked against (default: the system's)"),
+func newOpsFlags(name, synopsis, about string) *opsFlags {
+	c := newCommand(name, synopsis, about)
+	return &opsFlags{
+		command: c,
+		// The default is documented, never computed: a default taken from
+		// REDIS_URL would print its password in every usage message.
+		redisURL: c.fs.String("redis", "", "Redis `URL` (default $REDIS_URL); see \"smartratelimit help\" for the forms"),
+		prefix:   c.fs.String("prefix", redislimit.DefaultKeyPrefix, "the key `prefix` the limiters use"),
+		tlsCA:    c.fs.String("tls-ca", "", "PEM `file` of the CA a rediss:// server's certificate is checked against (default: the system's); only with rediss://"),
 	}
-	return o
+}
+
+// url is the Redis URL to use: --redis, else $REDIS_URL, read only now.
+func (o *opsFlags) url() string {
+	if *o.redisURL != "" {
+		return *o.redisURL
+	}
+	return os.Getenv("REDIS_URL")
+}
+
+// session is an operator command's connection to Redis.
+type session struct {
+	rdb     redis.UniversalClient
+	limiter *redislimit.Limiter
+	aliases *aliases
+	prefix  string
 }
 
 // open connects and builds a limiter that never falls back: an operator
-// asks about Redis, not about this process's memory.
-func (o opsFlags) open(ctx context.Context, stderr io.Writer) (redis.UniversalClient, *redislimit.Limiter, int) {
-	rdb, err := connect(ctx, *o.redisURL, *o.tlsCA)
+// asks about Redis, not about this process's memory. It returns the exit
+// code of the failure when it fails.
+func (o *opsFlags) open(ctx context.Context, stderr io.Writer) (*session, int) {
+	rdb, err := connect(ctx, o.url(), *o.tlsCA)
 	if err != nil {
-		fmt.Fprintln(stderr, "smartratelimit:", err)
 		if errors.Is(err, errBadURL) {
-			return nil, nil, 2
+			fmt.Fprintf(stderr, "smartratelimit: %v\n%s\n", redact.Error(err), redisURLHelp)
+			return nil, 2
 		}
-		return nil, nil, 1
+		fmt.Fprintln(stderr, "smartratelimit:", redact.Error(err))
+		return nil, 1
 	}
+	al := &aliases{}
+	rdb.AddHook(al)
 	l := redislimit.New(rdb, redislimit.WithKeyPrefix(*o.prefix), redislimit.WithFailurePolicy(redislimit.FailClosed),
 		redislimit.WithDecisionTimeout(3*time.Second))
-	return rdb, l, 0
+	return &session{rdb: rdb, limiter: l, aliases: al, prefix: *o.prefix}, 0
 }
+
+func (s *session) close() {
+	_ = s.limiter.Close()
+	_ = s.rdb.Close()
+}
+
+// locate finds the state a KEY argument names; see locate.
+func (s *session) locate(ctx context.Context, arg string) (target, error) {
+	return locate(ctx, s.rdb, s.aliases, s.prefix, arg)
+}
+
+// keyForms says what a KEY argument may be.
+const keyForms = `A KEY is a key as your code names it, or as "smartratelimit keys" prints it:
+a hashed key as #<32 hex digits> (quote it: in a shell, # starts a comment),
+an escaped one with Go escapes such as \u202e (in single quotes). A KEY
+starting with - must follow --.`
 
 // limitsOf reads the configured limits a key has state for from its TAT
 // fields ("g:<rate>:<period µs>[:<burst>]").
@@ -110,31 +146,54 @@ type limitJSON struct {
 	ResetSeconds float64 `json:"reset_seconds"`
 }
 
+// statusCmd prints what every process sees for each key.
+type statusCmd struct {
+	*opsFlags
+	asJSON, watch *bool
+	interval      *time.Duration
+}
+
+func newStatus() *statusCmd {
+	o := newOpsFlags("status", "status [flags] KEY...",
+		"Prints the state every process sees for each key: the server quota, any block, each configured limit.\n"+keyForms)
+	return &statusCmd{
+		opsFlags: o,
+		asJSON:   o.fs.Bool("json", false, "print JSON"),
+		watch:    o.fs.Bool("watch", false, "refresh until interrupted"),
+		interval: o.fs.Duration("interval", time.Second, "refresh `interval` with --watch"),
+	}
+}
+
 func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o := newOpsFlags("status", stderr)
-	asJSON := o.fs.Bool("json", false, "print JSON")
-	watch := o.fs.Bool("watch", false, "refresh until interrupted")
-	interval := o.fs.Duration("interval", time.Second, "refresh interval with --watch")
-	o.fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: smartratelimit status [flags] KEY...\n\nPrints the state every process sees for each key: the server quota, any block, each configured limit.")
-		o.fs.PrintDefaults()
+	o := newStatus()
+	keys, code, done := o.parse(args, stdout, stderr)
+	if done {
+		return code
 	}
-	if err := o.fs.Parse(args); err != nil {
-		return 2
+	if len(keys) == 0 {
+		// The likeliest cause after "keys": an unquoted #<hash>, which the
+		// shell took for a comment.
+		return o.badUsage(stderr, "no KEY given (quote a KEY that starts with #: in a shell, # starts a comment)")
 	}
-	keys := o.fs.Args()
-	if len(keys) == 0 || *interval <= 0 {
-		o.fs.Usage()
-		return 2
+	if *o.interval <= 0 {
+		return o.badUsage(stderr, "--interval must be positive")
 	}
-	rdb, l, code := o.open(ctx, stderr)
+	asJSON, watch, interval := o.asJSON, o.watch, o.interval
+	sess, code := o.open(ctx, stderr)
 	if code != 0 {
 		return code
 	}
-	defer rdb.Close()
+	defer sess.close()
 
 	for {
-		code = printStatus(ctx, rdb, l, *o.prefix, keys, *asJSON, stdout, stderr)
+		code = printStatus(ctx, sess, keys, *asJSON, stdout, stderr)
+		if code == interrupted {
+			if *watch {
+				return 0 // Ctrl-C is how a watch ends, even mid-refresh
+			}
+			fmt.Fprintln(stderr, "smartratelimit: status: interrupted")
+			return 1
+		}
 		if !*watch || code != 0 {
 			return code
 		}
@@ -149,28 +208,42 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func printStatus(ctx context.Context, rdb redis.UniversalClient, l *redislimit.Limiter, prefix string, keys []string, asJSON bool, stdout, stderr io.Writer) int {
+// interrupted is printStatus's answer when the context ended mid-query.
+const interrupted = -1
+
+// printStatus prints the status of each KEY argument and returns the exit
+// code, or interrupted.
+func printStatus(ctx context.Context, sess *session, args []string, asJSON bool, stdout, stderr io.Writer) int {
+	fail := func(name string, err error) int {
+		if ctx.Err() != nil {
+			return interrupted
+		}
+		fmt.Fprintf(stderr, "smartratelimit: status %s: %v\n", quotedKey(name), redact.Error(err))
+		return 1
+	}
 	var out []statusJSON
 	code := 0
-	for _, key := range keys {
-		rk := redislimit.RedisKey(prefix, key)
-		limits, found, err := limitsOf(ctx, rdb, rk)
+	for _, arg := range args {
+		t, err := sess.locate(ctx, arg)
 		if err != nil {
-			fmt.Fprintf(stderr, "smartratelimit: status %q: %v\n", key, err)
-			return 1
+			return fail(arg, err)
 		}
-		if !found {
-			fmt.Fprintf(stderr, "smartratelimit: no state for key %q (redis key %s): nothing was stored, it expired, or --prefix differs\n", key, rk)
+		if !t.found {
+			fmt.Fprintf(stderr, "smartratelimit: no state for key %s (redis key %s): nothing was stored, it expired, or --prefix differs\n",
+				quotedKey(t.name), shownKey(t.stored))
 			code = 1
-			out = append(out, statusJSON{Key: key, RedisKey: rk, Limits: []limitJSON{}})
+			out = append(out, statusJSON{Key: shownKey(t.name), RedisKey: shownKey(t.stored), Limits: []limitJSON{}})
 			continue
 		}
-		st, err := l.Status(ctx, key, limits...)
-		if err != nil {
-			fmt.Fprintf(stderr, "smartratelimit: status %q: %v\n", key, err)
-			return 1
+		limits, _, err := limitsOf(ctx, sess.rdb, t.stored)
+		if err == nil {
+			var st srl.Status
+			st, err = sess.limiter.Status(ctx, t.key, limits...)
+			out = append(out, toJSON(shownKey(t.name), shownKey(t.stored), st))
 		}
-		out = append(out, toJSON(rk, st))
+		if err != nil {
+			return fail(t.name, err)
+		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -208,8 +281,10 @@ func seconds(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second)).Round(time.Millisecond)
 }
 
-func toJSON(redisKey string, st srl.Status) statusJSON {
-	s := statusJSON{Key: st.Key, RedisKey: redisKey, Found: true, BlockedSeconds: st.BlockedFor.Seconds(),
+// toJSON is the --json form of st; key and redisKey as the command prints
+// them.
+func toJSON(key, redisKey string, st srl.Status) statusJSON {
+	s := statusJSON{Key: key, RedisKey: redisKey, Found: true, BlockedSeconds: st.BlockedFor.Seconds(),
 		Utilization: st.Utilization(), Limits: []limitJSON{}}
 	if st.Quota.Known {
 		s.Quota = &quotaJSON{Limit: st.Quota.Limit, Remaining: st.Quota.Remaining, ResetSeconds: st.Quota.ResetAfter.Seconds()}
@@ -220,37 +295,51 @@ func toJSON(redisKey string, st srl.Status) statusJSON {
 	return s
 }
 
+// keysCmd lists the keys under the prefix.
+type keysCmd struct {
+	*opsFlags
+	asJSON *bool
+}
+
+func newKeys() *keysCmd {
+	o := newOpsFlags("keys", "keys [flags]",
+		"Lists the keys under the prefix (with SCAN, never KEYS), one a line, each in a form status and reset accept.")
+	return &keysCmd{opsFlags: o, asJSON: o.fs.Bool("json", false, "print JSON")}
+}
+
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o := newOpsFlags("keys", stderr)
-	asJSON := o.fs.Bool("json", false, "print JSON")
-	o.fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: smartratelimit keys [flags]\n\nLists the keys under the prefix (with SCAN, never KEYS). Hashed keys show as #<hash>.")
-		o.fs.PrintDefaults()
+	o := newKeys()
+	rest, code, done := o.parse(args, stdout, stderr)
+	if done {
+		return code
 	}
-	if err := o.fs.Parse(args); err != nil {
-		return 2
+	if len(rest) > 0 {
+		return o.badUsage(stderr, fmt.Sprintf("unexpected argument %q", rest[0]))
 	}
-	if o.fs.NArg() > 0 {
-		o.fs.Usage()
-		return 2
-	}
-	rdb, _, code := o.open(ctx, stderr)
+	asJSON := o.asJSON
+	sess, code := o.open(ctx, stderr)
 	if code != 0 {
 		return code
 	}
-	defer rdb.Close()
-	found, err := scanKeys(ctx, rdb, *o.prefix)
+	defer sess.close()
+	found, err := scanKeys(ctx, sess.rdb, *o.prefix)
 	if err != nil {
-		fmt.Fprintln(stderr, "smartratelimit: keys:", err)
+		fmt.Fprintln(stderr, "smartratelimit: keys:", redact.Error(err))
 		return 1
 	}
+	// Printed escaped where needed (shownKey), in the form status and
+	// reset read back: a hostile key must not reach the terminal raw.
+	shown := make([]string, len(found))
+	for i, k := range found {
+		shown[i] = shownKey(k)
+	}
 	if *asJSON {
-		if err := json.NewEncoder(stdout).Encode(found); err != nil {
+		if err := json.NewEncoder(stdout).Encode(shown); err != nil {
 			return 1
 		}
 		return 0
 	}
-	for _, k := range found {
+	for _, k := range shown {
 		fmt.Fprintln(stdout, k)
 	}
 	fmt.Fprintf(stderr, "%d keys under %q\n", len(found), *o.prefix)
@@ -264,10 +353,10 @@ func scanKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		it := c.Scan(ctx, 0, escapeGlob(prefix)+"{*}", 1000).Iterator()
 		for it.Next(ctx) {
-			k := it.Val()
-			if open, close := strings.Index(k, "{"), strings.LastIndex(k, "}"); open >= 0 && close > open {
+			// MATCH guarantees <prefix>{...}; the stored name is between.
+			if k := it.Val(); len(k) >= len(prefix)+2 {
 				mu.Lock()
-				seen[k[open+1:close]] = true
+				seen[k[len(prefix)+1:len(k)-1]] = true
 				mu.Unlock()
 			}
 		}
@@ -299,48 +388,54 @@ func escapeGlob(s string) string {
 	return b.String()
 }
 
+// resetCmd forgets a key's state.
+type resetCmd struct {
+	*opsFlags
+	yes *bool
+}
+
+func newReset() *resetCmd {
+	o := newOpsFlags("reset", "reset [flags] KEY",
+		"Forgets a key's pacing, learned quota and block, for every process.\n"+keyForms)
+	return &resetCmd{opsFlags: o, yes: o.fs.Bool("yes", false, "do not ask for confirmation")}
+}
+
 func reset(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	o := newOpsFlags("reset", stderr)
-	yes := o.fs.Bool("yes", false, "do not ask for confirmation")
-	o.fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: smartratelimit reset [flags] KEY\n\nForgets a key's pacing, learned quota and block, for every process.")
-		o.fs.PrintDefaults()
+	o := newReset()
+	rest, code, done := o.parse(args, stdout, stderr)
+	if done {
+		return code
 	}
-	if err := o.fs.Parse(args); err != nil {
-		return 2
+	if len(rest) != 1 {
+		return o.badUsage(stderr, fmt.Sprintf("want one KEY, got %d (quote a KEY that starts with #: in a shell, # starts a comment)", len(rest)))
 	}
-	if o.fs.NArg() != 1 {
-		o.fs.Usage()
-		return 2
-	}
-	key := o.fs.Arg(0)
-	rdb, l, code := o.open(ctx, stderr)
+	key, yes := rest[0], o.yes
+	sess, code := o.open(ctx, stderr)
 	if code != 0 {
 		return code
 	}
-	defer rdb.Close()
-	rk := redislimit.RedisKey(*o.prefix, key)
-	n, err := rdb.Exists(ctx, rk).Result()
+	defer sess.close()
+	t, err := sess.locate(ctx, key)
 	if err != nil {
-		fmt.Fprintln(stderr, "smartratelimit: reset:", err)
+		fmt.Fprintln(stderr, "smartratelimit: reset:", redact.Error(err))
 		return 1
 	}
-	if n == 0 {
-		fmt.Fprintf(stderr, "smartratelimit: no state for key %q (redis key %s): nothing to reset\n", key, rk)
+	if !t.found {
+		fmt.Fprintf(stderr, "smartratelimit: no state for key %s (redis key %s): nothing to reset\n", quotedKey(t.name), shownKey(t.stored))
 		return 1
 	}
 	if !*yes {
-		fmt.Fprintf(stdout, "Reset %q (%s)? Every process forgets its pacing, learned quota and block. [y/N] ", key, rk)
+		fmt.Fprintf(stdout, "Reset %s (%s)? Every process forgets its pacing, learned quota and block. [y/N] ", quotedKey(t.name), shownKey(t.stored))
 		answer, _ := bufio.NewReader(stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 			fmt.Fprintln(stderr, "smartratelimit: reset aborted")
 			return 1
 		}
 	}
-	if err := l.Reset(ctx, key); err != nil {
-		fmt.Fprintln(stderr, "smartratelimit: reset:", err)
+	if err := sess.limiter.Reset(ctx, t.key); err != nil {
+		fmt.Fprintln(stderr, "smartratelimit: reset:", redact.Error(err))
 		return 1
 	}
-	fmt.Fprintf(stdout, "reset %q\n", key)
+	fmt.Fprintf(stdout, "reset %s\n", quotedKey(t.name))
 	return 0
 }

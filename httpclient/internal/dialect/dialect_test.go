@@ -28,27 +28,17 @@ func hdr(kv ...string) http.Header {
 }
 
 func TestParseCaptures(t *testing.T) {
-	tests := []struct {
-		name      string
-		status    int
-		h         http.Header
-		body      string
-		m         *Mapping
-		want      srl.Observation
-		dialects  []string
-		malformed []string
-		scope     string
-	}{
+	runCases(t, []parseCase{
 		{
 			name: "GitHub core", status: 200,
 			h:    hdr("Date", dateHdr, "x-ratelimit-limit", "5000", "x-ratelimit-remaining", "4987", "x-ratelimit-used", "13", "x-ratelimit-reset", epoch(37*time.Minute), "x-ratelimit-resource", "core"),
-			want: srl.Observation{Limit: 5000, Remaining: 4987, Reset: 37 * time.Minute}, dialects: []string{FamilyGitHub, FamilyXRateLimit}, scope: "core",
+			want: srl.Observation{Limit: 5000, Remaining: 4987, Reset: 37*time.Minute + time.Second, ResetSlack: time.Second}, dialects: []string{FamilyGitHub, FamilyXRateLimit}, scope: "core",
 		},
 		{
 			name: "GitHub primary limit spent, 403", status: 403,
 			h:    hdr("Date", dateHdr, "X-RateLimit-Limit", "60", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", epoch(10*time.Minute), "X-RateLimit-Resource", "core"),
 			body: `{"message":"API rate limit exceeded for 203.0.113.7."}`,
-			want: srl.Observation{Limit: 60, Remaining: 0, Reset: 10 * time.Minute, Limited: true}, dialects: []string{FamilyGitHub, FamilyXRateLimit}, scope: "core",
+			want: srl.Observation{Limit: 60, Remaining: 0, Reset: 10*time.Minute + time.Second, ResetSlack: time.Second, Limited: true}, dialects: []string{FamilyGitHub, FamilyXRateLimit}, scope: "core",
 		},
 		{
 			name: "GitHub secondary limit, 403 with no headers", status: 403,
@@ -71,7 +61,10 @@ func TestParseCaptures(t *testing.T) {
 			name: "OpenAI durations", status: 200,
 			h: hdr("Date", dateHdr, "x-ratelimit-limit-requests", "500", "x-ratelimit-remaining-requests", "499", "x-ratelimit-reset-requests", "120ms",
 				"x-ratelimit-limit-tokens", "30000", "x-ratelimit-remaining-tokens", "29900", "x-ratelimit-reset-tokens", "6m0s"),
-			want: srl.Observation{Limit: 500, Remaining: 499, Reset: 120 * time.Millisecond}, dialects: []string{FamilyOpenAI},
+			want: srl.Observation{Limit: 500, Remaining: 499, Reset: 120 * time.Millisecond, Quotas: []srl.QuotaObservation{
+				{Unit: srl.UnitTokens, Limit: 30000, Remaining: 29900, Reset: 6 * time.Minute},
+			}},
+			dialects: []string{FamilyOpenAI},
 		},
 		{
 			name: "Groq durations", status: 200,
@@ -85,9 +78,9 @@ func TestParseCaptures(t *testing.T) {
 			dialects: []string{FamilyOpenAI, FamilyRetryAfter},
 		},
 		{
-			name: "Azure OpenAI -1 values", status: 200,
+			name: "Azure OpenAI -1 values mean nothing", status: 200,
 			h:    hdr("x-ratelimit-limit-requests", "-1", "x-ratelimit-remaining-requests", "-1", "x-ratelimit-reset-requests", "0"),
-			want: srl.Observation{}, malformed: []string{FamilyOpenAI},
+			want: srl.Observation{},
 		},
 		{
 			name: "Anthropic RFC 3339", status: 200,
@@ -97,9 +90,11 @@ func TestParseCaptures(t *testing.T) {
 		},
 		{
 			name: "Discord reset-after and epoch with decimals", status: 200,
-			h: hdr("Date", dateHdr, "X-RateLimit-Limit", "5", "X-RateLimit-Remaining", "4", "X-RateLimit-Reset", "1470173023.123",
+			// Discord's documented example, with the Date it implies.
+			h: hdr("Date", time.Unix(1470172958, 0).UTC().Format(http.TimeFormat), "X-RateLimit-Limit", "5", "X-RateLimit-Remaining", "4", "X-RateLimit-Reset", "1470173023.123",
 				"X-RateLimit-Reset-After", "64.57", "X-RateLimit-Bucket", "abcd1234"),
 			want: srl.Observation{Limit: 5, Remaining: 4, Reset: 64570 * time.Millisecond}, dialects: []string{FamilyDiscord}, scope: "abcd1234",
+			date: time.Unix(1470172958, 0).UTC(),
 		},
 		{
 			name: "Discord 429 with the float only in the body", status: 429,
@@ -114,6 +109,11 @@ func TestParseCaptures(t *testing.T) {
 			dialects: []string{FamilyShopify, FamilyRetryAfter},
 		},
 		{
+			name: "a bucket no Shopify plan has, which would take days to drain", status: 200,
+			h:    hdr("X-Shopify-Shop-Api-Call-Limit", "0/1099511627776"),
+			want: srl.Observation{}, malformed: []string{FamilyShopify},
+		},
+		{
 			name: "Sentry decimal Retry-After", status: 429,
 			h:    hdr("Retry-After", "292.052427053"),
 			want: srl.Observation{RetryAfter: 292052427053 * time.Nanosecond, Limited: true}, dialects: []string{FamilyRetryAfter},
@@ -121,7 +121,7 @@ func TestParseCaptures(t *testing.T) {
 		{
 			name: "Retry-After as an HTTP date is measured against Date", status: 503,
 			h:    hdr("Date", dateHdr, "Retry-After", serverNow.Add(45*time.Second).Format(http.TimeFormat)),
-			want: srl.Observation{RetryAfter: 45 * time.Second}, dialects: []string{FamilyRetryAfter},
+			want: srl.Observation{RetryAfter: 46 * time.Second}, dialects: []string{FamilyRetryAfter},
 		},
 		{
 			name: "Retry-After on a success is not a block", status: 200,
@@ -157,12 +157,12 @@ func TestParseCaptures(t *testing.T) {
 		{
 			name: "GitLab RateLimit-Reset as an epoch", status: 200,
 			h:    hdr("Date", dateHdr, "RateLimit-Limit", "600", "RateLimit-Remaining", "598", "RateLimit-Reset", epoch(50*time.Second)),
-			want: srl.Observation{Limit: 600, Remaining: 598, Reset: 50 * time.Second}, dialects: []string{FamilyIETF6},
+			want: srl.Observation{Limit: 600, Remaining: 598, Reset: 51 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyIETF6},
 		},
 		{
 			name: "Okta X-Rate-Limit-*", status: 200,
 			h:    hdr("Date", dateHdr, "X-Rate-Limit-Limit", "1200", "X-Rate-Limit-Remaining", "1199", "X-Rate-Limit-Reset", epoch(60*time.Second)),
-			want: srl.Observation{Limit: 1200, Remaining: 1199, Reset: time.Minute}, dialects: []string{FamilyXRateLimit},
+			want: srl.Observation{Limit: 1200, Remaining: 1199, Reset: 61 * time.Second, ResetSlack: time.Second}, dialects: []string{FamilyXRateLimit},
 		},
 		{
 			name: "Reddit decimal remaining and used", status: 200,
@@ -177,7 +177,7 @@ func TestParseCaptures(t *testing.T) {
 		{
 			name: "Jira minute-precision ISO reset", status: 200,
 			h:    hdr("Date", dateHdr, "X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", serverNow.Add(2*time.Minute).Format("2006-01-02T15:04Z")),
-			want: srl.Observation{Limit: 100, Remaining: 0, Reset: 2 * time.Minute}, dialects: []string{FamilyXRateLimit},
+			want: srl.Observation{Limit: 100, Remaining: 0, Reset: 3 * time.Minute, ResetSlack: time.Minute}, dialects: []string{FamilyXRateLimit},
 		},
 		{
 			name: "Whoop list in the limit", status: 200,
@@ -230,24 +230,78 @@ func TestParseCaptures(t *testing.T) {
 			h:    hdr("Content-Type", "application/json"),
 			want: srl.Observation{},
 		},
-	}
-	for _, tc := range tests {
+	})
+}
+
+// obs shortens the expected observations of the tables.
+type obs = srl.Observation
+
+// parseCase is one response and what Parse must make of it.
+type parseCase struct {
+	name      string
+	status    int
+	h         http.Header
+	body      string
+	m         *Mapping
+	want      srl.Observation
+	dialects  []string
+	malformed []string
+	scope     string
+	// date is the Observation's Date when the case's Date header is
+	// neither dateHdr (serverNow) nor absent (received).
+	date        time.Time
+	shouldRetry *bool
+}
+
+// runCases parses each case's response, received by a pod whose clock is
+// 5 minutes behind the server's, and compares the whole result.
+func runCases(t *testing.T, cases []parseCase) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Parse(Input{Header: tc.h, StatusCode: tc.status, Body: []byte(tc.body), Received: received}, tc.m)
-			if !reflect.DeepEqual(got.Observation, tc.want) {
-				t.Errorf("observation\n got %+v\nwant %+v", got.Observation, tc.want)
-			}
-			if !sameSet(got.Dialects, tc.dialects) || !sameSet(got.Malformed, tc.malformed) || got.Scope != tc.scope {
-				t.Errorf("dialects %v malformed %v scope %q; want %v %v %q", got.Dialects, got.Malformed, got.Scope, tc.dialects, tc.malformed, tc.scope)
-			}
-			if _, err := got.Observation.Normalize(); err != nil {
-				t.Errorf("the observation does not normalize: %v", err)
-			}
-			if wantFound := len(tc.dialects) > 0 || tc.want.Limited; got.Found != wantFound {
-				t.Errorf("Found %v, want %v", got.Found, wantFound)
-			}
+			checkCase(t, tc)
 		})
 	}
+}
+
+func checkCase(t *testing.T, tc parseCase) {
+	t.Helper()
+	got := Parse(Input{Header: tc.h, StatusCode: tc.status, Body: []byte(tc.body), Received: received}, tc.m)
+	want := tc.want
+	switch {
+	case !tc.date.IsZero():
+		want.Date = tc.date
+	case tc.h.Get("Date") == dateHdr:
+		want.Date = serverNow
+	case tc.h.Get("Date") == "":
+		want.Date = received
+	default:
+		t.Fatalf("the case sends Date %q and must say what it means", tc.h.Get("Date"))
+	}
+	want.Succeeded = tc.status >= 200 && tc.status < 400
+	want.Bare = len(tc.dialects) == 0 && !tc.want.Limited
+	if !reflect.DeepEqual(got.Observation, want) {
+		t.Errorf("observation\n got %+v\nwant %+v", got.Observation, want)
+	}
+	if !sameSet(got.Dialects, tc.dialects) || !sameSet(got.Malformed, tc.malformed) || got.Scope != tc.scope {
+		t.Errorf("dialects %v malformed %v scope %q; want %v %v %q", got.Dialects, got.Malformed, got.Scope, tc.dialects, tc.malformed, tc.scope)
+	}
+	if !reflect.DeepEqual(got.ShouldRetry, tc.shouldRetry) {
+		t.Errorf("ShouldRetry %v, want %v", fmtBool(got.ShouldRetry), fmtBool(tc.shouldRetry))
+	}
+	if _, err := got.Observation.Normalize(); err != nil {
+		t.Errorf("the observation does not normalize: %v", err)
+	}
+	if wantFound := len(tc.dialects) > 0 || tc.want.Limited; got.Found != wantFound {
+		t.Errorf("Found %v, want %v", got.Found, wantFound)
+	}
+}
+
+func fmtBool(b *bool) string {
+	if b == nil {
+		return "nil"
+	}
+	return strconv.FormatBool(*b)
 }
 
 func sameSet(a, b []string) bool {
@@ -269,6 +323,85 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
+// TestMostCompleteFamilyWins: every family present is read, and each
+// unit's quota comes from the one that says most (limit, remaining and
+// reset, then remaining and reset), never from a malformed one; on a tie
+// the more specific family wins.
+func TestMostCompleteFamilyWins(t *testing.T) {
+	runCases(t, []parseCase{
+		{
+			name: "tollbooth v7: a bare X-Rate-Limit-Limit beside a full RateLimit-*", status: 200,
+			h:    hdr("X-Rate-Limit-Limit", "10.00", "X-Rate-Limit-Duration", "1", "RateLimit-Limit", "10", "RateLimit-Remaining", "9", "RateLimit-Reset", "1"),
+			want: obs{Limit: 10, Remaining: 9, Reset: time.Second}, dialects: []string{FamilyIETF6},
+		},
+		{
+			name: "remaining and reset beat a limit alone", status: 200,
+			h:    hdr("X-RateLimit-Limit", "100", "RateLimit-Remaining", "5", "RateLimit-Reset", "30"),
+			want: obs{Remaining: 5, Reset: 30 * time.Second}, dialects: []string{FamilyIETF6},
+		},
+		{
+			name: "a full triple beats a more specific family without the limit", status: 200,
+			h:    hdr("RateLimit", `"default";r=50;t=30`, "X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "50", "X-RateLimit-Reset", "30"),
+			want: obs{Limit: 100, Remaining: 50, Reset: 30 * time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "a malformed family is never chosen, however complete", status: 200,
+			h:    hdr("X-RateLimit-Limit", "100", "X-RateLimit-Remaining", "-1", "X-RateLimit-Reset", "30", "RateLimit-Remaining", "5", "RateLimit-Reset", "30"),
+			want: obs{Remaining: 5, Reset: 30 * time.Second}, dialects: []string{FamilyIETF6}, malformed: []string{FamilyXRateLimit},
+		},
+		{
+			name: "a custom mapping is ranked like the others", status: 200,
+			h:    hdr("X-MyAPI-Reset", "30", "X-RateLimit-Limit", "5", "X-RateLimit-Remaining", "5", "X-RateLimit-Reset", "9"),
+			m:    &Mapping{Reset: "X-MyAPI-Reset"},
+			want: obs{Limit: 5, Remaining: 5, Reset: 9 * time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "a limit and a reset without remaining are not a spent quota", status: 200,
+			h:    hdr("X-RateLimit-Limit", "100", "X-RateLimit-Reset", "30"),
+			want: obs{Limit: 100}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "on a 429 they are: the refusal says when the quota refills", status: 429,
+			h:    hdr("X-RateLimit-Limit", "100", "X-RateLimit-Reset", "30"),
+			want: obs{Limit: 100, Reset: 30 * time.Second, Limited: true}, dialects: []string{FamilyXRateLimit},
+		},
+	})
+}
+
+// TestObservationFacts: the Observation carries the server's clock, the
+// outcome, and whether the response said anything about the budget at
+// all; the backend orders and probes by them.
+func TestObservationFacts(t *testing.T) {
+	runCases(t, []parseCase{
+		{name: "a bare success", status: 200, h: hdr("Date", dateHdr, "Content-Type", "application/json"), want: obs{}},
+		{name: "a bare success without Date", status: 200, h: hdr(), want: obs{}},
+		{name: "a bare redirect", status: 301, h: hdr("Date", dateHdr, "Location", "/elsewhere"), want: obs{}},
+		{name: "not modified", status: 304, h: hdr("Date", dateHdr), want: obs{}},
+		{name: "a server error", status: 500, h: hdr("Date", dateHdr), want: obs{}},
+		{name: "a bare refusal is not bare", status: 429, h: hdr("Date", dateHdr), want: obs{Limited: true}},
+		{
+			name: "a Retry-After is not bare", status: 503, h: hdr("Date", dateHdr, "Retry-After", "5"),
+			want: obs{RetryAfter: 5 * time.Second}, dialects: []string{FamilyRetryAfter},
+		},
+		{
+			name: "a quota on a success", status: 200, h: hdr("Date", dateHdr, "X-RateLimit-Remaining", "5", "X-RateLimit-Reset", "5"),
+			want: obs{Remaining: 5, Reset: 5 * time.Second}, dialects: []string{FamilyXRateLimit},
+		},
+		{
+			name: "only malformed headers teach nothing", status: 200, h: hdr("Date", dateHdr, "X-RateLimit-Remaining", "many"),
+			want: obs{}, malformed: []string{FamilyXRateLimit},
+		},
+		{
+			name: "an unparsable Date: the receive time stands in", status: 200, h: hdr("Date", "yesterday"),
+			want: obs{}, date: received,
+		},
+		{
+			name: "a Date in an ambiguous zone is not the server's clock", status: 200, h: hdr("Date", "Mon, 23 Nov 2026 07:00:00 EST"),
+			want: obs{}, date: received,
+		},
+	})
+}
+
 // TestClockSkewChangesNothing: the same server answer read by a pod whose
 // clock is right, 5 minutes behind, or an hour ahead gives one observation.
 func TestClockSkewChangesNothing(t *testing.T) {
@@ -279,7 +412,7 @@ func TestClockSkewChangesNothing(t *testing.T) {
 		got := Parse(Input{Header: h, StatusCode: 429, Received: local}, nil).Observation
 		if i == 0 {
 			first = got
-			if got.Reset != 42*time.Second || got.RetryAfter != 20*time.Second {
+			if got.Reset != 43*time.Second || got.RetryAfter != 21*time.Second {
 				t.Fatalf("in sync: %+v", got)
 			}
 		} else if !reflect.DeepEqual(got, first) {

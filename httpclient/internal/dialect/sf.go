@@ -9,6 +9,16 @@ import (
 // RateLimit drafts (lists and dictionaries of items with parameters). It is
 // lenient where servers are: a policy name may be a Token as well as a
 // String, and keys are compared in lower case.
+//
+// It is bounded where real fields are small: a list or dictionary of more
+// than maxMembers members, an inner list of more, or an item with more
+// than maxParams parameters does not parse, so that what one field costs
+// does not grow with what a server (or an attacker) sends.
+
+const (
+	maxMembers = 16
+	maxParams  = 16
+)
 
 type sfKind byte
 
@@ -95,7 +105,7 @@ func parseSF(s string, dict bool) ([]sfItem, bool) {
 			}
 		}
 		params, ok := r.params()
-		if !ok {
+		if !ok || len(items) == maxMembers {
 			return nil, false
 		}
 		it.params = params
@@ -122,7 +132,7 @@ func (r *sfReader) member() (sfValue, bool) {
 		return r.bareItem()
 	}
 	r.i++
-	for {
+	for n := 0; ; n++ {
 		r.skipSpace()
 		if r.done() {
 			return sfValue{}, false
@@ -130,6 +140,9 @@ func (r *sfReader) member() (sfValue, bool) {
 		if r.peek() == ')' {
 			r.i++
 			return sfValue{kind: sfInner}, true
+		}
+		if n == maxMembers {
+			return sfValue{}, false
 		}
 		if _, ok := r.bareItem(); !ok {
 			return sfValue{}, false
@@ -150,7 +163,7 @@ func (r *sfReader) params() ([]sfParam, bool) {
 		r.i++
 		r.skipSpace()
 		key, ok := r.key()
-		if !ok {
+		if !ok || len(ps) == maxParams {
 			return nil, false
 		}
 		val := sfValue{kind: sfBool, num: 1}
