@@ -98,15 +98,14 @@ local function merge(unit, limit, remaining, reset, window, slack)
     lower_ramp()
     if reported > q.r then q.r = reported end
     learn_window(false)
-  elseif reported > q.r and not older and assumed and reported - (q.r - q.w) <= 2 * q.w then
-    local start = q.r - q.w
-    q.r = reported
-    q.w = reported - start
-    if window > 0 then q.w = window end
+  elseif reported > q.r and not older then
+    local left = clamp(available(q, now), 0, math.max(q.l, 0))
+    learn_window(false)
+    q.r, q.a, q.p, q.s = reported, left, math.max(target(q) - left, 0), 0
     q.o = fresh
     lower_ramp()
-  elseif reported > q.r and not older or reported < q.r and (newer or assumed and not older) then
-    learn_window(reported < q.r)
+  elseif reported < q.r and (newer or assumed and not older) then
+    learn_window(true)
     q.r, q.o, q.a, q.p, q.s = reported, fresh, fresh, 0, 0
   end
   if date > q.d then q.d = date end

@@ -140,6 +140,12 @@ local function in_flight(q, now)
   return q.f
 end
 
+-- Quota.target
+local function target(q)
+  if q.l > 1 then return q.l - 1 end
+  return q.l
+end
+
 -- Quota.roll: false when the quota must be forgotten
 local function roll(q, now)
   if now < q.r then return true end
@@ -147,12 +153,11 @@ local function roll(q, now)
   local left = q.a + q.p - q.s
   if q.o > left then left = q.o end
   left = clamp(left, 0, q.l)
-  local target = q.l
-  if target > 1 then target = target - 1 end
+  local goal = target(q)
   local windows = idiv(now - q.r, q.w) + 1
-  if windows > 1 and target > left then left = target end
+  if windows > 1 and goal > left then left = goal end
   q.r = q.r + windows * q.w
-  q.a, q.p, q.s, q.o = left, math.max(target - left, 0), 0, -1
+  q.a, q.p, q.s, q.o = left, math.max(goal - left, 0), 0, -1
   return true
 end
 

@@ -197,21 +197,22 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		q.lowerRamp(now, fresh)
 		q.ResetAt = max(q.ResetAt, reported)
 		q.learnWindow(oq, length, false)
-	case reported > q.ResetAt && !older && q.assumed() && reported-q.start() <= 2*q.Window:
-		// Our reset ran ahead of the server's, whose window ends later:
-		// the ramp goes on, stretched to the server's window.
-		q.Window = reported - q.start()
-		q.ResetAt = reported
-		if oq.Window > 0 {
-			q.Window = oq.Window
-		}
+	case reported > q.ResetAt && !older:
+		// The server's window ends later than ours: it rolled over before
+		// we did, or a new window began (a server whose windows start with
+		// their first request). Roll into it now: what was left ramps to
+		// the target over its length, and this response is its first word.
+		left := clamp(q.available(now), 0, max(q.Limit, 0))
+		q.learnWindow(oq, length, false)
+		q.ResetAt, q.Base, q.Gain, q.Spent = reported, left, max(q.target()-left, 0), 0
 		q.Seen = fresh
 		q.lowerRamp(now, fresh)
-	case reported > q.ResetAt && !older, reported < q.ResetAt && (newer || q.assumed() && !older):
-		// A later window, or one the server produced later that ends
-		// earlier (the stored one was an outlier, or our reset ran ahead
-		// of the server's): it replaces the stored window.
-		q.learnWindow(oq, length, reported < q.ResetAt)
+	case reported < q.ResetAt && (newer || q.assumed() && !older):
+		// The server produced this later and its window ends earlier (the
+		// stored one was an outlier), or our reset ran ahead of the
+		// server's and its window is still open: it replaces ours, with
+		// nothing assumed about refills.
+		q.learnWindow(oq, length, true)
 		q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent = reported, fresh, fresh, 0, 0
 	}
 	q.Date = max(q.Date, date)

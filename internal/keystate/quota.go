@@ -22,10 +22,7 @@ func (q *Quota) roll(now int64) bool {
 		left = q.Seen
 	}
 	left = clamp(left, 0, q.Limit)
-	target := q.Limit
-	if target > 1 {
-		target--
-	}
+	target := q.target()
 	windows := FloorDiv(now-q.ResetAt, q.Window) + 1
 	if windows > 1 {
 		// A whole window passed untouched: the ramp reached its target.
@@ -35,6 +32,14 @@ func (q *Quota) roll(now int64) bool {
 	q.ResetAt += windows * q.Window
 	q.Base, q.Gain, q.Spent, q.Seen = left, max(target-left, 0), 0, -1
 	return true
+}
+
+// target is where a window's ramp ends: one below the limit (see roll).
+func (q *Quota) target() int64 {
+	if q.Limit > 1 {
+		return q.Limit - 1
+	}
+	return q.Limit
 }
 
 // resetAfter is how long until the window ends, bounded by MaxHorizon.
