@@ -58,7 +58,7 @@ local function merge(unit, limit, remaining, reset, window, slack)
     if #quotas >= MAX_QUOTAS then return end
     local w = window
     if w <= 0 then w = length end
-    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0}
+    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0}
     return
   end
   local q = quotas[qi]
@@ -75,9 +75,17 @@ local function merge(unit, limit, remaining, reset, window, slack)
   elseif q.l > 0 and remaining > q.l then
     q.l = remaining
   end
-  local function lower_ramp()
+  -- Quota.reanchor
+  local function reanchor(may_raise)
     local rv = ramp(q, now)
-    if fresh < rv then q.s = q.s + rv - fresh end
+    if fresh < rv then
+      q.s = q.s + rv - fresh
+    elseif fresh > rv and may_raise and q.rf == 1 then
+      q.s = q.s - (fresh - rv)
+      if q.s < 0 then
+        q.a, q.s = math.min(q.a - q.s, math.max(q.l, 0)), 0
+      end
+    end
   end
   local function learn_window(earlier)
     if window > 0 then
@@ -90,12 +98,13 @@ local function merge(unit, limit, remaining, reset, window, slack)
   end
   local assumed = q.o < 0
   if reported - q.r <= tol and q.r - reported <= tol or reported > q.r and same_second and not assumed then
+    if newer and settling and q.o >= 0 and fresh > q.o then q.rf = 1 end
     if newer or assumed then
       q.o = fresh
     elseif remaining < q.o then
       q.o = remaining
     end
-    lower_ramp()
+    reanchor(newer and settling)
     if reported > q.r then q.r = reported end
     learn_window(false)
   elseif reported > q.r and not older then
@@ -103,7 +112,7 @@ local function merge(unit, limit, remaining, reset, window, slack)
     learn_window(false)
     q.r, q.a, q.p, q.s = reported, left, math.max(target(q) - left, 0), 0
     q.o = fresh
-    lower_ramp()
+    reanchor(not older and settling)
   elseif reported < q.r and (newer or assumed and not older) then
     learn_window(true)
     q.r, q.o, q.a, q.p, q.s = reported, fresh, fresh, 0, 0

@@ -188,13 +188,16 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		// server second, as a bucket's does): a response from a later
 		// second says what is left now; one from the same or an earlier
 		// second never raises it. The reset only moves later.
+		if newer && settling && q.Seen >= 0 && fresh > q.Seen {
+			q.Refills = 1
+		}
 		switch {
 		case newer || q.assumed():
 			q.Seen = fresh
 		case oq.Remaining < q.Seen:
 			q.Seen = oq.Remaining
 		}
-		q.lowerRamp(now, fresh)
+		q.reanchor(now, fresh, newer && settling)
 		q.ResetAt = max(q.ResetAt, reported)
 		q.learnWindow(oq, length, false)
 	case reported > q.ResetAt && !older:
@@ -206,7 +209,7 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		q.learnWindow(oq, length, false)
 		q.ResetAt, q.Base, q.Gain, q.Spent = reported, left, max(q.target()-left, 0), 0
 		q.Seen = fresh
-		q.lowerRamp(now, fresh)
+		q.reanchor(now, fresh, !older && settling)
 	case reported < q.ResetAt && (newer || q.assumed() && !older):
 		// The server produced this later and its window ends earlier (the
 		// stored one was an outlier), or our reset ran ahead of the
@@ -218,11 +221,21 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 	q.Date = max(q.Date, date)
 }
 
-// lowerRamp brings the ramp down to what a response says is left: it
-// refilled less than modelled, or others outside the fleet spend.
-func (q *Quota) lowerRamp(now, left int64) {
-	if ramp := q.ramp(now); left < ramp {
+// reanchor brings the ramp to what a response says is left: down when it
+// refilled less than modelled (or others outside the fleet spend), and,
+// for a server that refills as time passes, up when the response is newer
+// than anything merged and knows what is in flight (mayRaise): its windows
+// are only known to a second, so the ramp runs behind it.
+func (q *Quota) reanchor(now, left int64, mayRaise bool) {
+	ramp := q.ramp(now)
+	switch {
+	case left < ramp:
 		q.Spent += ramp - left
+	case left > ramp && mayRaise && q.Refills == 1:
+		q.Spent -= left - ramp
+		if q.Spent < 0 {
+			q.Base, q.Spent = min(q.Base-q.Spent, max(q.Limit, 0)), 0
+		}
 	}
 }
 

@@ -39,6 +39,11 @@ type Quota struct {
 	// does not know them yet. It is forgotten InFlightAge after its last
 	// change (a process that died mid-request cannot hold it for good).
 	InFlight, InFlightAt int64
+	// Refills is 1 once a response from a later second said more was left
+	// than the one before, within one window: the server refills as time
+	// passes (a sliding window, a bucket), never a fixed window. For such
+	// a server what a later response says is left also resets the ramp.
+	Refills int64
 }
 
 // State is everything stored for one key. The zero value is an empty key.
@@ -188,6 +193,7 @@ func (s *State) ClampRanges() {
 		q.Date = clamp(q.Date, 0, maxCount)
 		q.InFlight = clamp(q.InFlight, 0, maxCount)
 		q.InFlightAt = max(q.InFlightAt, 0)
+		q.Refills = clamp(q.Refills, 0, 1)
 	}
 }
 
@@ -206,8 +212,8 @@ func (l Limit) tatBound() int64 {
 
 // EncodeQuotas writes the quotas as the Redis hash field "q" holds them:
 // "<unit> <limit> <window> <reset-at> <seen> <base> <gain> <spent> <date>
-// <in-flight> <in-flight-at>" per quota, joined by ';'. acquire.lua and
-// observe.lua write the same bytes.
+// <in-flight> <in-flight-at> <refills>" per quota, joined by ';'.
+// acquire.lua and observe.lua write the same bytes.
 func EncodeQuotas(qs []Quota) string {
 	var b []byte
 	for i, q := range qs {
@@ -215,7 +221,7 @@ func EncodeQuotas(qs []Quota) string {
 			b = append(b, ';')
 		}
 		b = append(b, q.Unit...)
-		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date, q.InFlight, q.InFlightAt} {
+		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date, q.InFlight, q.InFlightAt, q.Refills} {
 			b = append(b, ' ')
 			b = strconv.AppendInt(b, v, 10)
 		}
@@ -246,7 +252,7 @@ func decodeQuota(entry string) (Quota, bool) {
 	if !ok || srl.ValidUnit(unit) != nil {
 		return Quota{}, false
 	}
-	var v [10]int64
+	var v [11]int64
 	for i := range v {
 		field := rest
 		if i < len(v)-1 {
@@ -261,7 +267,7 @@ func decodeQuota(entry string) (Quota, bool) {
 		v[i] = n
 	}
 	return Quota{Unit: unit, Limit: v[0], Window: v[1], ResetAt: v[2], Seen: v[3], Base: v[4], Gain: v[5], Spent: v[6], Date: v[7],
-		InFlight: v[8], InFlightAt: v[9]}, true
+		InFlight: v[8], InFlightAt: v[9], Refills: v[10]}, true
 }
 
 // digitsOnly accepts what the scripts' pattern "%-?%d+" accepts.
