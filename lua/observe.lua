@@ -98,13 +98,16 @@ local function merge(unit, limit, remaining, reset, window, slack)
   end
   local assumed = q.o < 0
   if reported - q.r <= tol and q.r - reported <= tol or reported > q.r and same_second and not assumed then
-    if newer and settling and q.o >= 0 and fresh > q.o then q.rf = 1 end
+    if settling and (newer and q.o >= 0 and fresh > q.o or
+        assumed and fresh < target(q) - math.max(1, idiv(target(q), 8))) then
+      q.rf = 1
+    end
     if newer or assumed then
       q.o = fresh
     elseif remaining < q.o then
       q.o = remaining
     end
-    reanchor(newer and settling)
+    reanchor((newer or assumed) and settling)
     if reported > q.r then q.r = reported end
     learn_window(false)
   elseif reported > q.r and not older then

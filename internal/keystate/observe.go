@@ -188,16 +188,20 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		// server second, as a bucket's does): a response from a later
 		// second says what is left now; one from the same or an earlier
 		// second never raises it. The reset only moves later.
-		if newer && settling && q.Seen >= 0 && fresh > q.Seen {
+		// A server refills as time passes when a later response says more
+		// is left than the one before, or when the first response after a
+		// reset finds the window far from full (a fixed window is full).
+		first := q.assumed()
+		if settling && (newer && q.Seen >= 0 && fresh > q.Seen || first && fresh < q.target()-max(1, q.target()/8)) {
 			q.Refills = 1
 		}
 		switch {
-		case newer || q.assumed():
+		case newer || first:
 			q.Seen = fresh
 		case oq.Remaining < q.Seen:
 			q.Seen = oq.Remaining
 		}
-		q.reanchor(now, fresh, newer && settling)
+		q.reanchor(now, fresh, (newer || first) && settling)
 		q.ResetAt = max(q.ResetAt, reported)
 		q.learnWindow(oq, length, false)
 	case reported > q.ResetAt && !older:
