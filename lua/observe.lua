@@ -58,7 +58,7 @@ local function merge(unit, limit, remaining, reset, window, slack)
     if #quotas >= MAX_QUOTAS then return end
     local w = window
     if w <= 0 then w = length end
-    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0}
+    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = slack}
     return
   end
   local q = quotas[qi]
@@ -108,17 +108,17 @@ local function merge(unit, limit, remaining, reset, window, slack)
       q.o = remaining
     end
     reanchor((newer or assumed) and settling)
-    if reported > q.r then q.r = reported end
+    if reported > q.r then q.r, q.sl = reported, slack end
     learn_window(false)
   elseif reported > q.r and not older then
     local left = clamp(available(q, now), 0, math.max(q.l, 0))
     learn_window(false)
-    q.r, q.a, q.p, q.s = reported, left, math.max(target(q) - left, 0), 0
+    q.r, q.sl, q.a, q.p, q.s = reported, slack, left, math.max(target(q) - left, 0), 0
     q.o = fresh
     reanchor(not older and settling)
   elseif reported < q.r and (newer or assumed and not older) then
     learn_window(true)
-    q.r, q.o, q.a, q.p, q.s = reported, fresh, fresh, 0, 0
+    q.r, q.sl, q.o, q.a, q.p, q.s = reported, slack, fresh, fresh, 0, 0
   end
   if date > q.d then q.d = date end
 end

@@ -49,9 +49,9 @@ end
 
 -- The quotas live in one field, "q": per quota "<unit> <limit> <window>
 -- <reset-at> <seen> <base> <gain> <spent> <date> <in-flight>
--- <in-flight-at> <refills>", joined by ';'. An entry that does not parse is skipped;
+-- <in-flight-at> <refills> <slack>", joined by ';'. An entry that does not parse is skipped;
 -- every value is bounded (ClampRanges).
-local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
+local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
 
 local function short_number(s)
   local digits = #s
@@ -63,10 +63,10 @@ local function decode_quotas(s)
   local qs = {}
   if type(s) ~= 'string' then return qs end
   for entry in string.gmatch(s, '[^;]+') do
-    local u, l, w, r, o, a, p, sp, d, fl, fa, rf = string.match(entry, QUOTA_PATTERN)
+    local u, l, w, r, o, a, p, sp, d, fl, fa, rf, sl = string.match(entry, QUOTA_PATTERN)
     if u and #u <= 32 and #qs < MAX_QUOTAS and short_number(l) and short_number(w) and short_number(r) and
         short_number(o) and short_number(a) and short_number(p) and short_number(sp) and short_number(d) and
-        short_number(fl) and short_number(fa) and short_number(rf) then
+        short_number(fl) and short_number(fa) and short_number(rf) and short_number(sl) then
       qs[#qs + 1] = {
         u = u,
         l = clamp(tonumber(l), 0, MAX_COUNT),
@@ -80,6 +80,7 @@ local function decode_quotas(s)
         f = clamp(tonumber(fl), 0, MAX_COUNT),
         fa = math.max(tonumber(fa), 0),
         rf = clamp(tonumber(rf), 0, 1),
+        sl = clamp(tonumber(sl), 0, MAX_HORIZON),
       }
     end
   end
@@ -89,7 +90,7 @@ end
 local function encode_quotas(qs)
   local parts = {}
   for i, q in ipairs(qs) do
-    parts[i] = q.u .. ' ' .. string.format('%d %d %d %d %d %d %d %d %d %d %d', q.l, q.w, q.r, q.o, q.a, q.p, q.s, q.d, q.f, q.fa, q.rf)
+    parts[i] = q.u .. ' ' .. string.format('%d %d %d %d %d %d %d %d %d %d %d %d', q.l, q.w, q.r, q.o, q.a, q.p, q.s, q.d, q.f, q.fa, q.rf, q.sl)
   end
   return table.concat(parts, ';')
 end
@@ -111,7 +112,7 @@ end
 -- Quota.ramp
 local function ramp(q, now)
   if q.p == 0 then return q.a - q.s end
-  local e = clamp(now - (q.r - q.w), 0, q.w)
+  local e = clamp(now - (q.r - q.sl - q.w), 0, q.w)
   local steps = idiv(e * RAMP_STEPS, q.w)
   return q.a + idiv(q.p * steps, RAMP_STEPS) - q.s
 end
@@ -129,7 +130,7 @@ local function quota_wait(q, now, need)
   if q.p > 0 and short <= q.p then
     local steps = idiv(short * RAMP_STEPS + q.p - 1, q.p)
     local e = idiv(steps * q.w + RAMP_STEPS - 1, RAMP_STEPS)
-    local at = q.r - q.w + e
+    local at = q.r - q.sl - q.w + e
     if at < reset_at and at > now then return at - now end
   end
   return reset_at - now

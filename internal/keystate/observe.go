@@ -161,7 +161,7 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		}
 		s.Quotas = append(s.Quotas, Quota{
 			Unit: oq.Unit, Limit: oq.Limit, Window: w, ResetAt: reported,
-			Seen: oq.Remaining, Base: oq.Remaining, Date: date,
+			Seen: oq.Remaining, Base: oq.Remaining, Date: date, Slack: oq.Slack,
 		})
 		return
 	}
@@ -202,7 +202,9 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 			q.Seen = oq.Remaining
 		}
 		q.reanchor(now, fresh, (newer || first) && settling)
-		q.ResetAt = max(q.ResetAt, reported)
+		if reported > q.ResetAt {
+			q.ResetAt, q.Slack = reported, oq.Slack
+		}
 		q.learnWindow(oq, length, false)
 	case reported > q.ResetAt && !older:
 		// The server's window ends later than ours: it rolled over before
@@ -211,7 +213,7 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		// the target over its length, and this response is its first word.
 		left := clamp(q.available(now), 0, max(q.Limit, 0))
 		q.learnWindow(oq, length, false)
-		q.ResetAt, q.Base, q.Gain, q.Spent = reported, left, max(q.target()-left, 0), 0
+		q.ResetAt, q.Slack, q.Base, q.Gain, q.Spent = reported, oq.Slack, left, max(q.target()-left, 0), 0
 		q.Seen = fresh
 		q.reanchor(now, fresh, !older && settling)
 	case reported < q.ResetAt && (newer || q.assumed() && !older):
@@ -220,7 +222,7 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		// server's and its window is still open: it replaces ours, with
 		// nothing assumed about refills.
 		q.learnWindow(oq, length, true)
-		q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent = reported, fresh, fresh, 0, 0
+		q.ResetAt, q.Slack, q.Seen, q.Base, q.Gain, q.Spent = reported, oq.Slack, fresh, fresh, 0, 0
 	}
 	q.Date = max(q.Date, date)
 }

@@ -45,8 +45,9 @@ func (q *Quota) target() int64 {
 // resetAfter is how long until the window ends, bounded by MaxHorizon.
 func (q *Quota) resetAfter(now int64) int64 { return min(q.ResetAt, now+maxHorizon) - now }
 
-// start is when the current window began.
-func (q *Quota) start() int64 { return q.ResetAt - q.Window }
+// start is when the current window most likely began, and its ramp with
+// it (see Slack).
+func (q *Quota) start() int64 { return q.ResetAt - q.Slack - q.Window }
 
 // ramp is what the ramp allows at now: Base plus Gain in rampSteps equal
 // steps over the window, less what was spent. It may be negative.

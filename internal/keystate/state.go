@@ -44,6 +44,11 @@ type Quota struct {
 	// passes (a sliding window, a bucket), never a fixed window. For such
 	// a server what a later response says is left also resets the ramp.
 	Refills int64
+	// Slack is how much of ResetAt may lie past the server's true reset
+	// (the resolution of the headers): the window rolls at ResetAt, so
+	// never early, but its ramp runs Window long from ResetAt − Slack −
+	// Window, where the server's window most likely began.
+	Slack int64
 }
 
 // State is everything stored for one key. The zero value is an empty key.
@@ -194,6 +199,7 @@ func (s *State) ClampRanges() {
 		q.InFlight = clamp(q.InFlight, 0, maxCount)
 		q.InFlightAt = max(q.InFlightAt, 0)
 		q.Refills = clamp(q.Refills, 0, 1)
+		q.Slack = clamp(q.Slack, 0, maxHorizon)
 	}
 }
 
@@ -212,7 +218,7 @@ func (l Limit) tatBound() int64 {
 
 // EncodeQuotas writes the quotas as the Redis hash field "q" holds them:
 // "<unit> <limit> <window> <reset-at> <seen> <base> <gain> <spent> <date>
-// <in-flight> <in-flight-at> <refills>" per quota, joined by ';'.
+// <in-flight> <in-flight-at> <refills> <slack>" per quota, joined by ';'.
 // acquire.lua and observe.lua write the same bytes.
 func EncodeQuotas(qs []Quota) string {
 	var b []byte
@@ -221,7 +227,7 @@ func EncodeQuotas(qs []Quota) string {
 			b = append(b, ';')
 		}
 		b = append(b, q.Unit...)
-		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date, q.InFlight, q.InFlightAt, q.Refills} {
+		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date, q.InFlight, q.InFlightAt, q.Refills, q.Slack} {
 			b = append(b, ' ')
 			b = strconv.AppendInt(b, v, 10)
 		}
@@ -252,7 +258,7 @@ func decodeQuota(entry string) (Quota, bool) {
 	if !ok || srl.ValidUnit(unit) != nil {
 		return Quota{}, false
 	}
-	var v [11]int64
+	var v [12]int64
 	for i := range v {
 		field := rest
 		if i < len(v)-1 {
@@ -267,7 +273,7 @@ func decodeQuota(entry string) (Quota, bool) {
 		v[i] = n
 	}
 	return Quota{Unit: unit, Limit: v[0], Window: v[1], ResetAt: v[2], Seen: v[3], Base: v[4], Gain: v[5], Spent: v[6], Date: v[7],
-		InFlight: v[8], InFlightAt: v[9], Refills: v[10]}, true
+		InFlight: v[8], InFlightAt: v[9], Refills: v[10], Slack: v[11]}, true
 }
 
 // digitsOnly accepts what the scripts' pattern "%-?%d+" accepts.
