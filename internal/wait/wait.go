@@ -20,6 +20,14 @@ const MaxReservation = time.Minute
 // MaxJitter bounds the jitter added to a quota or block wait.
 const MaxJitter = time.Second
 
+// QuotaPoll bounds one sleep on a spent server quota: the fleet learns a
+// window's end from responses (a server whose window rolled before the
+// time its whole-second headers allowed us to assume), so a waiter looks
+// again at least this often instead of sleeping out the assumed reset.
+// (With Redis, the repeated look is usually answered by the process's
+// refusal cache, without a round trip.)
+const QuotaPoll = 250 * time.Millisecond
+
 // Acquirer decides admission; every Backend is one.
 type Acquirer interface {
 	Acquire(ctx context.Context, r srl.Request) (srl.Decision, error)
@@ -110,6 +118,10 @@ func forLoop(ctx context.Context, b Acquirer, r srl.Request, sleep Sleeper, now 
 			pause = max(d.RetryAfter-q.MaxWait, time.Millisecond)
 		case d.Cause == srl.CauseLimit:
 			// A limit that cannot reserve (a window): sleep it out.
+		case d.Cause == srl.CauseQuota && pause > QuotaPoll:
+			// Spread over a quarter of the interval, so a fleet's
+			// waiters do not look again in step.
+			pause = QuotaPoll + jitter(10*QuotaPoll/4, bound-QuotaPoll, bounded)
 		default:
 			pause += jitter(d.RetryAfter, bound-d.RetryAfter, bounded)
 		}

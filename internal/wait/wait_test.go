@@ -88,10 +88,10 @@ func TestMaxWaitBoundsTheTotal(t *testing.T) {
 	}
 }
 
-func TestQuotaWaitsAreJittered(t *testing.T) {
+func TestBlockWaitsAreJittered(t *testing.T) {
 	seen := map[time.Duration]bool{}
 	for i := 0; i < 50; i++ {
-		b := &script{answers: []srl.Decision{{RetryAfter: 10 * time.Second, Cause: srl.CauseQuota}, {Allowed: true}}}
+		b := &script{answers: []srl.Decision{{RetryAfter: 10 * time.Second, Cause: srl.CauseBlocked}, {Allowed: true}}}
 		ft := &fakeTime{now: time.Unix(0, 0)}
 		if _, err := For(context.Background(), b, srl.Request{Key: "k", N: 1}, ft.sleep, ft.clock); err != nil {
 			t.Fatal(err)
@@ -104,6 +104,27 @@ func TestQuotaWaitsAreJittered(t *testing.T) {
 	}
 	if len(seen) < 10 {
 		t.Fatalf("50 fleet members woke at only %d distinct times", len(seen))
+	}
+}
+
+// A spent quota is looked at again at least every QuotaPoll (jittered): a
+// window may end before the time whole-second headers let us assume.
+func TestQuotaWaitsPoll(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 50; i++ {
+		b := &script{answers: []srl.Decision{{RetryAfter: 10 * time.Second, Cause: srl.CauseQuota}, {Allowed: true}}}
+		ft := &fakeTime{now: time.Unix(0, 0)}
+		if _, err := For(context.Background(), b, srl.Request{Key: "k", N: 1}, ft.sleep, ft.clock); err != nil {
+			t.Fatal(err)
+		}
+		p := ft.sleeps[0]
+		if p < QuotaPoll || p > QuotaPoll+QuotaPoll/4 {
+			t.Fatalf("pause %v outside [%v, %v]", p, QuotaPoll, QuotaPoll+QuotaPoll/4)
+		}
+		seen[p] = true
+	}
+	if len(seen) < 10 {
+		t.Fatalf("50 fleet members looked again at only %d distinct times", len(seen))
 	}
 }
 
@@ -156,7 +177,7 @@ func TestReservationRechecksALaterQuota(t *testing.T) {
 	if len(b.seen) != 3 || len(b.seen[1].DefaultLimits) != 0 || len(b.seen[2].Limits) != 0 {
 		t.Fatalf("requests %+v; after the reservation only the quota may be checked, not the limits again", b.seen)
 	}
-	if ft.sleeps[0] != 200*time.Millisecond || ft.sleeps[1] < 2*time.Second {
+	if ft.sleeps[0] != 200*time.Millisecond || ft.sleeps[1] < QuotaPoll {
 		t.Fatalf("slept %v", ft.sleeps)
 	}
 
