@@ -67,7 +67,6 @@ local function merge(unit, limit, remaining, reset, window, slack)
   local tol = math.max(math.min(tolerance, idiv(w, 4)), slack)
   local newer = date > 0 and q.d > 0 and date > q.d
   local older = date > 0 and q.d > 0 and date < q.d
-  local same_second = date > 0 and date == q.d
   local fresh = remaining
   if settling then fresh = math.max(remaining - in_flight(q, now), 0) end
   if limit > 0 then
@@ -97,7 +96,7 @@ local function merge(unit, limit, remaining, reset, window, slack)
     end
   end
   local assumed = q.o < 0
-  if reported - q.r <= tol and q.r - reported <= tol or reported > q.r and same_second and not assumed then
+  if reported - q.r <= tol and q.r - reported <= tol then
     if settling and (newer and q.o >= 0 and fresh > q.o or
         assumed and fresh < target(q) - math.max(1, idiv(target(q), 8))) then
       q.rf = 1

@@ -173,7 +173,6 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 	tol := max(min(tolerance, w/4), oq.Slack)
 	newer := date > 0 && q.Date > 0 && date > q.Date
 	older := date > 0 && q.Date > 0 && date < q.Date
-	sameSecond := date > 0 && date == q.Date
 	// What is left now, as far as this response knows: other requests
 	// were spent from the quota that its count does not include yet.
 	fresh := oq.Remaining
@@ -182,12 +181,10 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 	}
 	q.setLimit(oq)
 	switch {
-	case reported-q.ResetAt <= tol && q.ResetAt-reported <= tol,
-		reported > q.ResetAt && sameSecond && !q.assumed():
-		// The same window (or a reset that moved on within the same
-		// server second, as a bucket's does): a response from a later
-		// second says what is left now; one from the same or an earlier
-		// second never raises it. The reset only moves later.
+	case reported-q.ResetAt <= tol && q.ResetAt-reported <= tol:
+		// The same window: a response from a later second says what is
+		// left now; one from the same or an earlier second never raises
+		// it. The reset only moves later.
 		// A server refills as time passes when a later response says more
 		// is left than the one before, or when the first response after a
 		// reset finds the window far from full (a fixed window is full).
