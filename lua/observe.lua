@@ -74,6 +74,14 @@ local function merge(unit, limit, remaining, reset, window, slack)
   elseif q.l > 0 and remaining > q.l then
     q.l = remaining
   end
+  -- Quota.learnRefill
+  local function learn_refill()
+    if fresh < target(q) - math.max(1, idiv(target(q), 8)) then
+      q.rf = 1
+    elseif q.rf == 0 then
+      q.rf = 2
+    end
+  end
   -- Quota.reanchor
   local function reanchor(may_raise)
     local rv = ramp(q, now)
@@ -97,9 +105,9 @@ local function merge(unit, limit, remaining, reset, window, slack)
   end
   local assumed = q.o < 0
   if reported - q.r <= tol and q.r - reported <= tol then
-    if settling and (newer and q.o >= 0 and fresh > q.o or
-        assumed and fresh < target(q) - math.max(1, idiv(target(q), 8))) then
-      q.rf = 1
+    if settling then
+      if newer and q.o >= 0 and fresh > q.o then q.rf = 1 end
+      if assumed then learn_refill() end
     end
     if newer or assumed then
       q.o = fresh
@@ -114,6 +122,7 @@ local function merge(unit, limit, remaining, reset, window, slack)
     learn_window(false)
     q.r, q.sl, q.a, q.p, q.s = reported, slack, left, math.max(target(q) - left, 0), 0
     q.o = fresh
+    if settling then learn_refill() end
     reanchor(not older and settling)
   elseif reported < q.r and (newer or assumed and not older) then
     learn_window(true)

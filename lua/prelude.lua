@@ -79,7 +79,7 @@ local function decode_quotas(s)
         d = clamp(tonumber(d), 0, MAX_COUNT),
         f = clamp(tonumber(fl), 0, MAX_COUNT),
         fa = math.max(tonumber(fa), 0),
-        rf = clamp(tonumber(rf), 0, 1),
+        rf = clamp(tonumber(rf), 0, 2),
         sl = clamp(tonumber(sl), 0, MAX_HORIZON),
       }
     end
@@ -158,6 +158,7 @@ local function roll(q, now)
   local goal = target(q)
   local windows = idiv(now - q.r, q.w) + 1
   if windows > 1 and goal > left then left = goal end
+  if q.rf == 2 and left < 1 and q.l >= 1 then left = 1 end
   q.r = q.r + windows * q.w
   q.a, q.p, q.s, q.o = left, math.max(goal - left, 0), 0, -1
   return true

@@ -185,12 +185,14 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		// The same window: a response from a later second says what is
 		// left now; one from the same or an earlier second never raises
 		// it. The reset only moves later.
-		// A server refills as time passes when a later response says more
-		// is left than the one before, or when the first response after a
-		// reset finds the window far from full (a fixed window is full).
 		first := q.assumed()
-		if settling && (newer && q.Seen >= 0 && fresh > q.Seen || first && fresh < q.target()-max(1, q.target()/8)) {
-			q.Refills = 1
+		if settling {
+			if newer && q.Seen >= 0 && fresh > q.Seen {
+				q.Refills = refillsContinuously
+			}
+			if first {
+				q.learnRefill(fresh)
+			}
 		}
 		switch {
 		case newer || first:
@@ -212,6 +214,9 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		q.learnWindow(oq, length, false)
 		q.ResetAt, q.Slack, q.Base, q.Gain, q.Spent = reported, oq.Slack, left, max(q.target()-left, 0), 0
 		q.Seen = fresh
+		if settling {
+			q.learnRefill(fresh)
+		}
 		q.reanchor(now, fresh, !older && settling)
 	case reported < q.ResetAt && (newer || q.assumed() && !older):
 		// The server produced this later and its window ends earlier (the
@@ -224,6 +229,25 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 	q.Date = max(q.Date, date)
 }
 
+// How a quota refills (Quota.Refills).
+const (
+	refillsUnknown      = 0
+	refillsContinuously = 1 // a sliding window or a bucket: as time passes
+	refillsAtOnce       = 2 // a fixed window: whole, when it rolls
+)
+
+// learnRefill reads the first word of a window: far from full shows a
+// server that refills as time passes; full, one that refilled at once
+// (unless it was already seen to refill continuously, which stays).
+func (q *Quota) learnRefill(fresh int64) {
+	switch {
+	case fresh < q.target()-max(1, q.target()/8):
+		q.Refills = refillsContinuously
+	case q.Refills == refillsUnknown:
+		q.Refills = refillsAtOnce
+	}
+}
+
 // reanchor brings the ramp to what a response says is left: down when it
 // refilled less than modelled (or others outside the fleet spend), and,
 // for a server that refills as time passes, up when the response is newer
@@ -234,7 +258,7 @@ func (q *Quota) reanchor(now, left int64, mayRaise bool) {
 	switch {
 	case left < ramp:
 		q.Spent += ramp - left
-	case left > ramp && mayRaise && q.Refills == 1:
+	case left > ramp && mayRaise && q.Refills == refillsContinuously:
 		q.Spent -= left - ramp
 		if q.Spent < 0 {
 			q.Base, q.Spent = min(q.Base-q.Spent, max(q.Limit, 0)), 0

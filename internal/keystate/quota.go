@@ -29,6 +29,11 @@ func (q *Quota) roll(now int64) bool {
 		// (So rolling twice gives what rolling once to the later time does.)
 		left = max(left, target)
 	}
+	if q.Refills == refillsAtOnce {
+		// The server refilled at once before: the probe need not wait
+		// for the ramp's first step.
+		left = max(left, min(1, q.Limit))
+	}
 	q.ResetAt += windows * q.Window
 	q.Base, q.Gain, q.Spent, q.Seen = left, max(target-left, 0), 0, -1
 	return true

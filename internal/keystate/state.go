@@ -39,10 +39,14 @@ type Quota struct {
 	// does not know them yet. It is forgotten InFlightAge after its last
 	// change (a process that died mid-request cannot hold it for good).
 	InFlight, InFlightAt int64
-	// Refills is 1 once a response from a later second said more was left
-	// than the one before, within one window: the server refills as time
-	// passes (a sliding window, a bucket), never a fixed window. For such
-	// a server what a later response says is left also resets the ramp.
+	// Refills is how the server refills, as its responses showed: 0 not
+	// known yet; 1 as time passes (a later response said more was left
+	// than the one before within a window, or the first response after a
+	// reset found it far from full: a sliding window, a bucket), and then
+	// what a newer response says is left also resets the ramp; 2 at once
+	// (the first response after a reset found it full: a fixed window),
+	// and then the next window's first unit is there at once, for its
+	// probe.
 	Refills int64
 	// Slack is how much of ResetAt may lie past the server's true reset
 	// (the resolution of the headers): the window rolls at ResetAt, so
@@ -198,7 +202,7 @@ func (s *State) ClampRanges() {
 		q.Date = clamp(q.Date, 0, maxCount)
 		q.InFlight = clamp(q.InFlight, 0, maxCount)
 		q.InFlightAt = max(q.InFlightAt, 0)
-		q.Refills = clamp(q.Refills, 0, 1)
+		q.Refills = clamp(q.Refills, 0, 2)
 		q.Slack = clamp(q.Slack, 0, maxHorizon)
 	}
 }
