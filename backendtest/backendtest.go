@@ -65,6 +65,7 @@ func Run(t *testing.T, newHarness Factory) {
 		{"QuotasPerUnit", testQuotasPerUnit},
 		{"ClockStep", testClockStep},
 		{"InFlight", testInFlight},
+		{"InferredQuota", testInferredQuota},
 		{"DefaultLimits", testDefaultLimits},
 		{"TTLOnEveryWrite", testTTL},
 		{"TTLKeepsAheadOfTheHorizon", testTTLKeepsAhead},
@@ -610,6 +611,54 @@ func testInFlight(t *testing.T, f Factory) {
 	e.observe("if", srl.Observation{Limit: 10, Remaining: 10, Reset: 10 * time.Second, Date: date(63), Charged: []srl.Cost{}})
 	if got := e.peek("if").Quota.Remaining; got != 10 {
 		t.Fatalf("a spend never settled still counts after a minute: %d left, want 10", got)
+	}
+}
+
+// testInferredQuota: a server that says nothing but Retry-After on its
+// refusals teaches its budget by them: what the fleet was admitted less
+// what was refused, in a window as long as the Retry-After.
+func testInferredQuota(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	r := srl.Request{Key: "ra", N: 1, Probe: time.Second}
+	for i := 0; i < 32; i++ {
+		if d := e.acquire(r); !d.Allowed && d.Cause != srl.CauseProbe {
+			t.Fatalf("admission %d of a server that said nothing: %+v", i, d)
+		}
+		if i == 0 {
+			// The probe's success carried no header: no more probing.
+			e.observe("ra", srl.Observation{Bare: true, Succeeded: true})
+		}
+	}
+	for i := 0; i < 12; i++ {
+		e.observe("ra", srl.Observation{Limited: true, RetryAfter: time.Second})
+	}
+	st := e.peek("ra")
+	if !st.Quota.Known || st.Quota.Limit != 20 || st.BlockedFor != time.Second {
+		t.Fatalf("after 12 of 32 were refused: %+v; want an inferred quota of 20 and the block", st)
+	}
+	// After the block the inferred quota paces the fleet: 19 over the
+	// next second, not a burst.
+	e.at(time.Second)
+	admitted := 0
+	for ms := 1000; ms < 2000; ms += 10 {
+		e.at(time.Duration(ms) * time.Millisecond)
+		if d := e.acquire(r); d.Allowed {
+			admitted++
+		}
+	}
+	if admitted < 17 || admitted > 19 {
+		t.Fatalf("the second after the block admitted %d, want about 19", admitted)
+	}
+	// A refusal despite the pace cuts the inferred quota by a quarter.
+	e.at(2500 * time.Millisecond)
+	e.observe("ra", srl.Observation{Limited: true, RetryAfter: time.Second})
+	if got := e.peek("ra").Quota.Limit; got != 15 {
+		t.Fatalf("after a refusal despite the pace the inferred limit is %d, want 15", got)
+	}
+	// A header's quota replaces what was inferred.
+	e.observe("ra", srl.Observation{Limit: 100, Remaining: 80, Reset: 30 * time.Second, Date: Epoch.Add(3 * time.Second)})
+	if st := e.peek("ra"); st.Quota.Limit != 100 || st.Quota.Remaining != 80 {
+		t.Fatalf("a header after the inference: %+v", st.Quota)
 	}
 }
 

@@ -25,6 +25,7 @@
 -- rate-limit headers).
 
 local PROBE_POLL = 20000 -- keystate.ProbePoll, µs
+local COUNT_SPAN = 60000000 -- keystate.CountSpan, µs
 
 local key = KEYS[1]
 local now = script_now(ARGV[1])
@@ -37,7 +38,8 @@ end
 -- Gather the TAT fields the requests name. The requests are read straight
 -- from ARGV, here and again below, so a call builds no table per request.
 local nreq = tonumber(ARGV[2])
-local fields, slot = {'bu', 'th', 'pl', 'nh', 'ex', 'q'}, {}
+local fields, slot = {'bu', 'th', 'pl', 'nh', 'ex', 'q', 'ac', 'as', 'rc'}, {}
+local SCALARS = 9
 local i = 3
 for _ = 1, nreq do
   local ncost = tonumber(ARGV[i + 3])
@@ -60,6 +62,9 @@ local pl = stored(v[3])
 local nh = stored(v[4])
 local ex = stored(v[5])
 local q_stored, pl_stored = v[6], pl
+-- State.Admitted, AdmittedSince, Refused
+local ac, as_, rc = clamp(stored(v[7]), 0, MAX_COUNT), stored(v[8]), clamp(stored(v[9]), 0, MAX_COUNT)
+local counts_stored = {ac, as_, rc}
 local quotas = decode_quotas(q_stored)
 local tat, dirty, present = {}, {}, {}
 for f, s in pairs(slot) do
@@ -85,7 +90,7 @@ local tat_count, all_loaded, deleted = nil, false, {}
 local function add_tat()
   if tat_count == nil then
     local scalars = 0
-    for s = 1, 6 do
+    for s = 1, SCALARS do
       if v[s] then scalars = scalars + 1 end
     end
     tat_count = redis.call('HLEN', key) - scalars
@@ -261,6 +266,11 @@ for _ = 1, nreq do
       if pl > horizon then horizon = pl end
       report = 1
     end
+    if probe > 0 and #quotas == 0 then
+      if as_ == 0 or now - as_ > COUNT_SPAN then as_, ac, rc = now, 0, 0 end
+      ac = ac + n
+      if as_ + COUNT_SPAN > horizon then horizon = as_ + COUNT_SPAN end
+    end
     allowed, delay, cause = 1, math.max(gcra_wait, 0), 0
   end
   local ql, qr, qra = quota_view()
@@ -291,6 +301,13 @@ if horizon > 0 then
   if pl ~= pl_stored then
     set[#set + 1] = 'pl'
     set[#set + 1] = pl
+  end
+  local counts = {ac, as_, rc}
+  for j, f in ipairs({'ac', 'as', 'rc'}) do
+    if counts[j] ~= counts_stored[j] then
+      set[#set + 1] = f
+      set[#set + 1] = counts[j]
+    end
   end
   local del = {}
   for f in pairs(deleted) do del[#del + 1] = f end

@@ -41,12 +41,13 @@ local backoff_max = tonumber(ARGV[7])
 local ncharged = tonumber(ARGV[8])
 local nq = tonumber(ARGV[9 + 2 * ncharged])
 
-local names = {'bu', 'th', 'pl', 'nh', 'ex', 'q'}
+local names = {'bu', 'th', 'pl', 'nh', 'ac', 'as', 'rc', 'ex', 'q'}
 local v = redis.call('HMGET', key, unpack(names))
-local old = {stored(v[1]), clamp(stored(v[2]), 0, MAX_THROTTLES), stored(v[3]), stored(v[4])}
-local bu, th, pl, nh = old[1], old[2], old[3], old[4]
-local ex = stored(v[5])
-local quotas, dropped = roll_quotas(decode_quotas(v[6]), now)
+local old = {stored(v[1]), clamp(stored(v[2]), 0, MAX_THROTTLES), stored(v[3]), stored(v[4]),
+  clamp(stored(v[5]), 0, MAX_COUNT), stored(v[6]), clamp(stored(v[7]), 0, MAX_COUNT)}
+local bu, th, pl, nh, ac, as_, rc = old[1], old[2], old[3], old[4], old[5], old[6], old[7]
+local ex = stored(v[8])
+local quotas, dropped = roll_quotas(decode_quotas(v[9]), now)
 if dropped then pl = 0 end
 
 -- State.mergeQuota
@@ -58,10 +59,16 @@ local function merge(unit, limit, remaining, reset, window, slack)
     if #quotas >= MAX_QUOTAS then return end
     local w = window
     if w <= 0 then w = length end
-    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = slack}
+    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = slack, inf = 0}
     return
   end
   local q = quotas[qi]
+  if q.inf == 1 then
+    local w = window
+    if w <= 0 then w = length end
+    quotas[qi] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = slack, inf = 0}
+    return
+  end
   local w = q.w
   if window > 0 then w = window end
   local tol = math.max(math.min(tolerance, idiv(w, 4)), slack)
@@ -151,6 +158,26 @@ if nq > 0 or limited or retry > 0 then pl = 0 end
 
 local blocked = bu
 if blocked > now + MAX_HORIZON then blocked = now + MAX_HORIZON end
+-- State.infer
+if limited and retry > 0 and nq == 0 then
+  local qi = find_quota(quotas, 'requests')
+  if qi == 0 and #quotas == 0 and as_ > 0 then
+    rc = rc + 1
+    quotas[1] = {u = 'requests', l = math.max(ac - rc, 1), w = math.max(retry, now - as_), r = now + retry,
+      o = 0, a = 0, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = 0, inf = 1}
+  elseif qi > 0 and quotas[qi].inf == 1 then
+    local q = quotas[qi]
+    if blocked > now and as_ > 0 then
+      rc = rc + 1
+      q.l = math.max(ac - rc, 1)
+      q.o, q.a = math.min(q.o, q.l), math.min(q.a, q.l)
+    else
+      q.l = math.max(idiv(q.l * 3, 4), 1)
+      q.r = math.max(q.r, now + retry)
+      q.o, q.a, q.p, q.s = 0, 0, 0, 0
+    end
+  end
+end
 if retry > 0 then
   if now + retry > blocked then blocked = now + retry end
 elseif limited and not spent and blocked <= now then
@@ -173,23 +200,24 @@ if bare then
   if succeeded and nq == 0 and #quotas == 0 then nh = now + BARE_FOR end
 end
 
-local new = {bu, th, pl, nh}
+local new = {bu, th, pl, nh, ac, as_, rc}
 local set = {}
-for j = 1, 4 do
+for j = 1, 7 do
   if new[j] ~= old[j] then
     set[#set + 1] = names[j]
     set[#set + 1] = new[j]
   end
 end
 local encoded = encode_quotas(quotas)
-local q_changed = encoded ~= (v[6] or '')
+local q_changed = encoded ~= (v[9] or '')
 if q_changed and encoded ~= '' then
   set[#set + 1] = 'q'
   set[#set + 1] = encoded
 end
-if q_changed and encoded == '' and v[6] then redis.call('HDEL', key, 'q') end
+if q_changed and encoded == '' and v[9] then redis.call('HDEL', key, 'q') end
 if #set > 0 then
   local horizon = math.max(bu, pl, nh)
+  if as_ > 0 and as_ + 60000000 > horizon then horizon = as_ + 60000000 end
   for _, q in ipairs(quotas) do
     if q.r + q.w > horizon then horizon = q.r + q.w end
   end

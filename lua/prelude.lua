@@ -49,9 +49,9 @@ end
 
 -- The quotas live in one field, "q": per quota "<unit> <limit> <window>
 -- <reset-at> <seen> <base> <gain> <spent> <date> <in-flight>
--- <in-flight-at> <refills> <slack>", joined by ';'. An entry that does not parse is skipped;
+-- <in-flight-at> <refills> <slack> <inferred>", joined by ';'. An entry that does not parse is skipped;
 -- every value is bounded (ClampRanges).
-local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
+local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
 
 local function short_number(s)
   local digits = #s
@@ -63,10 +63,10 @@ local function decode_quotas(s)
   local qs = {}
   if type(s) ~= 'string' then return qs end
   for entry in string.gmatch(s, '[^;]+') do
-    local u, l, w, r, o, a, p, sp, d, fl, fa, rf, sl = string.match(entry, QUOTA_PATTERN)
+    local u, l, w, r, o, a, p, sp, d, fl, fa, rf, sl, inf = string.match(entry, QUOTA_PATTERN)
     if u and #u <= 32 and #qs < MAX_QUOTAS and short_number(l) and short_number(w) and short_number(r) and
         short_number(o) and short_number(a) and short_number(p) and short_number(sp) and short_number(d) and
-        short_number(fl) and short_number(fa) and short_number(rf) and short_number(sl) then
+        short_number(fl) and short_number(fa) and short_number(rf) and short_number(sl) and short_number(inf) then
       qs[#qs + 1] = {
         u = u,
         l = clamp(tonumber(l), 0, MAX_COUNT),
@@ -81,6 +81,7 @@ local function decode_quotas(s)
         fa = math.max(tonumber(fa), 0),
         rf = clamp(tonumber(rf), 0, 2),
         sl = clamp(tonumber(sl), 0, MAX_HORIZON),
+        inf = clamp(tonumber(inf), 0, 1),
       }
     end
   end
@@ -90,7 +91,7 @@ end
 local function encode_quotas(qs)
   local parts = {}
   for i, q in ipairs(qs) do
-    parts[i] = q.u .. ' ' .. string.format('%d %d %d %d %d %d %d %d %d %d %d %d', q.l, q.w, q.r, q.o, q.a, q.p, q.s, q.d, q.f, q.fa, q.rf, q.sl)
+    parts[i] = q.u .. ' ' .. string.format('%d %d %d %d %d %d %d %d %d %d %d %d %d', q.l, q.w, q.r, q.o, q.a, q.p, q.s, q.d, q.f, q.fa, q.rf, q.sl, q.inf)
   end
   return table.concat(parts, ';')
 end

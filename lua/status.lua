@@ -8,13 +8,15 @@
 --
 -- Reply: now, blocked-until, throttles, probe lease until, no-probe until
 -- (times in µs), the quotas as the "q" field holds them (a string, "" when
--- none), then one TAT per field (0 when absent).
+-- none), admitted, admitted-since, refused, then one TAT per field (0 when
+-- absent).
 
 local key = KEYS[1]
 local now = script_now(ARGV[1])
-local fields = {'bu', 'th', 'pl', 'nh', 'q'}
+local fields = {'bu', 'th', 'pl', 'nh', 'q', 'ac', 'as', 'rc'}
 for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
 local v = redis.call('HMGET', key, unpack(fields))
-local reply = {now, stored(v[1]), clamp(stored(v[2]), 0, MAX_THROTTLES), stored(v[3]), stored(v[4]), v[5] or ''}
-for i = 6, #fields do reply[#reply + 1] = tonumber(v[i]) or 0 end
+local reply = {now, stored(v[1]), clamp(stored(v[2]), 0, MAX_THROTTLES), stored(v[3]), stored(v[4]), v[5] or '',
+  clamp(stored(v[6]), 0, MAX_COUNT), stored(v[7]), clamp(stored(v[8]), 0, MAX_COUNT)}
+for i = 9, #fields do reply[#reply + 1] = tonumber(v[i]) or 0 end
 return reply

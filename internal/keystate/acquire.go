@@ -22,6 +22,12 @@ const ProbePoll = 20 * time.Millisecond
 
 const probePoll = int64(ProbePoll / time.Microsecond)
 
+// CountSpan is the span over which admissions are counted while a key's
+// server says nothing about its budget.
+const CountSpan = time.Minute
+
+const countSpan = int64(CountSpan / time.Microsecond)
+
 // Cost is a request's cost in one unit other than requests.
 type Cost struct {
 	Unit string
@@ -212,6 +218,16 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 		probeUntil = now + it.Probe
 		horizon = max(horizon, probeUntil)
 		r.Report = true
+	}
+	if it.Probe > 0 && len(quotas) == 0 {
+		// Count what the fleet is admitted while the server says nothing,
+		// in spans of CountSpan: a refusal with Retry-After then tells how
+		// much it allows (see Observe).
+		if s.AdmittedSince == 0 || now-s.AdmittedSince > countSpan {
+			s.AdmittedSince, s.Admitted, s.Refused = now, 0, 0
+		}
+		s.Admitted += n
+		horizon = max(horizon, s.AdmittedSince+countSpan)
 	}
 	if horizon > 0 {
 		// Written as storage writes it: only when something is spent.

@@ -106,6 +106,9 @@ func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool)
 		s.ProbeUntil = 0
 	}
 	blocked := s.blockedUntil(now)
+	if o.Limited && o.Retry > 0 && len(o.Quotas) == 0 {
+		s.infer(now, o, blocked > now)
+	}
 	switch {
 	case o.Retry > 0:
 		blocked = max(blocked, now+o.Retry)
@@ -142,6 +145,37 @@ func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool)
 	return res, !s.equals(before)
 }
 
+// infer learns from a refusal with Retry-After of a server that
+// advertises no quota: it allowed what the fleet was admitted since it
+// started counting, less what it refused, in a window as long as the
+// Retry-After (or the counting, when longer). That inferred quota then
+// paces the fleet like an advertised one, from the end of the block.
+// Refusals arriving while the block is in force (the rest of the burst)
+// lower it to what was really let through; a refusal after that, despite
+// the pace, cuts it by a quarter.
+func (s *State) infer(now int64, o Obs, inBlock bool) {
+	i := s.quota(srl.UnitRequests)
+	switch {
+	case i < 0 && len(s.Quotas) == 0 && s.AdmittedSince > 0:
+		s.Refused++
+		limit := max(s.Admitted-s.Refused, 1)
+		s.Quotas = append(s.Quotas, Quota{
+			Unit: srl.UnitRequests, Limit: limit, Window: max(o.Retry, now-s.AdmittedSince),
+			ResetAt: now + o.Retry, Date: o.Date, Inferred: 1,
+		})
+	case i < 0 || s.Quotas[i].Inferred == 0:
+	case inBlock && s.AdmittedSince > 0:
+		s.Refused++
+		q := &s.Quotas[i]
+		q.Limit = max(s.Admitted-s.Refused, 1)
+		q.Seen, q.Base = min(q.Seen, q.Limit), min(q.Base, q.Limit)
+	default:
+		q := &s.Quotas[i]
+		q.Limit = max(q.Limit*3/4, 1)
+		q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent = max(q.ResetAt, now+o.Retry), 0, 0, 0, 0
+	}
+}
+
 // mergeQuota merges one observed quota.
 // settling says the observation comes from a caller that reports what each
 // request was charged, so what is still in flight can be subtracted from
@@ -166,6 +200,17 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		return
 	}
 	q := &s.Quotas[i]
+	if q.Inferred == 1 {
+		// The server advertises its quota after all: its word replaces
+		// what was inferred.
+		w := oq.Window
+		if w <= 0 {
+			w = length
+		}
+		*q = Quota{Unit: oq.Unit, Limit: oq.Limit, Window: w, ResetAt: reported,
+			Seen: oq.Remaining, Base: oq.Remaining, Date: date, Slack: oq.Slack}
+		return
+	}
 	w := q.Window
 	if oq.Window > 0 {
 		w = oq.Window

@@ -48,6 +48,10 @@ type Quota struct {
 	// and then the next window's first unit is there at once, for its
 	// probe.
 	Refills int64
+	// Inferred is 1 for a quota no header advertised: the fleet inferred
+	// it from a refusal (Retry-After) of a server that sends nothing else,
+	// as what it had been admitted meanwhile; a header's quota replaces it.
+	Inferred int64
 	// Slack is how much of ResetAt may lie past the server's true reset
 	// (the resolution of the headers): the window rolls at ResetAt, so
 	// never early, but its ramp runs Window long from ResetAt − Slack −
@@ -69,6 +73,12 @@ type State struct {
 	// BareUntil is when probing may resume for a server that answered a
 	// probe without rate-limit headers.
 	BareUntil int64
+	// While no quota is known, what the fleet was admitted (Admitted,
+	// since AdmittedSince) and refused (Refused) since, for a server that
+	// says nothing but Retry-After when it refuses: its refusals teach an
+	// inferred quota (see Quota.Inferred). Counted only for requests that
+	// probe (Request.Probe), as httpclient's do.
+	Admitted, AdmittedSince, Refused int64
 }
 
 // TAT returns the stored TAT of l, or 0.
@@ -111,12 +121,14 @@ func (s *State) quota(unit string) int {
 // snapshot is a copy of a state's scalars and quotas, on the stack.
 type snapshot struct {
 	blockedUntil, throttles, probeUntil, bareUntil int64
+	admitted, admittedSince, refused               int64
 	quotas                                         [srl.MaxQuotas]Quota
 	n                                              int
 }
 
 func (s *State) snapshot() snapshot {
-	sn := snapshot{blockedUntil: s.BlockedUntil, throttles: s.Throttles, probeUntil: s.ProbeUntil, bareUntil: s.BareUntil}
+	sn := snapshot{blockedUntil: s.BlockedUntil, throttles: s.Throttles, probeUntil: s.ProbeUntil, bareUntil: s.BareUntil,
+		admitted: s.Admitted, admittedSince: s.AdmittedSince, refused: s.Refused}
 	sn.n = copy(sn.quotas[:], s.Quotas)
 	return sn
 }
@@ -124,7 +136,8 @@ func (s *State) snapshot() snapshot {
 // equals reports that s has the scalars and quotas of sn.
 func (s *State) equals(sn snapshot) bool {
 	if s.BlockedUntil != sn.blockedUntil || s.Throttles != sn.throttles || s.ProbeUntil != sn.probeUntil ||
-		s.BareUntil != sn.bareUntil || len(s.Quotas) != sn.n {
+		s.BareUntil != sn.bareUntil || s.Admitted != sn.admitted || s.AdmittedSince != sn.admittedSince ||
+		s.Refused != sn.refused || len(s.Quotas) != sn.n {
 		return false
 	}
 	for i := range s.Quotas {
@@ -147,6 +160,9 @@ const Grace = int64(time.Second / time.Microsecond)
 // probe lease and a no-headers mark until they end.
 func (s *State) Horizon() int64 {
 	h := max(s.BlockedUntil, s.ProbeUntil, s.BareUntil)
+	if s.AdmittedSince > 0 {
+		h = max(h, s.AdmittedSince+countSpan)
+	}
 	for _, t := range s.TATs {
 		h = max(h, t.At)
 	}
@@ -204,7 +220,11 @@ func (s *State) ClampRanges() {
 		q.InFlightAt = max(q.InFlightAt, 0)
 		q.Refills = clamp(q.Refills, 0, 2)
 		q.Slack = clamp(q.Slack, 0, maxHorizon)
+		q.Inferred = clamp(q.Inferred, 0, 1)
 	}
+	s.Admitted = clamp(s.Admitted, 0, maxCount)
+	s.AdmittedSince = max(s.AdmittedSince, 0)
+	s.Refused = clamp(s.Refused, 0, maxCount)
 }
 
 // blockedUntil, probeUntil and bareUntil are the stored times bounded
@@ -222,7 +242,8 @@ func (l Limit) tatBound() int64 {
 
 // EncodeQuotas writes the quotas as the Redis hash field "q" holds them:
 // "<unit> <limit> <window> <reset-at> <seen> <base> <gain> <spent> <date>
-// <in-flight> <in-flight-at> <refills> <slack>" per quota, joined by ';'.
+// <in-flight> <in-flight-at> <refills> <slack> <inferred>" per quota,
+// joined by ';'.
 // acquire.lua and observe.lua write the same bytes.
 func EncodeQuotas(qs []Quota) string {
 	var b []byte
@@ -231,7 +252,7 @@ func EncodeQuotas(qs []Quota) string {
 			b = append(b, ';')
 		}
 		b = append(b, q.Unit...)
-		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date, q.InFlight, q.InFlightAt, q.Refills, q.Slack} {
+		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date, q.InFlight, q.InFlightAt, q.Refills, q.Slack, q.Inferred} {
 			b = append(b, ' ')
 			b = strconv.AppendInt(b, v, 10)
 		}
@@ -262,7 +283,7 @@ func decodeQuota(entry string) (Quota, bool) {
 	if !ok || srl.ValidUnit(unit) != nil {
 		return Quota{}, false
 	}
-	var v [12]int64
+	var v [13]int64
 	for i := range v {
 		field := rest
 		if i < len(v)-1 {
@@ -277,7 +298,7 @@ func decodeQuota(entry string) (Quota, bool) {
 		v[i] = n
 	}
 	return Quota{Unit: unit, Limit: v[0], Window: v[1], ResetAt: v[2], Seen: v[3], Base: v[4], Gain: v[5], Spent: v[6], Date: v[7],
-		InFlight: v[8], InFlightAt: v[9], Refills: v[10], Slack: v[11]}, true
+		InFlight: v[8], InFlightAt: v[9], Refills: v[10], Slack: v[11], Inferred: v[12]}, true
 }
 
 // digitsOnly accepts what the scripts' pattern "%-?%d+" accepts.

@@ -59,7 +59,8 @@ func (s *State) Status(now int64, key string, all []Limit, nFixed int) srl.Statu
 
 // found reports that anything is stored.
 func (s *State) found() bool {
-	return len(s.TATs) > 0 || len(s.Quotas) > 0 || s.BlockedUntil > 0 || s.Throttles > 0 || s.ProbeUntil > 0 || s.BareUntil > 0
+	return len(s.TATs) > 0 || len(s.Quotas) > 0 || s.BlockedUntil > 0 || s.Throttles > 0 || s.ProbeUntil > 0 ||
+		s.BareUntil > 0 || s.AdmittedSince > 0
 }
 
 func micros(us int64) time.Duration {

@@ -283,7 +283,8 @@ func differential(t *testing.T, data []byte) {
 // writes, and rolling is idempotent.
 func sameState(now int64, lua, twin keystate.State, limits []keystate.Limit) bool {
 	if lua.BlockedUntil != twin.BlockedUntil || lua.Throttles != twin.Throttles ||
-		lua.ProbeUntil != twin.ProbeUntil || lua.BareUntil != twin.BareUntil {
+		lua.ProbeUntil != twin.ProbeUntil || lua.BareUntil != twin.BareUntil ||
+		lua.Admitted != twin.Admitted || lua.AdmittedSince != twin.AdmittedSince || lua.Refused != twin.Refused {
 		return false
 	}
 	l, g := lua.Status(now, "", limits, len(limits)), twin.Status(now, "", limits, len(limits))

@@ -275,7 +275,7 @@ func (r *Runner) Status(ctx context.Context, key string, limits []keystate.Limit
 	bad := func() (int64, keystate.State, error) {
 		return 0, keystate.State{}, fmt.Errorf("%w: status script replied %v", srl.ErrBadReply, vals)
 	}
-	if len(vals) != 6+len(limits) {
+	if len(vals) != 9+len(limits) {
 		return bad()
 	}
 	ints := make([]int64, len(vals))
@@ -299,9 +299,10 @@ func (r *Runner) Status(ctx context.Context, key string, limits []keystate.Limit
 		ProbeUntil:   ints[3],
 		BareUntil:    ints[4],
 		Quotas:       keystate.DecodeQuotas(quotas, nil),
+		Admitted:     ints[6], AdmittedSince: ints[7], Refused: ints[8],
 	}
 	for i, l := range limits {
-		if at := ints[6+i]; at > 0 {
+		if at := ints[9+i]; at > 0 {
 			st.SetTAT(l, at)
 		}
 	}
