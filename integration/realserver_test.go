@@ -65,6 +65,9 @@ type realServer struct {
 	// silent servers send no rate-limit header at all: the fleet must
 	// not get a single 429.
 	silent bool
+	// teachesByRefusal servers say nothing until they refuse: no 429 may
+	// answer a request written after the first 429 reached a pod.
+	teachesByRefusal bool
 }
 
 // remoteIP keys a limiter by the client's address without the port, as
@@ -86,9 +89,15 @@ func realServers() []realServer {
 			// Sends X-RateLimit-Limit, -Remaining and -Reset (the
 			// expiration in epoch seconds, truncated) on every response,
 			// 429 "Limit exceeded" without Retry-After.
-			name: "ulule fixed window", budget: 20, period: 2 * time.Second, run: 9 * time.Second,
+			//
+			// A window that opens with its first request, told in whole
+			// seconds, is known to the fleet only to about a second: the
+			// next window opens up to a second after the last one ended,
+			// and that time is budget lost. Real servers of this kind
+			// count per minute or hour; 10 s keeps the loss near a tenth.
+			name: "ulule fixed window", budget: 50, period: 10 * time.Second, run: 45 * time.Second,
 			build: func(app http.Handler) (http.Handler, serverlog.Windowing) {
-				rate := limiter.Rate{Period: 2 * time.Second, Limit: 20}
+				rate := limiter.Rate{Period: 10 * time.Second, Limit: 50}
 				mw := ulule.NewMiddleware(limiter.New(ululemem.NewStore(), rate))
 				return mw.Handler(app), serverlog.Expiring(rate.Period)
 			},
@@ -174,8 +183,10 @@ func realServers() []realServer {
 			// go-chi/httprate v0.16.1 as above (20 per 1 s window, windows
 			// aligned to its creation), with every header but Retry-After
 			// turned off: nothing on a 200, "Retry-After: 1" (the whole
-			// window) on a 429. The first 429 is all the fleet can learn.
-			name: "httprate Retry-After only", budget: 20, period: time.Second, run: 7 * time.Second,
+			// window) on a 429. The first 429 is all the fleet can learn
+			// from, so it is judged by the 429s to requests written after
+			// a pod received one.
+			name: "httprate Retry-After only", budget: 20, period: time.Second, run: 7 * time.Second, teachesByRefusal: true,
 			build: func(app http.Handler) (http.Handler, serverlog.Windowing) {
 				return httprateServer(app, 20, time.Second,
 					httprate.WithResponseHeaders(httprate.ResponseHeaders{RetryAfter: "Retry-After"}))
@@ -226,6 +237,20 @@ type fleetOutcome struct {
 	// firstReceived is when the first response reached any pod.
 	sent          map[string]time.Time
 	firstReceived time.Time
+	// first429 is when the first 429 reached any pod.
+	first429 time.Time
+}
+
+// afterRefusal counts the 429s to requests written after the first 429
+// reached a pod.
+func (o *fleetOutcome) afterRefusal(recs []serverlog.Record) int {
+	n := 0
+	for _, r := range recs {
+		if at, ok := o.sent[r.ID]; ok && r.Status == http.StatusTooManyRequests && !o.first429.IsZero() && at.After(o.first429) {
+			n++
+		}
+	}
+	return n
 }
 
 // blind counts the 429s to requests written before any pod had received
@@ -246,7 +271,7 @@ func (o *fleetOutcome) blind(recs []serverlog.Record) int {
 // legitimate when it comes within nearEnd of the run's end and refuses a
 // wait the server could impose (at most nearEnd); any other error, and a
 // request held until the run's deadline without being sent, is not.
-func runRealFleet(t *testing.T, url, prefix string, d, nearEnd time.Duration, opts ...httpclient.Option) *fleetOutcome {
+func runRealFleet(t *testing.T, url, prefix string, d, nearEnd, maxWait time.Duration, opts ...httpclient.Option) *fleetOutcome {
 	t.Helper()
 	addr := sharedRedis(t)
 	out := &fleetOutcome{responses: map[int]int{}, sent: map[string]time.Time{}}
@@ -267,7 +292,7 @@ func runRealFleet(t *testing.T, url, prefix string, d, nearEnd time.Duration, op
 		t.Cleanup(base.CloseIdleConnections)
 		client := httpclient.Wrap(&http.Client{Transport: base}, append([]httpclient.Option{
 			httpclient.WithRedis(newClient(t, addr, nil), redislimit.WithKeyPrefix(prefix), redislimit.WithDecisionTimeout(2*time.Second)),
-			httpclient.WithMaxWait(10 * time.Second),
+			httpclient.WithMaxWait(maxWait),
 		}, opts...)...)
 		if c, ok := client.Transport.(io.Closer); ok {
 			t.Cleanup(func() { _ = c.Close() })
@@ -313,6 +338,9 @@ func runRealFleet(t *testing.T, url, prefix string, d, nearEnd time.Duration, op
 						resp.Body.Close()
 						mu.Lock()
 						out.responses[resp.StatusCode]++
+						if resp.StatusCode == http.StatusTooManyRequests && (out.first429.IsZero() || now.Before(out.first429)) {
+							out.first429 = now
+						}
 						mu.Unlock()
 						continue
 					case errors.As(err, &le) && le.Deadline:
@@ -393,7 +421,10 @@ func runRealServer(t *testing.T, srv realServer) serverlog.Summary {
 	// window, is after the end of the run.
 	fleet := time.Duration(realPods * realGoroutines)
 	nearEnd := srv.period + fleet*srv.period/time.Duration(srv.budget) + 100*time.Millisecond
-	out := runRealFleet(t, ts.URL, uniquePrefix(t), srv.run, nearEnd, srv.opts...)
+	// A request waits at most two windows: a spent window, plus the second
+	// of slack whole-second headers need, is the longest wait a server
+	// that counts in windows can impose.
+	out := runRealFleet(t, ts.URL, uniquePrefix(t), srv.run, nearEnd, 2*srv.period+5*time.Second, srv.opts...)
 	ts.Close() // waits for every request in flight
 	recs := log.Records()
 	s := serverlog.Summarize(recs, windowing, out.start, out.stop, srv.budget, srv.period)
@@ -423,11 +454,16 @@ func runRealServer(t *testing.T, srv realServer) serverlog.Summary {
 	}
 
 	// The verdicts.
-	if srv.silent {
+	switch {
+	case srv.silent:
 		if s.Limited != 0 {
 			t.Errorf("%d × 429 from a server that sends no rate-limit header, under a default limit below its own", s.Limited)
 		}
-	} else if s.LimitedAfterFirst != 0 {
+	case srv.teachesByRefusal:
+		if n := out.afterRefusal(recs); n != 0 {
+			t.Errorf("%d × 429 to requests written after the first 429 reached a pod", n)
+		}
+	case s.LimitedAfterFirst != 0:
 		t.Errorf("%d × 429 to requests that arrived after the server's first response", s.LimitedAfterFirst)
 	}
 	if under := s.Under(usedFraction); len(under) > 0 {
