@@ -31,6 +31,7 @@ type Transport struct {
 	cfg     config
 	scopes  scopes
 	learned learnedLimits
+	clocks  serverClocks
 	closed  atomic.Bool
 }
 
@@ -174,11 +175,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		t.emit(srl.Event{Kind: srl.EventSent, Key: key})
+		sent := monoNow()
 		resp, err := t.base.RoundTrip(out)
 		var said dialect.Result
 		if resp != nil {
 			t.emit(srl.Event{Kind: srl.EventResponse, Key: key, Status: resp.StatusCode})
-			said = t.learn(ctx, base, key, req, resp, d, charged(r, d))
+			said = t.learn(ctx, base, key, req, resp, d, charged(r, d), sent)
 		} else {
 			t.emit(srl.Event{Kind: srl.EventTransportError, Key: key, Err: err})
 			if d.Report {
@@ -251,8 +253,8 @@ func (t *Transport) admit(ctx context.Context, r srl.Request, budget time.Time) 
 // context detached from the caller's cancellation: a caller that stops
 // reading right after the response must not make the fleet forget what
 // the server said.
-func (t *Transport) learn(ctx context.Context, base, key string, req *http.Request, resp *http.Response, d srl.Decision, spent []srl.Cost) dialect.Result {
-	in := dialect.Input{Header: resp.Header, StatusCode: resp.StatusCode, Received: time.Now()}
+func (t *Transport) learn(ctx context.Context, base, key string, req *http.Request, resp *http.Response, d srl.Decision, spent []srl.Cost, sent time.Time) dialect.Result {
+	in := dialect.Input{Header: resp.Header, StatusCode: resp.StatusCode, Received: monoNow()}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusForbidden {
 		in.Body = peekBody(resp, t.cfg.bodyPrefix, peekWait)
 	}
@@ -277,6 +279,12 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 	}
 	o := said.Observation
 	o.Charged = spent
+	if date := resp.Header.Get("Date"); date != "" {
+		// Only a Date the server sent tells its clock (said's falls back
+		// to the receive time).
+		t.clocks.record(req.URL.Host, in.Received, o.Date)
+		o = sharpen(o, t.clocks.into(req.URL.Host, sent, o.Date))
+	}
 	if !said.Found {
 		if !d.Report {
 			return said
