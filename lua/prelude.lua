@@ -103,10 +103,17 @@ local function find_quota(qs, unit)
   return 0
 end
 
+-- Quota.rollAt
+local function roll_at(q)
+  if q.rf == 1 then return q.r - q.sl end
+  return q.r
+end
+
 -- Quota.resetAfter
 local function reset_after(q, now)
-  local r = q.r
+  local r = roll_at(q)
   if r > now + MAX_HORIZON then r = now + MAX_HORIZON end
+  if r < now then return 0 end
   return r - now
 end
 
@@ -151,13 +158,14 @@ end
 
 -- Quota.roll: false when the quota must be forgotten
 local function roll(q, now)
-  if now < q.r then return true end
+  local ends = roll_at(q)
+  if now < ends then return true end
   if q.l <= 0 then return false end
   local left = q.a + q.p - q.s
   if q.o > left then left = q.o end
   left = clamp(left, 0, q.l)
   local goal = target(q)
-  local windows = idiv(now - q.r, q.w) + 1
+  local windows = idiv(now - ends, q.w) + 1
   if windows > 1 and goal > left then left = goal end
   if q.rf == 2 and left < 1 and q.l >= 1 then left = 1 end
   q.r = q.r + windows * q.w

@@ -11,7 +11,8 @@ import "time"
 // not line up. A quota whose limit the server never said cannot ramp and is
 // forgotten (roll reports false).
 func (q *Quota) roll(now int64) bool {
-	if now < q.ResetAt {
+	end := q.rollAt()
+	if now < end {
 		return true
 	}
 	if q.Limit <= 0 {
@@ -23,7 +24,7 @@ func (q *Quota) roll(now int64) bool {
 	}
 	left = clamp(left, 0, q.Limit)
 	target := q.target()
-	windows := FloorDiv(now-q.ResetAt, q.Window) + 1
+	windows := FloorDiv(now-end, q.Window) + 1
 	if windows > 1 {
 		// A whole window passed untouched: the ramp reached its target.
 		// (So rolling twice gives what rolling once to the later time does.)
@@ -47,8 +48,20 @@ func (q *Quota) target() int64 {
 	return q.Limit
 }
 
+// rollAt is when the window ends: at ResetAt, never early, for a server
+// that refills at once (a fixed window whose second we only know to a
+// second), but where its ramp ends for one that refills as time passes:
+// its next window has begun by then, and a sliding window starts it full
+// of the last one's count, the worst time to spend what the ramp had left.
+func (q *Quota) rollAt() int64 {
+	if q.Refills == refillsContinuously {
+		return q.ResetAt - q.Slack
+	}
+	return q.ResetAt
+}
+
 // resetAfter is how long until the window ends, bounded by MaxHorizon.
-func (q *Quota) resetAfter(now int64) int64 { return min(q.ResetAt, now+maxHorizon) - now }
+func (q *Quota) resetAfter(now int64) int64 { return max(min(q.rollAt(), now+maxHorizon)-now, 0) }
 
 // start is when the current window most likely began, and its ramp with
 // it (see Slack).
