@@ -152,8 +152,9 @@ end
 
 -- Quota.target
 local function target(q)
-  if q.l > 1 then return q.l - 1 end
-  return q.l
+  if q.l <= 1 then return q.l end
+  if q.rf == 1 then return math.max(q.l - math.max(1, idiv(q.l + 15, 16)), 1) end
+  return q.l - 1
 end
 
 -- Quota.roll: false when the quota must be forgotten

@@ -40,12 +40,19 @@ func (q *Quota) roll(now int64) bool {
 	return true
 }
 
-// target is where a window's ramp ends: one below the limit (see roll).
+// target is where a window's ramp ends: one below the limit (see roll),
+// and for a server that refills as time passes a sixteenth below it: we
+// know its windows to a fraction of a second, and what we spend in the
+// last moments of ours lands in the first of its next, where a sliding
+// window has room only for what its last one left unspent.
 func (q *Quota) target() int64 {
-	if q.Limit > 1 {
-		return q.Limit - 1
+	switch {
+	case q.Limit <= 1:
+		return q.Limit
+	case q.Refills == refillsContinuously:
+		return max(q.Limit-max(1, (q.Limit+15)/16), 1)
 	}
-	return q.Limit
+	return q.Limit - 1
 }
 
 // rollAt is when the window ends: at ResetAt, never early, for a server
