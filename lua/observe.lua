@@ -99,6 +99,7 @@ local function merge(unit, limit, remaining, reset, window, slack)
       if q.s < 0 then
         q.a, q.s = math.min(q.a - q.s, math.max(q.l, 0)), 0
       end
+      q.p = math.max(math.min(q.p, target(q) - q.a), 0)
     end
   end
   local function learn_window(earlier)

@@ -304,10 +304,14 @@ func (q *Quota) reanchor(now, left int64, mayRaise bool) {
 	case left < ramp:
 		q.Spent += ramp - left
 	case left > ramp && mayRaise && q.Refills == refillsContinuously:
+		// More room now means the window's last count was smaller than
+		// modelled, and so is what it will free: the window as a whole
+		// still allows no more than the target.
 		q.Spent -= left - ramp
 		if q.Spent < 0 {
 			q.Base, q.Spent = min(q.Base-q.Spent, max(q.Limit, 0)), 0
 		}
+		q.Gain = max(min(q.Gain, q.target()-q.Base), 0)
 	}
 }
 
