@@ -129,6 +129,7 @@ local function merge(unit, limit, remaining, reset, window, slack)
     local left = clamp(available(q, now), 0, math.max(q.l, 0))
     learn_window(false)
     q.r, q.sl, q.a, q.p, q.s = reported, slack, left, math.max(target(q) - left, 0), 0
+    q.s = ramp(q, now) - left
     q.o = fresh
     if settling then learn_refill() end
     reanchor(not older and settling)

@@ -258,6 +258,10 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		left := clamp(q.available(now), 0, max(q.Limit, 0))
 		q.learnWindow(oq, length, false)
 		q.ResetAt, q.Slack, q.Base, q.Gain, q.Spent = reported, oq.Slack, left, max(q.target()-left, 0), 0
+		// The server's window may have begun before now, but what was spent
+		// since then was spent from ours: the ramp starts from what was
+		// left, now, not from the window's start.
+		q.Spent = q.ramp(now) - left
 		q.Seen = fresh
 		if settling {
 			q.learnRefill(fresh)
