@@ -185,7 +185,7 @@ for _ = 1, nreq do
     else
       local since = -1
       for _, q in ipairs(quotas) do
-        if q.o < 0 and q.r - q.sl - q.w > since then since = q.r - q.sl - q.w end
+        if q.o < 0 and start(q) > since then since = start(q) end
       end
       applies, free = since >= 0, pl <= since
     end

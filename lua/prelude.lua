@@ -117,10 +117,17 @@ local function reset_after(q, now)
   return r - now
 end
 
+-- Quota.start
+local function start(q)
+  local s = q.r - q.sl - q.w
+  if q.rf == 1 then s = s + idiv(q.w, 16) end
+  return s
+end
+
 -- Quota.ramp
 local function ramp(q, now)
   if q.p == 0 then return q.a - q.s end
-  local e = clamp(now - (q.r - q.sl - q.w), 0, q.w)
+  local e = clamp(now - start(q), 0, q.w)
   local steps = idiv(e * RAMP_STEPS, q.w)
   return q.a + idiv(q.p * steps, RAMP_STEPS) - q.s
 end
@@ -138,7 +145,7 @@ local function quota_wait(q, now, need)
   if q.p > 0 and short <= q.p then
     local steps = idiv(short * RAMP_STEPS + q.p - 1, q.p)
     local e = idiv(steps * q.w + RAMP_STEPS - 1, RAMP_STEPS)
-    local at = q.r - q.sl - q.w + e
+    local at = start(q) + e
     if at < reset_at and at > now then return at - now end
   end
   return reset_at - now

@@ -71,8 +71,17 @@ func (q *Quota) rollAt() int64 {
 func (q *Quota) resetAfter(now int64) int64 { return max(min(q.rollAt(), now+maxHorizon)-now, 0) }
 
 // start is when the current window most likely began, and its ramp with
-// it (see Slack).
-func (q *Quota) start() int64 { return q.ResetAt - q.Slack - q.Window }
+// it (see Slack); for a server that refills as time passes a sixteenth of
+// the window later, where a sliding window that just rolled has room for a
+// sixteenth of its last count whatever our second-grained guess of its
+// boundary.
+func (q *Quota) start() int64 {
+	s := q.ResetAt - q.Slack - q.Window
+	if q.Refills == refillsContinuously {
+		s += q.Window / 16
+	}
+	return s
+}
 
 // ramp is what the ramp allows at now: Base plus Gain in rampSteps equal
 // steps over the window, less what was spent. It may be negative.
