@@ -103,9 +103,14 @@ local function find_quota(qs, unit)
   return 0
 end
 
+-- Quota.margin
+local function margin(q)
+  return math.min(math.max(idiv(q.w, 16), idiv(q.sl, 2)), idiv(q.w, 2))
+end
+
 -- Quota.rollAt
 local function roll_at(q)
-  if q.rf == 1 then return q.r - q.sl end
+  if q.rf == 1 then return q.r - idiv(q.sl, 2) end
   return q.r
 end
 
@@ -119,9 +124,8 @@ end
 
 -- Quota.start
 local function start(q)
-  local s = q.r - q.sl - q.w
-  if q.rf == 1 then s = s + idiv(q.w, 16) end
-  return s
+  if q.rf == 1 then return roll_at(q) - q.w + margin(q) end
+  return q.r - q.w
 end
 
 -- Quota.ramp
@@ -160,7 +164,10 @@ end
 -- Quota.target
 local function target(q)
   if q.l <= 1 then return q.l end
-  if q.rf == 1 then return math.max(q.l - math.max(1, idiv(q.l + 15, 16)), 1) end
+  if q.rf == 1 then
+    local m = idiv(q.l * idiv(margin(q) * RAMP_STEPS, q.w) + RAMP_STEPS - 1, RAMP_STEPS)
+    return math.max(q.l - math.max(1, m), 1)
+  end
   return q.l - 1
 end
 

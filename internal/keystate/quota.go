@@ -41,28 +41,38 @@ func (q *Quota) roll(now int64) bool {
 }
 
 // target is where a window's ramp ends: one below the limit (see roll),
-// and for a server that refills as time passes a sixteenth below it: we
-// know its windows to a fraction of a second, and what we spend in the
-// last moments of ours lands in the first of its next, where a sliding
-// window has room only for what its last one left unspent.
+// and for a server that refills as time passes a margin below it (see
+// margin).
 func (q *Quota) target() int64 {
 	switch {
 	case q.Limit <= 1:
 		return q.Limit
 	case q.Refills == refillsContinuously:
-		return max(q.Limit-max(1, (q.Limit+15)/16), 1)
+		// The margin's share of the limit, rounded up, at least one.
+		m := FloorDiv(q.Limit*(q.margin()*rampSteps/q.Window)+rampSteps-1, rampSteps)
+		return max(q.Limit-max(1, m), 1)
 	}
 	return q.Limit - 1
 }
 
+// margin is, for a server that refills as time passes, how far our guess
+// of its window's boundaries may be off: half the reset's slack (we place
+// the boundary in the middle of what the headers allow), and at least a
+// sixteenth of the window. What we spend on the wrong side of a boundary
+// lands where a sliding window has room only for what its last window left
+// unspent, so the ramp starts this far into the window and ends this share
+// of the limit below it.
+func (q *Quota) margin() int64 {
+	return min(max(q.Window/16, q.Slack/2), q.Window/2)
+}
+
 // rollAt is when the window ends: at ResetAt, never early, for a server
 // that refills at once (a fixed window whose second we only know to a
-// second), but where its ramp ends for one that refills as time passes:
-// its next window has begun by then, and a sliding window starts it full
-// of the last one's count, the worst time to spend what the ramp had left.
+// second), but in the middle of what the headers allow for one that
+// refills as time passes (see margin).
 func (q *Quota) rollAt() int64 {
 	if q.Refills == refillsContinuously {
-		return q.ResetAt - q.Slack
+		return q.ResetAt - q.Slack/2
 	}
 	return q.ResetAt
 }
@@ -70,17 +80,13 @@ func (q *Quota) rollAt() int64 {
 // resetAfter is how long until the window ends, bounded by MaxHorizon.
 func (q *Quota) resetAfter(now int64) int64 { return max(min(q.rollAt(), now+maxHorizon)-now, 0) }
 
-// start is when the current window most likely began, and its ramp with
-// it (see Slack); for a server that refills as time passes a sixteenth of
-// the window later, where a sliding window that just rolled has room for a
-// sixteenth of its last count whatever our second-grained guess of its
-// boundary.
+// start is when the current window's ramp begins: when the window began,
+// and for a server that refills as time passes a margin later.
 func (q *Quota) start() int64 {
-	s := q.ResetAt - q.Slack - q.Window
 	if q.Refills == refillsContinuously {
-		s += q.Window / 16
+		return q.rollAt() - q.Window + q.margin()
 	}
-	return s
+	return q.ResetAt - q.Window
 }
 
 // ramp is what the ramp allows at now: Base plus Gain in rampSteps equal

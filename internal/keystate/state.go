@@ -53,9 +53,9 @@ type Quota struct {
 	// as what it had been admitted meanwhile; a header's quota replaces it.
 	Inferred int64
 	// Slack is how much of ResetAt may lie past the server's true reset
-	// (the resolution of the headers): the window rolls at ResetAt, so
-	// never early, but its ramp runs Window long from ResetAt − Slack −
-	// Window, where the server's window most likely began.
+	// (the resolution of the headers): a window that refills at once rolls
+	// at ResetAt, never early; one that refills as time passes is placed in
+	// the middle of what the headers allow (see Quota.margin).
 	Slack int64
 }
 
