@@ -179,6 +179,7 @@ local function roll(q, now)
   local left = q.a + q.p - q.s
   if q.o > left then left = q.o end
   left = clamp(left, 0, q.l)
+  if q.rf == 1 then left = 0 end
   local goal = target(q)
   local windows = idiv(now - ends, q.w) + 1
   if windows > 1 and goal > left then left = goal end

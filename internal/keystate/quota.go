@@ -23,6 +23,11 @@ func (q *Quota) roll(now int64) bool {
 		left = q.Seen
 	}
 	left = clamp(left, 0, q.Limit)
+	if q.Refills == refillsContinuously {
+		// What a refilling server's window left unspent we may have placed
+		// on the wrong side of its boundary: the next window starts empty.
+		left = 0
+	}
 	target := q.target()
 	windows := FloorDiv(now-end, q.Window) + 1
 	if windows > 1 {
