@@ -125,6 +125,11 @@ func forLoop(ctx context.Context, b Acquirer, r srl.Request, sleep Sleeper, now 
 		default:
 			pause += jitter(d.RetryAfter, bound-d.RetryAfter, bounded)
 		}
+		if bounded && pause >= bound {
+			// The refusal still stands and looking again would be past the
+			// bound: fail now, not at the deadline.
+			return d, &srl.LimitError{Key: r.Key, RetryAfter: d.RetryAfter, Cause: d.Cause, Deadline: true}
+		}
 		if err := sleep(ctx, pause); err != nil {
 			return d, err
 		}

@@ -187,3 +187,16 @@ func TestReservationRechecksALaterQuota(t *testing.T) {
 		t.Fatalf("a reservation that spent the quota was checked again: %d calls, %v", len(b.seen), err)
 	}
 }
+
+// A refusal whose next look would come after the bound fails at once with
+// Deadline set, instead of sleeping into the deadline and ending with the
+// context's error.
+func TestPollPastTheBoundFailsFast(t *testing.T) {
+	b := &script{answers: []srl.Decision{{RetryAfter: 100 * time.Millisecond, Cause: srl.CauseQuota}}}
+	ft := &fakeTime{now: time.Unix(0, 0)}
+	_, err := For(context.Background(), b, srl.Request{Key: "k", N: 1, MaxWait: 120 * time.Millisecond}, ft.sleep, ft.clock)
+	var le *srl.LimitError
+	if !errors.As(err, &le) || !le.Deadline || len(ft.sleeps) != 0 {
+		t.Fatalf("%v after sleeping %v; want a fail-fast LimitError", err, ft.sleeps)
+	}
+}
