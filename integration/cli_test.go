@@ -175,7 +175,7 @@ func TestCLIStatusWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(out.String(), "---") < 2 && time.Now().Before(deadline) {
+	for strings.Count(out.String(), "1250 of 5000 left") < 3 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = cmd.Process.Signal(os.Interrupt)

@@ -182,6 +182,9 @@ func TestHardOutageMidTraffic(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	srv.Kill()
 	eventually(t, 2*time.Second, "breaker open", l.Degraded)
+	// Calls allowed before the breaker opened may still be on their way to
+	// the socket; each ends within the decision budget.
+	time.Sleep(2 * budget)
 	outStart, callsAtOpen, probesAtOpen := time.Now(), calls.n.Load(), l.Probes()
 	degradedBefore := ld.degradedAdmitted.Load()
 	time.Sleep(1500 * time.Millisecond)

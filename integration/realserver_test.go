@@ -237,8 +237,8 @@ type fleetOutcome struct {
 	// longest one of those calls took.
 	failFast         int
 	maxLeft, maxTook time.Duration
-	// cut counts requests already sent when the run's deadline cancelled
-	// them: the run ending, not the library.
+	// cut counts requests already admitted (or sent) when the run's
+	// deadline cancelled them: the run ending, not the library.
 	cut int
 	// errs are the other errors: every one is a failure.
 	errs []string
@@ -314,7 +314,11 @@ func runRealFleet(t *testing.T, url, prefix string, d, nearEnd, maxWait time.Dur
 				stop := out.stop
 				for others := 0; time.Now().Before(stop); {
 					id := strconv.FormatInt(ids.Add(1), 10)
+					var admitted atomic.Bool
 					trace := &httptrace.ClientTrace{
+						// The limiter hands the request to the transport,
+						// which asks for a connection: it was admitted.
+						GetConn: func(string) { admitted.Store(true) },
 						WroteHeaders: func() {
 							mu.Lock()
 							out.sent[id] = time.Now()
@@ -365,7 +369,9 @@ func runRealFleet(t *testing.T, url, prefix string, d, nearEnd, maxWait time.Dur
 						out.maxTook = max(out.maxTook, now.Sub(called))
 						mu.Unlock()
 						return // the next slot is after the run
-					case ctxErr != nil && wasSent:
+					case ctxErr != nil && (wasSent || admitted.Load()):
+						// Admitted (or sent) just before the run's deadline
+						// cut it: the run ended, not the library.
 						mu.Lock()
 						out.cut++
 						mu.Unlock()
