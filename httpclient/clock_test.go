@@ -2,6 +2,9 @@ package httpclient
 
 import (
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -53,5 +56,22 @@ func TestSharpenCutsOnlyWholeSecondResets(t *testing.T) {
 	}
 	if o.Quotas[1].Reset != 1500*time.Millisecond {
 		t.Fatal("sharpen changed the caller's observation")
+	}
+}
+
+// The per-host memories (the scopes learned, the announced limits, the
+// server clocks) stay bounded for a million hosts.
+func TestPerHostMemoryIsBounded(t *testing.T) {
+	var sc scopes
+	var clocks serverClocks
+	now := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
+	req := httptest.NewRequest(http.MethodGet, "http://api.example.com/search/x", nil)
+	for i := 0; i < 1_000_000; i++ {
+		host := "h" + strconv.Itoa(i)
+		sc.learn(host, req, "search")
+		clocks.record(host, now, now.Truncate(time.Second))
+	}
+	if len(sc.m) > maxScopes || len(clocks.m) > maxLearned {
+		t.Fatalf("%d scopes, %d clocks remembered; bounds %d, %d", len(sc.m), len(clocks.m), maxScopes, maxLearned)
 	}
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,16 @@ func TestLabelsAreTheRedisNames(t *testing.T) {
 		if want := rk[1 : len(rk)-1]; labelFor(key) != want {
 			t.Errorf("labelFor(%q) = %q, Redis stores it as %q", key, labelFor(key), want)
 		}
+	}
+}
+
+// A million distinct keys cost the collector at most its bound of series.
+func TestAMillionKeysStayBounded(t *testing.T) {
+	c := New()
+	for i := 0; i < 1_000_000; i++ {
+		c.Event(srl.Event{Kind: srl.EventSent, Key: "k" + strconv.Itoa(i)})
+	}
+	if n := len(c.keys); n > DefaultMaxKeys+1 {
+		t.Fatalf("%d keys tracked, bound %d and %q", n, DefaultMaxKeys, OtherKey)
 	}
 }

@@ -141,21 +141,20 @@ func (c *denyCache) remember(redisKey string, sig uint64, d srl.Decision, maxWai
 	}
 }
 
-// sweep drops expired entries, and when none had expired one arbitrary
-// entry, so that a new refusal finds room.
+// sweep drops expired entries and, when too few had expired, arbitrary
+// ones, so that an eighth of the shard is free: a process refusing ever new
+// keys pays the sweep once per many refusals, not once per refusal.
 func (sh *denyShard) sweep(now time.Time) {
-	freed := false
 	for k, e := range sh.entries {
 		if !now.Before(e.until) {
 			delete(sh.entries, k)
-			freed = true
 		}
 	}
-	if !freed {
-		for k := range sh.entries {
-			delete(sh.entries, k)
+	for k := range sh.entries {
+		if len(sh.entries) <= denyPerShard-denyPerShard/8 {
 			break
 		}
+		delete(sh.entries, k)
 	}
 }
 
