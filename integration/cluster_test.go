@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -244,6 +246,26 @@ func TestClusterMasterKilled(t *testing.T) {
 		return !l.Degraded()
 	})
 	tr.wantAlternating(t, 1)
+	// The dead master's batch workers are retired too: only the two live
+	// masters the keys use keep theirs (one set each).
+	perNode := max(2, min(runtime.GOMAXPROCS(0), 8))
+	eventually(t, 15*time.Second, "the dead master's workers retired", func() bool {
+		_, _ = l.Allow(ctx, victimKey, limit)
+		_, _ = l.Allow(ctx, otherKey, limit)
+		return batchWorkers() == 2*perNode
+	})
+}
+
+// batchWorkers counts the goroutines of redislimit's per-node batchers.
+func batchWorkers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "redislimit.(*batcher).work(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 // TestSentinelFailover: a primary watched by sentinels dies; decisions

@@ -27,6 +27,9 @@ type batcher struct {
 	timeout time.Duration
 	stop    chan struct{}
 	stopped sync.Once
+	// stopErr is what a decision not yet sent gets when the batcher stops:
+	// ErrClosedLimiter, or errNodeRetired (set before stop is closed).
+	stopErr error
 	workers sync.WaitGroup
 }
 
@@ -123,15 +126,16 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 			return res, err
 		default:
 			p.abandoned.Store(true)
-			return keystate.Result{}, ErrClosedLimiter
+			return keystate.Result{}, b.stopErr
 		}
 	}
 }
 
 // close stops the workers once the batches in flight are done, waiting at
-// most wait. It may be called more than once.
-func (b *batcher) close(wait time.Duration) {
-	b.stopped.Do(func() { close(b.stop) })
+// most wait; the decisions not yet sent end with err. It may be called more
+// than once (the first err wins).
+func (b *batcher) close(wait time.Duration, err error) {
+	b.stopped.Do(func() { b.stopErr = err; close(b.stop) })
 	done := make(chan struct{})
 	go func() { b.workers.Wait(); close(done) }()
 	select {

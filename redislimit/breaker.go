@@ -176,6 +176,9 @@ type breakers struct {
 	newNode  func() *breaker
 	nodes    sync.Map // master address → *breaker
 	onChange func(degraded bool, cause error)
+	// onSweep hears the masters a sweep found, so the limiter can retire
+	// what it keeps per node.
+	onSweep func(masters map[string]bool)
 
 	mu        sync.Mutex
 	openCount int
@@ -214,16 +217,22 @@ func (bs *breakers) forKey(ctx context.Context, redisKey string) (*breaker, stri
 		b, _ = bs.nodes.LoadOrStore(addr, bs.newNode())
 	}
 	// After a failover no key maps to the dead master any more, so its
-	// breaker would stay open forever: while any breaker is open, look for
-	// masters that are gone, at most once a second.
+	// breaker would stay open forever, and a node removed from the cluster
+	// keeps what the limiter holds for it: look for masters that are gone,
+	// at most once a second while any breaker is open, else every 10s.
+	every := sweepEvery
 	if bs.degraded() {
-		if last := bs.lastSweep.Load(); time.Since(time.Unix(0, last)) > time.Second &&
-			bs.lastSweep.CompareAndSwap(last, time.Now().UnixNano()) {
-			bs.retireStale(ctx)
-		}
+		every = time.Second
+	}
+	if last := bs.lastSweep.Load(); time.Since(time.Unix(0, last)) > every &&
+		bs.lastSweep.CompareAndSwap(last, time.Now().UnixNano()) {
+		bs.retireStale(ctx)
 	}
 	return b.(*breaker), addr
 }
+
+// sweepEvery spaces the sweeps for gone masters while nothing is degraded.
+const sweepEvery = 10 * time.Second
 
 // retireStale closes and forgets the breakers of addresses that are no
 // longer masters.
@@ -246,6 +255,9 @@ func (bs *breakers) retireStale(ctx context.Context) {
 		}
 		return true
 	})
+	if bs.onSweep != nil && len(masters) > 0 {
+		bs.onSweep(masters)
+	}
 }
 
 // nodeChanged folds one breaker's transition into the limiter's.

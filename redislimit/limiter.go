@@ -84,6 +84,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 		brk:     newBreakers(rdb, cfg.threshold, cfg.probeMin, cfg.probeMax, onChange),
 		denials: newDenyCache(),
 	}
+	l.brk.onSweep = l.retireNodes
 	if rdb != nil {
 		var now func() time.Time
 		if cfg.clientTime {
@@ -103,16 +104,33 @@ func (l *Limiter) batcherFor(addr string) *batcher {
 	}
 	b := newBatcher(l.run, l.cfg.decisionTimeout)
 	if actual, loaded := l.batchers.LoadOrStore(addr, b); loaded {
-		b.close(0)
+		b.close(0, ErrClosedLimiter)
 		return actual.(*batcher)
 	}
 	if l.closed.Load() {
 		// Close ran between the caller's check and the store and may
 		// have missed this batcher: stop it, so the call ends with
 		// ErrClosedLimiter and no worker outlives the limiter.
-		b.close(0)
+		b.close(0, ErrClosedLimiter)
 	}
 	return b
+}
+
+// errNodeRetired ends a decision queued for a cluster node that is no longer
+// a master; the decision is sent again to the key's new master.
+var errNodeRetired = fmt.Errorf("%w: the node is no longer a master", ErrUnavailable)
+
+// retireNodes stops the batchers of addresses that are no longer masters:
+// after a failover or a resharding their workers would otherwise live until
+// Close.
+func (l *Limiter) retireNodes(masters map[string]bool) {
+	l.batchers.Range(func(addr, b any) bool {
+		if a := addr.(string); a != "" && !masters[a] {
+			l.batchers.Delete(a)
+			b.(*batcher).close(0, errNodeRetired)
+		}
+		return true
+	})
 }
 
 // honoursContext reports whether the client applies context deadlines to
@@ -312,7 +330,14 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 		Costs: keystate.CompileCosts(costs[:], r.Costs), Probe: r.Probe.Microseconds(),
 	}
 	res, ok, err := call(ctx, l, r.Key, rk, true, func(ctx context.Context, node string) (keystate.Result, error) {
-		return l.batcherFor(node).acquire(ctx, rk, &it)
+		res, err := l.batcherFor(node).acquire(ctx, rk, &it)
+		if errors.Is(err, errNodeRetired) {
+			// The node stopped being a master while the decision waited:
+			// ask the key's master now.
+			_, node = l.breakerFor(ctx, rk)
+			res, err = l.batcherFor(node).acquire(ctx, rk, &it)
+		}
+		return res, err
 	})
 	var d srl.Decision
 	switch {
@@ -465,7 +490,7 @@ func (l *Limiter) Close() error {
 		return nil
 	}
 	l.batchers.Range(func(_, b any) bool {
-		b.(*batcher).close(closeWait)
+		b.(*batcher).close(closeWait, ErrClosedLimiter)
 		return true
 	})
 	done := make(chan struct{})
