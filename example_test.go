@@ -92,12 +92,6 @@ func ExampleLimitError() {
 	// listing issues: smartratelimit: rate limited on "api.github.com" by quota; retry after 42s
 }
 
-// knownInternalExamples are example files that still import an internal
-// package, each with why it is not fixed yet. Remove an entry with the fix.
-var knownInternalExamples = map[string]string{
-	"httpclient/example_test.go": "its local API is internal/fakeapi; httpclient is being rewritten",
-}
-
 // Examples are documentation a user copies: one that imports an internal
 // package does not compile outside this module.
 func TestExamplesImportNoInternalPackage(t *testing.T) {
@@ -128,10 +122,7 @@ func TestExamplesImportNoInternalPackage(t *testing.T) {
 		for _, imp := range f.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
 			internal := strings.HasSuffix(p, "/internal") || strings.Contains(p, "/internal/")
-			switch why, known := knownInternalExamples[filepath.ToSlash(path)]; {
-			case internal && known:
-				t.Logf("%s imports %s (known: %s)", path, p, why)
-			case internal:
+			if internal {
 				t.Errorf("%s has examples and imports %s: examples must compile when pasted outside this module", path, p)
 			}
 		}

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -15,13 +17,32 @@ import (
 
 	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/httpclient"
-	"github.com/smartratelimit/smartratelimit/internal/fakeapi"
 )
 
-// api starts a local API that allows limit requests per minute and says
-// so in its headers, like GitHub or Stripe would.
+// api starts a local API that allows limit requests per minute, in one
+// window that starts with the first request, and says so in its headers as
+// GitHub or Stripe would: X-RateLimit-Limit, -Remaining, and -Reset in
+// seconds from now.
 func api(limit int) (url, host string, stop func()) {
-	srv := httptest.NewServer(&fakeapi.Server{Limit: limit, Window: time.Minute})
+	var mu sync.Mutex
+	used, start := 0, time.Time{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if start.IsZero() {
+			start = time.Now()
+		}
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
+		h.Set("X-RateLimit-Reset", strconv.Itoa(int(time.Until(start.Add(time.Minute)).Seconds())+1))
+		if used >= limit {
+			h.Set("X-RateLimit-Remaining", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		used++
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(limit-used))
+	}))
 	return srv.URL, strings.TrimPrefix(srv.URL, "http://"), srv.Close
 }
 
