@@ -1,7 +1,10 @@
 package redislimit
 
 import (
+	"context"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,5 +33,37 @@ func TestRefusalCacheIsBounded(t *testing.T) {
 	// Trust ends within MaxRefusalTrust, whatever the refusal's length.
 	if _, ok := c.lookup("srl:{k999999}", 1, now.Add(MaxRefusalTrust)); ok {
 		t.Fatal("a refusal was trusted past MaxRefusalTrust")
+	}
+}
+
+// Waiters without a deadline on a refusal longer than a reservation sleep
+// until it can end: 200 of them on an hour's limit make a few hundred
+// decisions in a second, not a busy loop on the refusal cache.
+func TestWaitersSleepOnLongRefusals(t *testing.T) {
+	_, rdb := newMini(t, nil)
+	var decisions atomic.Int64
+	l := New(rdb, WithObserver(srl.ObserverFunc(func(e srl.Event) {
+		if e.Kind == srl.EventDecided {
+			decisions.Add(1)
+		}
+	})))
+	defer l.Close()
+	limit := srl.PerHour(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := l.Wait(ctx, "slow", limit); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = l.Wait(ctx, "slow", limit) }()
+	}
+	start := decisions.Load()
+	time.Sleep(time.Second)
+	made := decisions.Load() - start
+	cancel()
+	wg.Wait()
+	if made > 400 {
+		t.Fatalf("200 waiters made %d decisions in a second on a refusal of an hour", made)
 	}
 }

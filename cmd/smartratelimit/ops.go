@@ -425,7 +425,7 @@ func reset(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return 1
 	}
 	if !*yes {
-		fmt.Fprintf(stdout, "Reset %s (%s)? Every process forgets its pacing, learned quota and block. [y/N] ", quotedKey(t.name), shownKey(t.stored))
+		fmt.Fprintf(stdout, "Reset %s (%s)? Every process forgets its pacing, learned quota and block (within a second). [y/N] ", quotedKey(t.name), shownKey(t.stored))
 		answer, _ := bufio.NewReader(stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 			fmt.Fprintln(stderr, "smartratelimit: reset aborted")
