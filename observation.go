@@ -86,6 +86,12 @@ type Observation struct {
 	// remaining count; one without it (nil) is taken at its word. Report it
 	// with the response, or alone (with Bare) when the request failed.
 	Charged []Cost
+	// Refunded is what the request was charged but never spent, because
+	// it failed before it reached the server (a refused connection, a
+	// failed TLS handshake): it is given back to the fleet, and stops
+	// counting as in flight. An estimate the server charged differently is
+	// settled by what the server says is left (see Charged), not here.
+	Refunded []Cost
 }
 
 // QuotaObservation is one quota a response advertised, in one unit; see
@@ -153,6 +159,17 @@ func (o Observation) Normalize() (Observation, error) {
 			return Observation{}, fmt.Errorf("%w: charged %d %s outside [0, %d]", ErrInvalidObservation, c.N, c.Unit, MaxCount)
 		}
 	}
+	for _, c := range o.Refunded {
+		if err := ValidUnit(c.Unit); err != nil {
+			return Observation{}, err
+		}
+		if c.N < 0 || c.N > MaxCount {
+			return Observation{}, fmt.Errorf("%w: refunded %d %s outside [0, %d]", ErrInvalidObservation, c.N, c.Unit, MaxCount)
+		}
+	}
+	if len(o.Refunded) > MaxQuotas {
+		o.Refunded = o.Refunded[:MaxQuotas]
+	}
 	if len(o.Charged) > MaxQuotas {
 		o.Charged = o.Charged[:MaxQuotas]
 	}
@@ -218,7 +235,7 @@ func ValidUnit(unit string) error {
 
 // IsZero reports that o carries nothing a backend would store.
 func (o Observation) IsZero() bool {
-	return o.Reset == 0 && len(o.Quotas) == 0 && o.RetryAfter == 0 && !o.Limited && !o.Succeeded && !o.Bare && len(o.Charged) == 0
+	return o.Reset == 0 && len(o.Quotas) == 0 && o.RetryAfter == 0 && !o.Limited && !o.Succeeded && !o.Bare && len(o.Charged) == 0 && len(o.Refunded) == 0
 }
 
 func roundUpMicro(d time.Duration) time.Duration {

@@ -573,6 +573,11 @@ func testQuotasPerUnit(t *testing.T, f Factory) {
 	}
 	e.wantDecision("the refused one spent nothing", e.acquire(srl.Request{Key: "llm", N: 1, Costs: []srl.Cost{{Unit: srl.UnitTokens, N: 40}}}), true, 0, srl.CauseNone)
 	e.wantDecision("no cost in tokens still needs a request", e.acquire(srl.Request{Key: "llm", N: 9}), false, time.Minute, srl.CauseQuota)
+	// A request that never reached the server gives its estimate back.
+	e.observe("llm", srl.Observation{Bare: true, Refunded: []srl.Cost{{Unit: srl.UnitRequests, N: 1}, {Unit: srl.UnitTokens, N: 40}}})
+	if st := e.peek("llm"); st.Quota.Remaining != 9 || st.Quotas[1].Remaining != 40 {
+		t.Fatalf("after a refund: %+v", st.Quotas)
+	}
 }
 
 // testInFlight: a response from a later second may raise what is left, but

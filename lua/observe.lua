@@ -20,6 +20,8 @@
 -- ARGV[6]   backoff base µs, ARGV[7] backoff max µs
 -- ARGV[8]   C, the number of charges, then per charge: unit, units (what
 --           the request was spent at admission, no longer in flight)
+-- then      R, the number of refunds, then per refund: unit, units (spent
+--           for a request that never reached the server: given back)
 -- then      Q, the number of quotas, then per quota: unit, limit (0:
 --           unknown), remaining, reset µs, window µs (0: unknown), slack µs
 --
@@ -39,7 +41,8 @@ local tolerance = tonumber(ARGV[5])
 local backoff_base = tonumber(ARGV[6])
 local backoff_max = tonumber(ARGV[7])
 local ncharged = tonumber(ARGV[8])
-local nq = tonumber(ARGV[9 + 2 * ncharged])
+local nrefunded = tonumber(ARGV[9 + 2 * ncharged])
+local nq = tonumber(ARGV[10 + 2 * ncharged + 2 * nrefunded])
 
 local names = {'bu', 'th', 'pl', 'nh', 'ac', 'as', 'rc', 'ex', 'q'}
 local v = redis.call('HMGET', key, unpack(names))
@@ -148,8 +151,23 @@ for c = 1, ncharged do
   end
 end
 
+-- Quota.refund
+for c = 1, nrefunded do
+  local at = 8 + 2 * ncharged + 2 * c
+  local qi = find_quota(quotas, ARGV[at])
+  if qi > 0 then
+    local q, n = quotas[qi], tonumber(ARGV[at + 1])
+    q.f = math.max(in_flight(q, now) - n, 0)
+    q.s = math.max(q.s - n, 0)
+    if q.o >= 0 then
+      q.o = q.o + n
+      if q.l > 0 and q.o > q.l then q.o = q.l end
+    end
+  end
+end
+
 local spent = false
-local a = 10 + 2 * ncharged
+local a = 11 + 2 * ncharged + 2 * nrefunded
 for _ = 1, nq do
   local remaining = tonumber(ARGV[a + 2])
   if remaining == 0 then spent = true end

@@ -17,8 +17,9 @@ type QuotaObs struct {
 type Obs struct {
 	Quotas []QuotaObs
 	// Charged is what the request the response answers was spent at
-	// admission, no longer in flight.
-	Charged []Cost
+	// admission, no longer in flight; Refunded what it was spent and is
+	// given back (it never reached the server).
+	Charged, Refunded []Cost
 	Retry   int64 // µs
 	// Date is the server's second when it produced the response; 0 unknown.
 	Date                     int64
@@ -36,6 +37,9 @@ func ObsFrom(o srl.Observation) Obs {
 	}
 	for _, c := range o.Charged {
 		obs.Charged = append(obs.Charged, Cost{Unit: c.Unit, N: int64(c.N)})
+	}
+	for _, c := range o.Refunded {
+		obs.Refunded = append(obs.Refunded, Cost{Unit: c.Unit, N: int64(c.N)})
 	}
 	for _, q := range o.Quotas {
 		obs.Quotas = append(obs.Quotas, QuotaObs{
@@ -93,6 +97,11 @@ func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool)
 	for _, c := range o.Charged {
 		if i := s.quota(c.Unit); i >= 0 {
 			s.Quotas[i].settle(now, c.N)
+		}
+	}
+	for _, c := range o.Refunded {
+		if i := s.quota(c.Unit); i >= 0 {
+			s.Quotas[i].refund(now, c.N)
 		}
 	}
 	spent := false // the refusal carries a spent quota, so its reset times it

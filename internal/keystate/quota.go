@@ -164,3 +164,16 @@ func (q *Quota) inFlight(now int64) int64 {
 func (q *Quota) settle(now, n int64) {
 	q.InFlight = max(q.inFlight(now)-n, 0)
 }
+
+// refund gives back n units spent for a request that never reached the
+// server: to the ramp and to what was seen, and off what is in flight.
+func (q *Quota) refund(now, n int64) {
+	q.settle(now, n)
+	q.Spent = max(q.Spent-n, 0)
+	if q.Seen >= 0 {
+		q.Seen += n
+		if q.Limit > 0 {
+			q.Seen = min(q.Seen, q.Limit)
+		}
+	}
+}

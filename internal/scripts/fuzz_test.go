@@ -128,6 +128,9 @@ func (r *bytesReader) observation(now int64) srl.Observation {
 	if flags&16 != 0 {
 		o.Charged = append(o.Charged, srl.Cost{Unit: srl.UnitTokens, N: int(r.next())})
 	}
+	if flags&32 != 0 {
+		o.Refunded = append(o.Refunded, srl.Cost{Unit: srl.UnitTokens, N: int(r.next())}, srl.Cost{Unit: srl.UnitRequests, N: 1})
+	}
 	return o
 }
 

@@ -232,9 +232,13 @@ func (r *Runner) Observe(ctx context.Context, key string, o keystate.Obs, p keys
 	if o.Charged != nil {
 		flags |= 8
 	}
-	args := make([]any, 0, 9+2*len(o.Charged)+6*len(o.Quotas))
+	args := make([]any, 0, 10+2*len(o.Charged)+2*len(o.Refunded)+6*len(o.Quotas))
 	args = append(args, r.nowArg(), o.Retry, flags, o.Date, p.Tolerance, p.BackoffBase, p.BackoffMax, len(o.Charged))
 	for _, c := range o.Charged {
+		args = append(args, c.Unit, c.N)
+	}
+	args = append(args, len(o.Refunded))
+	for _, c := range o.Refunded {
 		args = append(args, c.Unit, c.N)
 	}
 	args = append(args, len(o.Quotas))
