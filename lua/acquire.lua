@@ -51,29 +51,35 @@ local function window_geometry(rate, period)
   return {r = rate, w = w, k = idiv(period + w - 1, w) + 1}
 end
 
--- the geometry a window field's name says, for a field no request names
--- (false when the name does not parse)
-local function geometry_of(f)
-  local r, p = string.match(f, '^w:(%d+):(%d+)$')
-  if not r or #r > 16 or #p > 16 or tonumber(r) < 1 or tonumber(p) < 1 then return false end
-  return window_geometry(tonumber(r), tonumber(p))
-end
 
 -- DecodeWindow and clampRanges: "<newest> <count> <count> ...", words
--- split on spaces, the first k + 1 of at most 16 digits each; nil when it
--- does not parse. st.c[j] is what sub-window st.n - j + 1 holds.
+-- separated by spaces, the first k + 1 of them of at most 16 decimal
+-- digits each (the rest ignored); nil when it does not parse. st.c[j] is
+-- what sub-window st.n - j + 1 holds. Read byte by byte: patterns cost
+-- far more, and a full key reads every window it holds.
 local function decode_window(s, g)
   if type(s) ~= 'string' then return nil end
-  local st, words = {n = 0, c = {}}, 0
-  for word in string.gmatch(s, '[^ ]+') do
-    if words > g.k then break end
-    if #word > 16 or not string.find(word, '^%d+$') then return nil end
-    if words == 0 then
-      st.n = tonumber(word)
+  local st, words, pos = {n = 0, c = {}}, 0, 1
+  local b = string.byte(s, pos)
+  while b and words <= g.k do
+    if b == 32 then
+      pos = pos + 1
+      b = string.byte(s, pos)
     else
-      st.c[words] = clamp(tonumber(word), 0, g.r)
+      local x, digits = 0, 0
+      while b and b ~= 32 do
+        if b < 48 or b > 57 or digits == 16 then return nil end
+        x, digits = x * 10 + b - 48, digits + 1
+        pos = pos + 1
+        b = string.byte(s, pos)
+      end
+      if words == 0 then
+        st.n = x
+      else
+        st.c[words] = clamp(x, 0, g.r)
+      end
+      words = words + 1
     end
-    words = words + 1
   end
   if words == 0 then return nil end
   for j = 1, g.k do
@@ -125,6 +131,17 @@ end
 local function window_until(g, b, c)
   for j = 1, g.k do
     if c[j] > 0 then return (b - j + 1 + g.k) * g.w end
+  end
+  return 0
+end
+
+-- Window.until: window_until of the view of st, without building it
+local function stored_until(st, g)
+  if not st then return 0 end
+  local b = idiv(now, g.w)
+  local newest = math.min(st.n, b)
+  for j = 1, g.k - (b - newest) do
+    if st.c[j] > 0 then return (newest - j + 1 + g.k) * g.w end
   end
   return 0
 end
@@ -192,17 +209,35 @@ end
 -- a window whose counts all left its span), then the one that goes stale
 -- first, never one the request uses (own: its fields, a set).
 local MAX_LIMIT_FIELDS = 64
-local tat_count, all_loaded, deleted = nil, false, {}
+local tat_count, all_loaded, deleted, ends = nil, false, {}, {}
 
 -- when field g goes stale: its TAT, or when its window empties (0: it is
--- empty, or its name does not parse)
+-- empty, or garbage); ends holds it for the fields no request names, which
+-- this call never changes.
 local function stale_at(g)
+  if ends[g] then return ends[g] end
   if geo[g] == nil then return tat[g] end
-  if not geo[g] then return 0 end
-  local b, c = window_view(win[g], geo[g])
-  return window_until(geo[g], b, c)
+  return stored_until(win[g], geo[g])
 end
 
+-- When a window field no request names goes stale, read cheaply (a full
+-- key reads every one it holds at every new limit): from its name's period
+-- and its newest sub-window, whose count the rules never leave at 0, as
+-- stored_until reads what they write. Garbage reads as stale (0), so it
+-- goes first.
+local function loaded_end(g, value)
+  local colon = string.find(g, ':', 3, true)
+  local space = string.find(value, ' ', 1, true)
+  if not colon or not space then return 0 end
+  local period, newest = tonumber(string.sub(g, colon + 1)), tonumber(string.sub(value, 1, space - 1))
+  if not period or not newest or period < 1 or period > 1e15 or newest ~= newest then return 0 end
+  local w = idiv(period + SUB_WINDOWS - 1, SUB_WINDOWS)
+  local b = idiv(now, w)
+  if newest > b then newest = b end
+  return (newest + idiv(period + w - 1, w) + 1) * w
+end
+
+local swept = false
 local function make_room(own)
   if tat_count == nil then
     local scalars = 0
@@ -211,7 +246,7 @@ local function make_room(own)
     end
     tat_count = redis.call('HLEN', key) - scalars
   end
-  if tat_count >= MAX_LIMIT_FIELDS then
+  if tat_count >= MAX_LIMIT_FIELDS and not swept then
     if not all_loaded then
       local h = redis.call('HGETALL', key)
       for j = 1, #h, 2 do
@@ -220,13 +255,13 @@ local function make_room(own)
         if present[g] == nil and prefix == 'g:' then
           tat[g], present[g] = tonumber(h[j + 1]) or 0, true
         elseif present[g] == nil and prefix == 'w:' then
-          geo[g] = geometry_of(g)
-          if geo[g] then win[g] = decode_window(h[j + 1], geo[g]) end
-          present[g] = true
+          ends[g], present[g] = loaded_end(g, h[j + 1]), true
         end
       end
       all_loaded = true
     end
+    -- Once swept, nothing goes stale for the rest of the call: now stands
+    -- still and every field the call writes lies ahead of it.
     local count = 0
     for g, is in pairs(present) do
       if is then
@@ -237,20 +272,20 @@ local function make_room(own)
         end
       end
     end
-    if count >= MAX_LIMIT_FIELDS then
-      local low, low_at
-      for g, is in pairs(present) do
-        if is and not own[g] then
-          local at_g = stale_at(g)
-          if low == nil or at_g < low_at or at_g == low_at and bytes_less(g, low) then low, low_at = g, at_g end
-        end
-      end
-      if low then
-        present[low], dirty[low], deleted[low] = false, nil, true
-        count = count - 1
+    tat_count, swept = count, true
+  end
+  if tat_count >= MAX_LIMIT_FIELDS then
+    local low, low_at
+    for g, is in pairs(present) do
+      if is and not own[g] then
+        local at_g = stale_at(g)
+        if low == nil or at_g < low_at or at_g == low_at and bytes_less(g, low) then low, low_at = g, at_g end
       end
     end
-    tat_count = count
+    if low then
+      present[low], dirty[low], deleted[low] = false, nil, true
+      tat_count = tat_count - 1
+    end
   end
   tat_count = tat_count + 1
 end

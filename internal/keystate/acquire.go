@@ -329,29 +329,38 @@ func (s *State) makeRoom(now int64, own []Limit) {
 	if len(s.TATs)+len(s.Windows) < MaxLimitFields {
 		return
 	}
-	// The lowest end: a TAT's index, or −1 − a window's.
-	low, lowAt, lowField := 0, int64(0), ""
+	// The lowest end: a TAT's index, or −1 − a window's. Names are built
+	// on the stack, and only to break a tie.
+	// (A name is at most 49 bytes: two prefixes and three numbers below
+	// MaxSpan in µs.)
+	low, lowAt, found := 0, int64(0), false
+	var lowBuf, buf [64]byte
+	var lowName []byte
 	better := func(at int64, l Limit) bool {
 		if contains(own, l) {
 			return false
 		}
-		if lowField == "" || at < lowAt {
+		if !found || at < lowAt {
 			return true
 		}
-		return at == lowAt && l.Field() < lowField
+		return at == lowAt && string(l.appendField(buf[:0])) < string(lowName)
+	}
+	take := func(i int, at int64, l Limit) {
+		low, lowAt, found = i, at, true
+		lowName = l.appendField(lowBuf[:0])
 	}
 	for i, x := range s.TATs {
 		if better(x.At, x.Limit) {
-			low, lowAt, lowField = i, x.At, x.Limit.Field()
+			take(i, x.At, x.Limit)
 		}
 	}
 	for i := range s.Windows {
 		if w := &s.Windows[i]; better(w.until(now), w.Limit) {
-			low, lowAt, lowField = -1-i, w.until(now), w.Limit.Field()
+			take(-1-i, w.until(now), w.Limit)
 		}
 	}
 	switch {
-	case lowField == "":
+	case !found:
 		// Only the request's own limits: it never has that many.
 	case low >= 0:
 		s.TATs = append(s.TATs[:low], s.TATs[low+1:]...)

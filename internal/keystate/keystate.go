@@ -187,8 +187,10 @@ func (l Limit) Args() *[5]any {
 	return a
 }
 
-func (l Limit) field() string {
-	b := make([]byte, 0, 40)
+func (l Limit) field() string { return string(l.appendField(make([]byte, 0, 40))) }
+
+// appendField appends the limit's field name to b.
+func (l Limit) appendField(b []byte) []byte {
 	if l.Kind == KindWindow {
 		b = append(b, "w:"...)
 	} else {
@@ -201,7 +203,7 @@ func (l Limit) field() string {
 		b = append(b, ':')
 		b = strconv.AppendInt(b, l.Burst, 10)
 	}
-	return string(b)
+	return b
 }
 
 // FloorDiv is floor(a/b) for b > 0, rounding toward negative infinity.

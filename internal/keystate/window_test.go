@@ -73,6 +73,7 @@ func TestDecodeWindowGarbage(t *testing.T) {
 		{"   ", false, 0, nil},
 		{"12", true, 12, nil},
 		{"12 3 4", true, 12, []int64{3, 4}},
+		{"12 3 4 5x", false, 0, nil},
 		{" 12  3 4 ", true, 12, []int64{3, 4}},
 		{"12 -3", false, 0, nil},
 		{"12 3x", false, 0, nil},
@@ -82,8 +83,9 @@ func TestDecodeWindowGarbage(t *testing.T) {
 		{"12 99999999999999999", false, 0, nil},
 		{"12 9999999999999999", true, 12, []int64{9}},
 		{"9999999999999999 1", true, (1 << 53) / 100_000, []int64{1}},
+		{"1 1 1 1 1 1 1 1 1 1 1 1 99999999999999999", true, 1, []int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
 		{"1 1 1 1 1 1 1 1 1 1 1 1 garbage past the slots", true, 1, []int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
-		{"1 1 1 1 1 1 1 1 1 1 1 garbage within", false, 0, nil},
+		{"1 1 1 1 1 1 1 1 1 1 1 99999999999999999", false, 0, nil},
 	}
 	for _, tc := range tests {
 		w, ok := DecodeWindow(l, tc.in)

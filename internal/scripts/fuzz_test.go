@@ -462,7 +462,8 @@ func TestGarbageWindowValues(t *testing.T) {
 	values := []string{
 		"", " ", "x", "-5 3", "5 -3", "5 3.0", "5\t3", "99999999999999999 1", "9999999999999999 9999999999999999",
 		fmt.Sprint(sub), fmt.Sprint(sub, " 0"), fmt.Sprint(sub, " 4"), fmt.Sprint(sub, " 2 2 2"), fmt.Sprint(sub-3, " 1 1 1 1 1"),
-		fmt.Sprint(sub-10, " 1 0 0 0 0 0 0 0 0 0 5 garbage"), fmt.Sprint(sub-11, " 5"), fmt.Sprint(sub+1_000_000, " 4"),
+		fmt.Sprint(sub-10, " 1 0 0 0 0 0 0 0 0 0 5 garbage"), fmt.Sprint(sub-10, " 1 0 0 0 0 0 0 0 0 0 5 99999999999999999"),
+		fmt.Sprint(sub-11, " 5"), fmt.Sprint(sub+1_000_000, " 4"),
 		fmt.Sprint(sub, " 1 1 1 1 1 1 1 1 1 1 1 1 1 1"), strings.Repeat("7 ", 10_000),
 	}
 	for _, v := range values {
