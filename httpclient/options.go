@@ -45,6 +45,7 @@ type config struct {
 	bodyPrefix   int
 	observer     srl.Observer
 	probe        time.Duration
+	cost         CostFunc
 	err          error
 }
 
@@ -61,6 +62,7 @@ func defaultConfig() config {
 		keyFunc:    HostKey,
 		bodyPrefix: 4 << 10,
 		probe:      DefaultProbeTimeout,
+		cost:       EstimateLLM,
 	}
 }
 

@@ -20,7 +20,7 @@ type Obs struct {
 	// admission, no longer in flight; Refunded what it was spent and is
 	// given back (it never reached the server).
 	Charged, Refunded []Cost
-	Retry   int64 // µs
+	Retry             int64 // µs
 	// Date is the server's second when it produced the response; 0 unknown.
 	Date                     int64
 	Limited, Succeeded, Bare bool
