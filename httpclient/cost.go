@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -63,14 +64,19 @@ func NoCost(*http.Request, []byte) (RequestCost, bool) { return RequestCost{}, f
 // document: input tokens from the characters of the text content, divided
 // by 4 and rounded up; output tokens from "max_tokens",
 // "max_completion_tokens" or "max_output_tokens" (times "n" when several
-// choices are asked for); tokens as their sum, in smartratelimit's
-// UnitTokens, UnitInputTokens and UnitOutputTokens. The model names the
-// budget. Any other request costs one request.
+// choices are asked for). It charges them in smartratelimit's
+// UnitInputTokens and UnitOutputTokens, and their sum in UnitTokens: the
+// most any of these providers counts at arrival (OpenAI counts the larger
+// of the two, Azure the sum). An Anthropic request (an anthropic-version
+// header, or a host under anthropic.com) is not charged in UnitTokens:
+// Anthropic's tokens-* headers repeat whichever of its input and output
+// limits binds, so the sum would charge one budget twice. The model names
+// the budget. Any other request costs one request.
 //
 // The estimate is spent at admission, atomically with everything else, and
-// settled by what the provider's responses say is left (see
-// smartratelimit.Observation.Charged): an over-estimate does not waste the
-// window's budget for long, an under-estimate is caught up.
+// settled by what the provider's responses say is left (see the package
+// documentation): an over-estimate does not hold the window's budget for
+// longer than a response takes, an under-estimate is caught up.
 func EstimateLLM(req *http.Request, body []byte) (RequestCost, bool) {
 	if req.Method != http.MethodPost || len(body) == 0 || !jsonContent(req.Header.Get("Content-Type")) {
 		return RequestCost{}, false
@@ -106,11 +112,28 @@ func EstimateLLM(req *http.Request, body []byte) (RequestCost, bool) {
 		out *= *b.N
 	}
 	in, out = min(in, srl.MaxCount/2), min(out, srl.MaxCount/2)
-	return RequestCost{Model: b.Model, Costs: []srl.Cost{
+	costs := []srl.Cost{
 		{Unit: srl.UnitTokens, N: int(in + out)},
 		{Unit: srl.UnitInputTokens, N: int(in)},
 		{Unit: srl.UnitOutputTokens, N: int(out)},
-	}}, true
+	}
+	if anthropic(req) {
+		costs = costs[1:]
+	}
+	return RequestCost{Model: b.Model, Costs: costs}, true
+}
+
+// anthropic reports a request to Anthropic's API, which requires the
+// anthropic-version header.
+func anthropic(req *http.Request) bool {
+	if req.Header.Get("Anthropic-Version") != "" {
+		return true
+	}
+	if req.URL == nil {
+		return false
+	}
+	h := req.URL.Hostname()
+	return h == "anthropic.com" || strings.HasSuffix(h, ".anthropic.com")
 }
 
 func jsonContent(contentType string) bool {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -38,13 +39,14 @@ func tokens(in, out int) []srl.Cost {
 func TestEstimateLLM(t *testing.T) {
 	long := strings.Repeat("x", MaxCostBody)
 	for _, tc := range []struct {
-		name        string
-		method, ct  string
-		body        string
-		model       string
-		costs       []srl.Cost // nil: counts one request only
-		wantRecogn  bool
-		description string
+		name       string
+		method, ct string
+		url        string
+		header     map[string]string
+		body       string
+		model      string
+		costs      []srl.Cost
+		wantRecogn bool
 	}{
 		{name: "openai chat", method: "POST", ct: "application/json",
 			body:  `{"model":"gpt-4.1","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Say hello to the world"}],"max_tokens":256}`,
@@ -52,9 +54,12 @@ func TestEstimateLLM(t *testing.T) {
 		{name: "content parts", method: "POST", ct: "application/json; charset=utf-8",
 			body:  `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"abcd"},{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}],"max_completion_tokens":10}`,
 			model: "gpt-4o", costs: tokens(1, 10), wantRecogn: true},
-		{name: "anthropic", method: "POST", ct: "application/json",
+		{name: "anthropic", method: "POST", ct: "application/json", header: map[string]string{"anthropic-version": "2023-06-01"},
 			body:  `{"model":"claude-sonnet-4-5","system":"You are terse.","max_tokens":1024,"messages":[{"role":"user","content":[{"type":"text","text":"héllo wörld"}]}]}`,
-			model: "claude-sonnet-4-5", costs: tokens(7, 1024), wantRecogn: true}, // 14 + 11 runes → 25/4 ↑ 7
+			model: "claude-sonnet-4-5", costs: tokens(7, 1024)[1:], wantRecogn: true}, // 14 + 11 runes → 25/4 ↑ 7
+		{name: "anthropic by host", method: "POST", ct: "application/json", url: "https://api.anthropic.com/v1/messages",
+			body:  `{"model":"claude-haiku-4-5","max_tokens":10,"messages":[{"role":"user","content":"abcd"}]}`,
+			model: "claude-haiku-4-5", costs: tokens(1, 10)[1:], wantRecogn: true},
 		{name: "responses api", method: "POST", ct: "application/json",
 			body:  `{"model":"o3","input":"12345678","max_output_tokens":100}`,
 			model: "o3", costs: tokens(2, 100), wantRecogn: true},
@@ -78,6 +83,12 @@ func TestEstimateLLM(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := costRequest(t, tc.method, tc.ct, tc.body)
+			if tc.url != "" {
+				req.URL, _ = url.Parse(tc.url)
+			}
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
 			body := []byte(tc.body)
 			if len(body) > MaxCostBody {
 				body = body[:MaxCostBody]

@@ -37,17 +37,18 @@
 // admission and counts as in flight until its response is observed. The
 // response's remaining counts are the truth: when they arrive, the request
 // stops counting as in flight and what the server says is left replaces the
-// estimate, minus what other requests still have in flight (which the
-// server had not seen yet). So an over-estimate (a max_tokens the model
-// never produced) returns to the fleet with the next response, an
-// under-estimate is caught up, and estimates in flight never let the fleet
-// spend more than the server's quota. A server's own counts are always
+// estimate, minus what other requests still have in flight and what may
+// have been spent after the server produced this response (requests settled
+// meanwhile, unless the response provably counts them). So an over-estimate
+// (a max_tokens the model never produced) returns to the fleet with the
+// response, an under-estimate is caught up, and estimates in flight never
+// let the fleet spend more than the server's quota. A server's own counts are always
 // trusted over the estimate: OpenAI charges max_tokens at arrival and says
 // so in its remaining tokens; Anthropic counts output as it is produced,
 // and its remaining counts say what was used. A request that never reached
 // the server (a failed lookup, connection or TLS handshake) gives its
-// charge back. In flight ends by itself after a minute for a response
-// that never comes.
+// charge back; one that failed later (a reset, a timeout) may have been
+// counted, and stays in flight for a minute.
 //
 // For an API that limits each model on its own, the model becomes part of
 // the key ("api.openai.com|gpt-4.1"): one model's spent budget never holds

@@ -191,10 +191,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		var said dialect.Result
 		if resp != nil {
 			t.emit(srl.Event{Kind: srl.EventResponse, Key: key, Status: resp.StatusCode})
-			said = t.learn(ctx, base, key, req, resp, d, charged(r, d), sent)
+			said = t.learn(ctx, base, key, req, resp, d, sent)
 		} else {
 			t.emit(srl.Event{Kind: srl.EventTransportError, Key: key, Err: err})
-			t.unsent(ctx, r, d, err)
+			t.unsent(ctx, key, d, err)
 		}
 		delay, again := t.retryDelay(ctx, req, resp, err, attempt, said, budget)
 		if !again {
@@ -210,21 +210,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// unsent tells the backend about a request that got no response. What it
-// spent is no longer in flight; when it never reached the server (no
-// connection, no TLS session), it is given back to the fleet. A probe's
+// unsent tells the backend about a request that got no response. When it
+// never reached the server (no connection, no TLS session), what it spent
+// is given back to the fleet. Otherwise the server may have counted it, at
+// a moment no response will tell: it stays in flight (until InFlightAge),
+// which keeps later responses from raising what is left past it. A probe's
 // lease is released either way.
-func (t *Transport) unsent(ctx context.Context, r srl.Request, d srl.Decision, err error) {
-	spent := charged(r, d)
-	if !d.Report && len(spent) == 0 {
+func (t *Transport) unsent(ctx context.Context, key string, d srl.Decision, err error) {
+	var o srl.Observation
+	if neverSent(err) && len(d.Charged) > 0 {
+		o.Refunded = make([]srl.Cost, len(d.Charged))
+		for i, c := range d.Charged {
+			o.Refunded[i] = srl.Cost{Unit: c.Unit, N: c.N}
+		}
+		t.emit(srl.Event{Kind: srl.EventRefunded, Key: key, Costs: o.Refunded})
+	} else if !d.Report {
 		return
 	}
-	o := srl.Observation{Bare: true, Charged: spent}
-	if neverSent(err) {
-		o.Charged, o.Refunded = nil, spent
-		t.emit(srl.Event{Kind: srl.EventRefunded, Key: r.Key, Costs: spent})
-	}
-	_ = t.backend.Observe(context.WithoutCancel(ctx), r.Key, o)
+	o.Bare = true
+	_ = t.backend.Observe(context.WithoutCancel(ctx), key, o)
 }
 
 // neverSent reports that a transport error happened before any byte of
@@ -294,7 +298,8 @@ func (t *Transport) admit(ctx context.Context, r srl.Request, budget time.Time) 
 // context detached from the caller's cancellation: a caller that stops
 // reading right after the response must not make the fleet forget what
 // the server said.
-func (t *Transport) learn(ctx context.Context, base, key string, req *http.Request, resp *http.Response, d srl.Decision, spent []srl.Cost, sent time.Time) dialect.Result {
+func (t *Transport) learn(ctx context.Context, base, key string, req *http.Request, resp *http.Response, d srl.Decision, sent time.Time) dialect.Result {
+	spent := d.Charged
 	in := dialect.Input{Header: resp.Header, StatusCode: resp.StatusCode, Received: monoNow()}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusForbidden {
 		in.Body = peekBody(resp, t.cfg.bodyPrefix, peekWait)
@@ -313,7 +318,7 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 		// The budget turned out to live under a scope: release the probe
 		// lease of the key the request spent from, and settle its spend.
 		_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true, Charged: spent})
-		spent = []srl.Cost{}
+		spent = []srl.Charge{}
 	}
 	for _, family := range said.Malformed {
 		t.emit(srl.Event{Kind: srl.EventHeaderMalformed, Key: learnedKey, Dialect: family})
@@ -342,17 +347,6 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 	_ = t.backend.Observe(context.WithoutCancel(ctx), learnedKey, o)
 	t.announce(learnedKey, said.Observation)
 	return said
-}
-
-// charged is what a request was spent at admission, for the backend to
-// settle when its response is observed: its costs in every unit of a quota
-// the key had then (none when no quota was known: nothing was counted in
-// flight).
-func charged(r srl.Request, d srl.Decision) []srl.Cost {
-	if !d.Quota.Known {
-		return []srl.Cost{}
-	}
-	return append([]srl.Cost{{Unit: srl.UnitRequests, N: r.N}}, r.Costs...)
 }
 
 // withReserve keeps the safety reserve out of every advertised quota.
