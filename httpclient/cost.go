@@ -3,12 +3,10 @@ package httpclient
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	srl "github.com/smartratelimit/smartratelimit"
 )
@@ -81,35 +79,20 @@ func EstimateLLM(req *http.Request, body []byte) (RequestCost, bool) {
 	if req.Method != http.MethodPost || len(body) == 0 || !jsonContent(req.Header.Get("Content-Type")) {
 		return RequestCost{}, false
 	}
-	var b struct {
-		Model               string          `json:"model"`
-		Messages            json.RawMessage `json:"messages"`
-		Input               json.RawMessage `json:"input"`
-		Prompt              json.RawMessage `json:"prompt"`
-		System              json.RawMessage `json:"system"`
-		MaxTokens           *int64          `json:"max_tokens"`
-		MaxCompletionTokens *int64          `json:"max_completion_tokens"`
-		MaxOutputTokens     *int64          `json:"max_output_tokens"`
-		N                   *int64          `json:"n"`
-	}
-	if err := json.Unmarshal(body, &b); err != nil || !validModel(b.Model) ||
-		b.Messages == nil && b.Input == nil && b.Prompt == nil && b.System == nil {
+	b, ok := scanChat(body)
+	if !ok || !validModel(b.model) || !b.text {
 		return RequestCost{}, false
 	}
-	chars := int64(0)
-	for _, part := range [...]json.RawMessage{b.Messages, b.Input, b.Prompt, b.System} {
-		chars += textChars(part, 0)
-	}
-	in := (chars + 3) / 4
+	in := (b.chars + 3) / 4
 	out := int64(0)
-	for _, m := range [...]*int64{b.MaxTokens, b.MaxCompletionTokens, b.MaxOutputTokens} {
-		if m != nil && *m > 0 {
-			out = *m
+	for i, m := range b.max {
+		if b.hasMax[i] && m > 0 {
+			out = m
 			break
 		}
 	}
-	if b.N != nil && *b.N > 1 && *b.N <= 128 {
-		out *= *b.N
+	if b.hasN && b.n > 1 && b.n <= 128 {
+		out *= b.n
 	}
 	in, out = min(in, srl.MaxCount/2), min(out, srl.MaxCount/2)
 	costs := []srl.Cost{
@@ -120,7 +103,7 @@ func EstimateLLM(req *http.Request, body []byte) (RequestCost, bool) {
 	if anthropic(req) {
 		costs = costs[1:]
 	}
-	return RequestCost{Model: b.Model, Costs: costs}, true
+	return RequestCost{Model: b.model, Costs: costs}, true
 }
 
 // anthropic reports a request to Anthropic's API, which requires the
@@ -142,42 +125,6 @@ func jsonContent(contentType string) bool {
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && (mt == "application/json" || len(mt) > 5 && mt[len(mt)-5:] == "+json")
-}
-
-// textChars counts the characters of the text in one part of a request:
-// a string, a list of them, or content blocks whose "text" and "content"
-// hold text (OpenAI's and Anthropic's message shapes). Images, tool
-// definitions and the like are not text a provider counts by characters.
-func textChars(raw json.RawMessage, depth int) int64 {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || depth > 8 {
-		return 0
-	}
-	switch raw[0] {
-	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return 0
-		}
-		return int64(utf8.RuneCountInString(s))
-	case '[':
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil {
-			return 0
-		}
-		n := int64(0)
-		for _, it := range items {
-			n += textChars(it, depth+1)
-		}
-		return n
-	case '{':
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(raw, &obj) != nil {
-			return 0
-		}
-		return textChars(obj["text"], depth+1) + textChars(obj["content"], depth+1)
-	}
-	return 0
 }
 
 // validModel accepts the model names providers use ("gpt-4.1",

@@ -129,12 +129,14 @@ type statusJSON struct {
 	RedisKey       string      `json:"redis_key"`
 	Found          bool        `json:"found"`
 	Quota          *quotaJSON  `json:"quota,omitempty"`
+	Quotas         []quotaJSON `json:"quotas,omitempty"`
 	BlockedSeconds float64     `json:"blocked_seconds"`
 	Limits         []limitJSON `json:"limits"`
 	Utilization    float64     `json:"utilization"`
 }
 
 type quotaJSON struct {
+	Unit         string  `json:"unit"`
 	Limit        int     `json:"limit"`
 	Remaining    int     `json:"remaining"`
 	ResetSeconds float64 `json:"reset_seconds"`
@@ -155,7 +157,7 @@ type statusCmd struct {
 
 func newStatus() *statusCmd {
 	o := newOpsFlags("status", "status [flags] KEY...",
-		"Prints the state every process sees for each key: the server quota, any block, each configured limit.\n"+keyForms)
+		"Prints the state every process sees for each key: the server quota in every unit it advertised (requests, tokens, ...), any block, each configured limit.\n"+keyForms)
 	return &statusCmd{
 		opsFlags: o,
 		asJSON:   o.fs.Bool("json", false, "print JSON"),
@@ -258,9 +260,14 @@ func printStatus(ctx context.Context, sess *session, args []string, asJSON bool,
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "%s\t(redis key %s)\n", s.Key, s.RedisKey)
-		if q := s.Quota; q != nil {
-			fmt.Fprintf(tw, "  server quota\t%d of %d left, resets in %v\n", q.Remaining, q.Limit, seconds(q.ResetSeconds))
-		} else {
+		for _, q := range s.Quotas {
+			name := "server quota"
+			if q.Unit != srl.UnitRequests {
+				name += " (" + q.Unit + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%d of %d left, resets in %v\n", name, q.Remaining, q.Limit, seconds(q.ResetSeconds))
+		}
+		if len(s.Quotas) == 0 {
 			fmt.Fprintf(tw, "  server quota\tnot advertised yet\n")
 		}
 		if s.BlockedSeconds > 0 {
@@ -286,8 +293,19 @@ func seconds(s float64) time.Duration {
 func toJSON(key, redisKey string, st srl.Status) statusJSON {
 	s := statusJSON{Key: key, RedisKey: redisKey, Found: true, BlockedSeconds: st.BlockedFor.Seconds(),
 		Utilization: st.Utilization(), Limits: []limitJSON{}}
+	for _, q := range st.Quotas {
+		unit := q.Unit
+		if unit == "" {
+			unit = srl.UnitRequests
+		}
+		s.Quotas = append(s.Quotas, quotaJSON{Unit: unit, Limit: q.Limit, Remaining: q.Remaining, ResetSeconds: q.ResetAfter.Seconds()})
+	}
 	if st.Quota.Known {
-		s.Quota = &quotaJSON{Limit: st.Quota.Limit, Remaining: st.Quota.Remaining, ResetSeconds: st.Quota.ResetAfter.Seconds()}
+		unit := st.Quota.Unit
+		if unit == "" {
+			unit = srl.UnitRequests
+		}
+		s.Quota = &quotaJSON{Unit: unit, Limit: st.Quota.Limit, Remaining: st.Quota.Remaining, ResetSeconds: st.Quota.ResetAfter.Seconds()}
 	}
 	for _, ls := range st.Limits {
 		s.Limits = append(s.Limits, limitJSON{Limit: ls.Limit.String(), Remaining: ls.Remaining, ResetSeconds: ls.ResetAfter.Seconds()})
