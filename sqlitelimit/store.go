@@ -82,7 +82,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("sqlitelimit: %s is a directory; give the path of a file in it", path)
 	}
-	db, err := sql.Open("sqlite", dsn(abs, cfg.fullSync))
+	db, err := sql.Open("sqlite", dsn(abs))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitelimit: %s: %w", path, err)
 	}
@@ -107,31 +107,42 @@ func Open(path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// dsn is the driver's name for the file at abs with the connection's
-// settings. The busy timeout is 0: the store retries SQLITE_BUSY itself,
-// within the caller's context and with waits of microseconds, not
-// SQLite's milliseconds (see run).
-func dsn(abs string, fullSync bool) string {
-	q := url.Values{}
-	sync := "NORMAL"
-	if fullSync {
-		sync = "FULL"
-	}
-	q.Add("_pragma", "busy_timeout(0)")
-	q.Add("_pragma", "synchronous("+sync+")")
-	// Keep the WAL file from staying at its largest after a burst.
-	q.Add("_pragma", "journal_size_limit(4194304)")
-	return "file:" + (&url.URL{Path: filepath.ToSlash(abs)}).EscapedPath() + "?" + q.Encode()
+// dsn is the driver's name for the file at abs. The connection's
+// settings are applied by init, where SQLITE_BUSY is retried.
+func dsn(abs string) string {
+	return "file:" + (&url.URL{Path: filepath.ToSlash(abs)}).EscapedPath()
 }
 
 // init takes the connection, checks what the file is, sets WAL mode,
 // migrates the schema and prepares the statements.
 func (s *Store) init(ctx context.Context) error {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
+	if err := s.retry(ctx, func() error {
+		conn, err := s.db.Conn(ctx)
+		s.conn = conn
+		return err
+	}); err != nil {
 		return err
 	}
-	s.conn = conn
+	conn := s.conn
+	exec := func(q string) error {
+		return s.retry(ctx, func() error {
+			_, err := conn.ExecContext(ctx, q)
+			return err
+		})
+	}
+	sync := "NORMAL"
+	if s.cfg.fullSync {
+		sync = "FULL"
+	}
+	// The busy timeout is 0: the store retries SQLITE_BUSY itself, within
+	// the caller's context and with waits of microseconds, not SQLite's
+	// milliseconds (see retry). The WAL file is cut back to 4 MiB after a
+	// checkpoint, so a burst does not leave it at its largest.
+	for _, q := range []string{"PRAGMA busy_timeout = 0", "PRAGMA synchronous = " + sync, "PRAGMA journal_size_limit = 4194304"} {
+		if err := exec(q); err != nil {
+			return err
+		}
+	}
 	var h header
 	if err := s.retry(ctx, func() error {
 		var err error
@@ -146,10 +157,7 @@ func (s *Store) init(ctx context.Context) error {
 	if h.version == 0 {
 		// Only takes effect before the first table exists: freed pages
 		// are returned to the file system after each sweep.
-		if err := s.retry(ctx, func() error {
-			_, err := conn.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL")
-			return err
-		}); err != nil {
+		if err := exec("PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
 			return err
 		}
 	}
@@ -176,7 +184,11 @@ func (s *Store) init(ctx context.Context) error {
 			"ON CONFLICT (key) DO UPDATE SET state = excluded.state, expire_at = excluded.expire_at"},
 		{&s.delete, "DELETE FROM srl_keys WHERE key = ?"},
 	} {
-		if *p.stmt, err = conn.PrepareContext(ctx, p.sql); err != nil {
+		if err := s.retry(ctx, func() error {
+			var err error
+			*p.stmt, err = conn.PrepareContext(ctx, p.sql)
+			return err
+		}); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,6 @@
 package sqlitelimit
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 
@@ -25,5 +24,3 @@ func TestConformance(t *testing.T) {
 		return backendtest.Harness{Backend: s, TTL: s.ttl}
 	})
 }
-
-var ctx = context.Background()
