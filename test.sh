@@ -13,7 +13,7 @@ fi
 
 # The library must not pull test-only or demo-only code into users' builds,
 # and only the metrics package may pull the Prometheus client.
-library=$(go list ./... | grep -v -e /backendtest -e /cmd/)
+library=$(go list ./... | grep -v -e /backendtest -e /cmd/ -e /internal/cli)
 if go list -deps $library | grep -E 'miniredis|testcontainers'; then
 	echo "the library's dependency graph contains the lines above" >&2
 	exit 1
