@@ -30,14 +30,14 @@ const usage = `usage: smartratelimit <command> [flags]
 commands:
   demo           run a simulated fleet against a local rate-limited API (embedded Redis by default)
   status KEY...  print what every process sees for each key (--watch to refresh, --json)
-  keys           list the keys under the prefix (SCAN, never KEYS)
+  keys           list the keys in the store (in Redis, under the prefix, with SCAN, never KEYS)
   reset KEY      forget a key's pacing, learned quota and block (asks first unless --yes)
   help [COMMAND] show this help, or a command's
 
 Run "smartratelimit <command> -h" or "smartratelimit help <command>" for a
 command's flags; flags go anywhere on the line.
 
-` + redisURLHelp + "\n"
+` + urlHelp + "\n"
 
 // commands builds each command's flags, for "help <command>".
 var commands = map[string]func() *command{
