@@ -19,6 +19,7 @@ import (
 	"github.com/smartratelimit/smartratelimit/httpclient/internal/dialect"
 	"github.com/smartratelimit/smartratelimit/internal/wait"
 	"github.com/smartratelimit/smartratelimit/redislimit"
+	"github.com/smartratelimit/smartratelimit/storage"
 )
 
 // Transport is an http.RoundTripper that admits every request against its
@@ -30,6 +31,7 @@ type Transport struct {
 	base    http.RoundTripper
 	backend srl.Backend
 	owned   *redislimit.Limiter
+	closer  io.Closer // what WithStorage opened
 	cfg     config
 	scopes  scopes
 	models  models
@@ -57,6 +59,19 @@ func NewTransport(base http.RoundTripper, opts ...Option) *Transport {
 	switch {
 	case cfg.backend != nil:
 		t.backend = cfg.backend
+	case cfg.storageURL != "":
+		var opts []storage.Option
+		if cfg.observer != nil {
+			opts = append(opts, storage.WithRedisOptions(redislimit.WithObserver(cfg.observer)))
+		}
+		b, closer, err := storage.Open(cfg.storageURL, opts...)
+		if err != nil {
+			if t.cfg.err == nil {
+				t.cfg.err = fmt.Errorf("httpclient: %w", err)
+			}
+			b = fallback.New() // never used: every request fails with the error
+		}
+		t.backend, t.closer = b, closer
 	case cfg.rdb != nil:
 		opts := cfg.limiterOpts
 		if cfg.observer != nil {
@@ -465,14 +480,17 @@ func (t *Transport) Status(ctx context.Context, host string) (srl.Status, error)
 }
 
 // Close releases the limiter the Transport built for WithRedis (it does not
-// close the Redis client, nor a backend given with WithBackend) and closes
-// idle connections. Requests and Status calls after Close fail with
+// close the Redis client, nor a backend given with WithBackend), closes
+// the store it opened for WithStorage, and closes idle connections. Requests and Status calls after Close fail with
 // ErrClosedTransport.
 func (t *Transport) Close() error {
 	t.closed.Store(true)
 	t.CloseIdleConnections()
 	if t.owned != nil {
 		return t.owned.Close()
+	}
+	if t.closer != nil {
+		return t.closer.Close()
 	}
 	return nil
 }
