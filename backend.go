@@ -51,6 +51,20 @@ type Cost struct {
 	N    int
 }
 
+// Charge is what an admission spent from one of the key's server quotas
+// (Decision.Charged), to be handed back with the request's response
+// (Observation.Charged). Mark is the quota's count of settled spends when
+// the request was admitted: with it, the backend knows which spends the
+// response's remaining count may not include (those settled meanwhile),
+// so that any response, not only one from a later second, may safely
+// raise what is left. 0 means unknown (a Charge built by hand): only a
+// response from a later second may then raise it.
+type Charge struct {
+	Unit string
+	N    int
+	Mark int64
+}
+
 // MaxReservation bounds every reservation: a request is never admitted with
 // a Delay beyond it, and no stored pacing state may lie further ahead than
 // a limit's own span plus it (so a clock step cannot block a key for long).

@@ -69,6 +69,11 @@ type Decision struct {
 	// Observation.Succeeded): the request holds the key's probe lease, or a
 	// streak of refusals is waiting for a success to end it.
 	Report bool
+	// Charged is, for an allowed request, what it spent from each server
+	// quota the key had, requests first; an empty non-nil slice when the
+	// key had none; nil for a refusal. Hand it back with the response
+	// (Observation.Charged) to settle it.
+	Charged []Charge
 }
 
 // Status is a read-only view of one key's budget, as every process sharing

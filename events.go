@@ -20,7 +20,8 @@ const (
 	// limit, or a wait past its deadline); Wait is the time it would have
 	// had to wait, Cause the dimension.
 	EventLimited
-	// EventSent: a request went out to the server.
+	// EventSent: a request went out to the server; Costs is what it
+	// spends, in every unit, requests first.
 	EventSent
 	// EventResponse: the server answered with Status.
 	EventResponse
@@ -32,8 +33,9 @@ const (
 	// the first time for this key in this process or with a different
 	// limit than before.
 	EventQuotaLearned
-	// EventQuotaSeen: a response told the server's quota, whatever it was
-	// (Quota); metrics use it for gauges.
+	// EventQuotaSeen: a response told the server's quota in one unit,
+	// whatever it was (Quota, with its Unit; one event per unit); metrics
+	// use it for gauges.
 	EventQuotaSeen
 	// EventBlocked: a response blocked the key for Wait (Retry-After, or
 	// a refusal without it).
@@ -47,6 +49,9 @@ const (
 	// EventHeaderMalformed: a response carried a header family that could
 	// not be trusted and was ignored (Dialect).
 	EventHeaderMalformed
+	// EventRefunded: a request that never reached the server gave back
+	// what it was charged (Costs).
+	EventRefunded
 )
 
 var eventNames = [...]string{
@@ -54,6 +59,7 @@ var eventNames = [...]string{
 	EventResponse: "response", EventTransportError: "transport_error", EventRetried: "retried",
 	EventQuotaLearned: "quota_learned", EventQuotaSeen: "quota_seen", EventBlocked: "blocked",
 	EventDegradedChange: "degraded_change", EventBackendError: "backend_error", EventHeaderMalformed: "header_malformed",
+	EventRefunded: "refunded",
 }
 
 // String returns the kind's name, e.g. "quota_learned".
@@ -80,6 +86,7 @@ type Event struct {
 	Dialect   string
 	ErrorKind string
 	Err       error
+	Costs     []Cost
 }
 
 // Observer hears events. Event is called synchronously on the goroutine

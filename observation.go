@@ -76,16 +76,17 @@ type Observation struct {
 	// not probed again for a while.
 	Bare bool
 	// Charged is what the request this response answers was spent at
-	// admission, in every unit (requests included, as a Cost in
-	// UnitRequests), when a quota was known then (Decision.Quota.Known);
-	// an empty non-nil slice when nothing was. Until its response is
-	// observed a spend is in flight: a response's remaining count does not
-	// know it yet. An observation with Charged set (httpclient always sets
-	// it) has what is still in flight subtracted from what it says is
-	// left, so a response from a later second may safely raise the
-	// remaining count; one without it (nil) is taken at its word. Report it
-	// with the response, or alone (with Bare) when the request failed.
-	Charged []Cost
+	// admission: its decision's Charged (an empty non-nil slice when no
+	// quota was known then). Until its response is observed a spend is in
+	// flight: a response's remaining count does not know it yet. An
+	// observation with Charged set (httpclient always sets it) has what is
+	// still in flight, and what was settled since the request was admitted
+	// (see Charge.Mark), subtracted from what it says is left, so that it
+	// may safely raise the remaining count: an estimate larger than what
+	// the server charged returns to the fleet with the response. One
+	// without it (nil) is taken at its word. Report it with the response,
+	// or alone (with Bare) when the request failed.
+	Charged []Charge
 	// Refunded is what the request was charged but never spent, because
 	// it failed before it reached the server (a refused connection, a
 	// failed TLS handshake): it is given back to the fleet, and stops
@@ -158,6 +159,9 @@ func (o Observation) Normalize() (Observation, error) {
 		if c.N < 0 || c.N > MaxCount {
 			return Observation{}, fmt.Errorf("%w: charged %d %s outside [0, %d]", ErrInvalidObservation, c.N, c.Unit, MaxCount)
 		}
+		if c.Mark < 0 || c.Mark > MaxCount+1 {
+			return Observation{}, fmt.Errorf("%w: charge mark %d outside [0, %d]", ErrInvalidObservation, c.Mark, MaxCount+1)
+		}
 	}
 	for _, c := range o.Refunded {
 		if err := ValidUnit(c.Unit); err != nil {
@@ -174,7 +178,7 @@ func (o Observation) Normalize() (Observation, error) {
 		o.Charged = o.Charged[:MaxQuotas]
 	}
 	if o.Charged != nil && len(o.Charged) == 0 {
-		o.Charged = []Cost{}
+		o.Charged = []Charge{}
 	}
 	o.Limit, o.Remaining, o.Reset, o.Window, o.ResetSlack, o.Unit = 0, 0, 0, 0, 0, ""
 	o.Quotas = nil

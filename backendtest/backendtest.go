@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -69,6 +70,7 @@ func Run(t *testing.T, newHarness Factory) {
 		{"QuotasPerUnit", testQuotasPerUnit},
 		{"ClockStep", testClockStep},
 		{"InFlight", testInFlight},
+		{"SettlesEstimates", testSettlesEstimates},
 		{"InferredQuota", testInferredQuota},
 		{"DefaultLimits", testDefaultLimits},
 		{"TTLOnEveryWrite", testTTL},
@@ -592,6 +594,84 @@ func testQuotasPerUnit(t *testing.T, f Factory) {
 	}
 }
 
+// testSettlesEstimates: requests estimated at 400 tokens that the server
+// charges 300 get the difference back with their responses, within one
+// server second, when the decision's charges come back with them; a
+// response produced before another one settled (out of order, the same
+// second) never raises what is left past what that one showed.
+func testSettlesEstimates(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	date := Epoch.Add(time.Second)
+	tokens := func(left int) srl.Observation {
+		return srl.Observation{Date: date, Limit: 100, Remaining: 100, Reset: 30 * time.Second,
+			Quotas: []srl.QuotaObservation{{Unit: srl.UnitTokens, Limit: 4000, Remaining: left, Reset: 30 * time.Second}}}
+	}
+	e.observe("est", tokens(4000))
+	spend := func() srl.Decision {
+		t.Helper()
+		d := e.acquire(srl.Request{Key: "est", N: 1, Costs: []srl.Cost{{Unit: srl.UnitTokens, N: 400}}})
+		if !d.Allowed {
+			t.Fatalf("refused: %+v", d)
+		}
+		if len(d.Charged) != 2 || d.Charged[0] != (srl.Charge{Unit: srl.UnitRequests, N: 1, Mark: d.Charged[0].Mark}) ||
+			d.Charged[1].Unit != srl.UnitTokens || d.Charged[1].N != 400 || d.Charged[1].Mark <= 0 {
+			t.Fatalf("Charged %+v; want 1 request and 400 tokens, marked", d.Charged)
+		}
+		return d
+	}
+	left := func() int {
+		t.Helper()
+		for _, q := range e.peek("est").Quotas {
+			if q.Unit == srl.UnitTokens {
+				return q.Remaining
+			}
+		}
+		t.Fatal("no token quota")
+		return 0
+	}
+	// One at a time: each response settles its estimate to the server's 300.
+	for i := 1; i <= 5; i++ {
+		o := tokens(4000 - 300*i)
+		o.Charged = spend().Charged
+		e.observe("est", o)
+		if got, want := left(), 4000-300*i; got != want {
+			t.Fatalf("after %d settled requests %d tokens left, want %d", i, got, want)
+		}
+	}
+	// Two at once, answered out of order: b's response (counting both)
+	// first, then a's, produced before b arrived, which says more is left.
+	// What is left stays at most what the server counted, 1900.
+	a, b := spend(), spend()
+	ob := tokens(2500 - 600)
+	ob.Charged = b.Charged
+	e.observe("est", ob)
+	if got := left(); got != 1700 {
+		t.Fatalf("with a in flight %d tokens left, want 1700 (2500 less both estimates)", got)
+	}
+	oa := tokens(2500 - 300)
+	oa.Charged = a.Charged
+	e.observe("est", oa)
+	if got := left(); got != 1800 {
+		// 2200 less b's 400 settled since a was admitted.
+		t.Fatalf("after a's stale response %d tokens left, want 1800", got)
+	}
+	// A stale response without marks never raises it.
+	c := spend()
+	oc := tokens(2000)
+	oc.Charged = []srl.Charge{{Unit: srl.UnitRequests, N: 1}, {Unit: srl.UnitTokens, N: 400}}
+	e.observe("est", oc)
+	if got := left(); got != 1400 {
+		t.Fatalf("an unmarked stale response left %d tokens, want 1400", got)
+	}
+	// The next response, counting c, says the least yet: it is the newest.
+	od := tokens(1600)
+	od.Charged = c.Charged
+	e.observe("est", od)
+	if got := left(); got != 1600 {
+		t.Fatalf("the newest response left %d tokens, want 1600", got)
+	}
+}
+
 // testInFlight: a response from a later second may raise what is left, but
 // never past what is still in flight: spends whose responses were not
 // observed yet are subtracted from what it says, and each observed
@@ -599,8 +679,8 @@ func testQuotasPerUnit(t *testing.T, f Factory) {
 func testInFlight(t *testing.T, f Factory) {
 	e := newEnv(t, f)
 	date := func(s int) time.Time { return Epoch.Add(time.Duration(s) * time.Second) }
-	settle := []srl.Cost{{Unit: srl.UnitRequests, N: 1}}
-	e.observe("if", srl.Observation{Limit: 10, Remaining: 10, Reset: 10 * time.Second, Date: date(0), Charged: []srl.Cost{}})
+	settle := []srl.Charge{{Unit: srl.UnitRequests, N: 1}}
+	e.observe("if", srl.Observation{Limit: 10, Remaining: 10, Reset: 10 * time.Second, Date: date(0), Charged: []srl.Charge{}})
 	for i := 0; i < 4; i++ {
 		e.allow("if")
 	}
@@ -617,7 +697,7 @@ func testInFlight(t *testing.T, f Factory) {
 		e.observe("if", srl.Observation{Limit: 10, Remaining: 6, Reset: 9 * time.Second, Date: date(1), Charged: settle})
 	}
 	e.at(2 * time.Second)
-	e.observe("if", srl.Observation{Limit: 10, Remaining: 8, Reset: 8 * time.Second, Date: date(2), Charged: []srl.Cost{}})
+	e.observe("if", srl.Observation{Limit: 10, Remaining: 8, Reset: 8 * time.Second, Date: date(2), Charged: []srl.Charge{}})
 	if got := e.peek("if").Quota.Remaining; got != 8 {
 		t.Fatalf("with nothing in flight a later response's 8 left is %d, want 8", got)
 	}
@@ -625,7 +705,7 @@ func testInFlight(t *testing.T, f Factory) {
 	// InFlightAge.
 	e.allow("if")
 	e.at(2*time.Second + 61*time.Second)
-	e.observe("if", srl.Observation{Limit: 10, Remaining: 10, Reset: 10 * time.Second, Date: date(63), Charged: []srl.Cost{}})
+	e.observe("if", srl.Observation{Limit: 10, Remaining: 10, Reset: 10 * time.Second, Date: date(63), Charged: []srl.Charge{}})
 	if got := e.peek("if").Quota.Remaining; got != 10 {
 		t.Fatalf("a spend never settled still counts after a minute: %d left, want 10", got)
 	}
@@ -784,7 +864,7 @@ func testPeekChangesNothing(t *testing.T, f Factory) {
 		peeked.peek("peek", limits...)
 		a, b := plain.allow("peek", limits...), peeked.allow("peek", limits...)
 		peeked.peek("peek", limits...)
-		if a != b {
+		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("step %d: decision %+v with peeks, %+v without", step, b, a)
 		}
 	}

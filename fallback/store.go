@@ -147,7 +147,7 @@ func (s *Store) Acquire(ctx context.Context, r srl.Request) (srl.Decision, error
 		}
 	}
 	sh.mu.Unlock()
-	return res.Decision(), nil
+	return res.Decision(&it), nil
 }
 
 // Observe merges what a response said about the server's budget; see

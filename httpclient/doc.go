@@ -4,7 +4,9 @@
 //
 // Per request, the Transport:
 //
-//  1. names the budget (KeyFunc; by default the host);
+//  1. names the budget (KeyFunc; by default the host) and tells what the
+//     request costs (CostFunc; by default EstimateLLM, which prices an
+//     LLM API's request in tokens and adds its model to the key);
 //  2. waits for it, with the host's limits: fixed limits always, default
 //     limits only while the server has not advertised its quota; a wait
 //     longer than WithMaxWait, or past the request's deadline, fails at
@@ -20,6 +22,37 @@
 //  5. tells the backend, so that every process sharing it learns the quota,
 //     and a Retry-After or a 429 blocks all of them until it passes;
 //  6. under WithRetry, sends the request again when that is safe.
+//
+// # Costs: charge before, correct after
+//
+// A request costs one request, and, when its CostFunc says so, some
+// amount of other units: tokens, input tokens and output tokens for an LLM
+// API. A server may advertise a quota in each unit it meters
+// (x-ratelimit-*-tokens, anthropic-ratelimit-input-tokens-*); a request is
+// admitted only when every quota of its key has room for its cost in that
+// unit, and it spends from all of them at once, atomically (one Lua call),
+// or from none.
+//
+// The accounting rule: what a request is estimated to cost is charged at
+// admission and counts as in flight until its response is observed. The
+// response's remaining counts are the truth: when they arrive, the request
+// stops counting as in flight and what the server says is left replaces the
+// estimate, minus what other requests still have in flight and what may
+// have been spent after the server produced this response (requests settled
+// meanwhile, unless the response provably counts them). So an over-estimate
+// (a max_tokens the model never produced) returns to the fleet with the
+// response, an under-estimate is caught up, and estimates in flight never
+// let the fleet spend more than the server's quota. A server's own counts are always
+// trusted over the estimate: OpenAI charges max_tokens at arrival and says
+// so in its remaining tokens; Anthropic counts output as it is produced,
+// and its remaining counts say what was used. A request that never reached
+// the server (a failed lookup, connection or TLS handshake) gives its
+// charge back; one that failed later (a reset, a timeout) may have been
+// counted, and stays in flight for a minute.
+//
+// For an API that limits each model on its own, the model becomes part of
+// the key ("api.openai.com|gpt-4.1"): one model's spent budget never holds
+// another's requests. Status lists each model's budget in Status.Scopes.
 //
 // Without WithRedis the budgets live in this process only (package
 // fallback). With WithRedis(rdb) they are shared through Redis (package

@@ -27,6 +27,18 @@ func (r *recorder) Event(e srl.Event) {
 	r.mu.Unlock()
 }
 
+func (r *recorder) of(kind srl.EventKind) []srl.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var found []srl.Event
+	for _, e := range r.events {
+		if e.Kind == kind {
+			found = append(found, e)
+		}
+	}
+	return found
+}
+
 func (r *recorder) count(kind srl.EventKind) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

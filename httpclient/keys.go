@@ -159,3 +159,38 @@ func validScope(s string) bool {
 	}
 	return true
 }
+
+// models remembers the per-model keys this process spent from, per host
+// ("api.openai.com" → "api.openai.com|gpt-4.1"), for Status. Bounded;
+// safe for concurrent use.
+type models struct {
+	mu sync.RWMutex
+	m  map[string][]string
+}
+
+const maxModelsPerHost = 64
+
+// note records that key, a model's key under host, was spent from.
+func (s *models) note(host, key string) {
+	s.mu.RLock()
+	known := slices.Contains(s.m[host], key)
+	s.mu.RUnlock()
+	if known {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string][]string)
+	}
+	if list := s.m[host]; !slices.Contains(list, key) && len(list) < maxModelsPerHost && (list != nil || len(s.m) < maxScopes) {
+		s.m[host] = append(list, key)
+	}
+}
+
+// of returns the model keys recorded under host, sorted.
+func (s *models) of(host string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Sorted(slices.Values(s.m[host]))
+}

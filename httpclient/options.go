@@ -34,6 +34,7 @@ type config struct {
 	rdb          redis.UniversalClient
 	limiterOpts  []redislimit.Option
 	backend      srl.Backend
+	storageURL   string
 	all          hostLimits
 	hosts        map[string]*hostLimits
 	maxWait      time.Duration
@@ -45,6 +46,7 @@ type config struct {
 	bodyPrefix   int
 	observer     srl.Observer
 	probe        time.Duration
+	cost         CostFunc
 	err          error
 }
 
@@ -61,6 +63,7 @@ func defaultConfig() config {
 		keyFunc:    HostKey,
 		bodyPrefix: 4 << 10,
 		probe:      DefaultProbeTimeout,
+		cost:       EstimateLLM,
 	}
 }
 
@@ -109,6 +112,24 @@ func WithRedis(rdb redis.UniversalClient, opts ...redislimit.Option) Option {
 			return
 		}
 		c.rdb, c.limiterOpts = rdb, opts
+	}
+}
+
+// WithStorage keeps every budget in the store rawURL names, in any form
+// package storage accepts: "memory://", "redis://host:6379/0",
+// "rediss://…", a Cluster or Sentinel URL, or "sqlite:///rate_limits.db"
+// (a file shared by the processes of one machine; it needs
+// import _ "github.com/smartratelimit/smartratelimit/sqlitelimit"). The
+// Transport opens the store and closes it on Close. A URL that does not
+// parse or cannot be opened makes every request fail with its error
+// (its secrets masked). It overrides WithRedis; WithBackend overrides it.
+func WithStorage(rawURL string) Option {
+	return func(c *config) {
+		if rawURL == "" {
+			c.fail("empty storage URL")
+			return
+		}
+		c.storageURL = rawURL
 	}
 }
 

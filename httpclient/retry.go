@@ -45,7 +45,10 @@ func (s Strategy) String() string {
 // returned instead, never swallowed. A request whose body cannot be
 // rebuilt (no GetBody) is never retried, and neither is a non-idempotent
 // one (POST, PATCH, without an Idempotency-Key header) unless
-// RetryNonIdempotent is set.
+// RetryNonIdempotent is set. A server's own word overrides the statuses
+// and the idempotency rule: "x-should-retry: false" (or
+// Stripe-Should-Retry) means no retry, "true" means a retry within
+// MaxRetries, as the OpenAI, Anthropic and Stripe SDKs do.
 type RetryPolicy struct {
 	// MaxRetries is how many times a request may be sent again; 0 disables
 	// retries.
@@ -71,7 +74,8 @@ type RetryPolicy struct {
 	RetryNonIdempotent bool
 }
 
-// DefaultRetryPolicy retries 429, 503 and 504 and transport errors up to 3
+// DefaultRetryPolicy retries 429, 503, 504 and 529 (Anthropic's
+// "overloaded") and transport errors up to 3
 // times, 1s, 2s, 4s apart (at most 30s, jittered by 10%), idempotent
 // requests only. Retries are off unless WithRetry is given.
 var DefaultRetryPolicy = RetryPolicy{
@@ -81,9 +85,13 @@ var DefaultRetryPolicy = RetryPolicy{
 	Factor:               2,
 	MaxDelay:             30 * time.Second,
 	Jitter:               0.1,
-	RetryOn:              []int{http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusGatewayTimeout},
+	RetryOn:              []int{http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusGatewayTimeout, StatusOverloaded},
 	RetryTransportErrors: true,
 }
+
+// StatusOverloaded is the status Anthropic answers when its service, not
+// the caller's budget, is overloaded: a retry later may succeed.
+const StatusOverloaded = 529
 
 // Delay returns the wait before retry number attempt (from 1), jitter
 // included, before any Retry-After is considered. Never negative.
@@ -117,20 +125,20 @@ func (p RetryPolicy) Delay(attempt int) time.Duration {
 	return time.Duration(max(d, 0))
 }
 
-// retryable reports whether the outcome of one attempt calls for another.
-func (p RetryPolicy) retryable(resp *http.Response, err error) bool {
-	if err != nil {
-		return p.RetryTransportErrors
-	}
-	return slices.Contains(p.RetryOn, resp.StatusCode)
-}
-
-// replayable reports whether req may be sent again under p.
-func (p RetryPolicy) replayable(req *http.Request) bool {
+// retryable reports whether the outcome of one attempt calls for another
+// and req may be sent again; serverSays is the response's x-should-retry
+// (nil when absent).
+func (p RetryPolicy) retryable(req *http.Request, resp *http.Response, err error, serverSays *bool) bool {
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		return false
 	}
-	return p.RetryNonIdempotent || idempotent(req)
+	if err != nil {
+		return p.RetryTransportErrors && (p.RetryNonIdempotent || idempotent(req))
+	}
+	if serverSays != nil {
+		return *serverSays
+	}
+	return slices.Contains(p.RetryOn, resp.StatusCode) && (p.RetryNonIdempotent || idempotent(req))
 }
 
 // idempotent follows net/http: the safe methods, PUT and DELETE, and any

@@ -2,9 +2,11 @@ package httpclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/smartratelimit/smartratelimit/httpclient/internal/dialect"
 	"github.com/smartratelimit/smartratelimit/internal/wait"
 	"github.com/smartratelimit/smartratelimit/redislimit"
+	"github.com/smartratelimit/smartratelimit/storage"
 )
 
 // Transport is an http.RoundTripper that admits every request against its
@@ -28,8 +31,10 @@ type Transport struct {
 	base    http.RoundTripper
 	backend srl.Backend
 	owned   *redislimit.Limiter
+	closer  io.Closer // what WithStorage opened
 	cfg     config
 	scopes  scopes
+	models  models
 	learned learnedLimits
 	clocks  serverClocks
 	closed  atomic.Bool
@@ -54,6 +59,19 @@ func NewTransport(base http.RoundTripper, opts ...Option) *Transport {
 	switch {
 	case cfg.backend != nil:
 		t.backend = cfg.backend
+	case cfg.storageURL != "":
+		var opts []storage.Option
+		if cfg.observer != nil {
+			opts = append(opts, storage.WithRedisOptions(redislimit.WithObserver(cfg.observer)))
+		}
+		b, closer, err := storage.Open(cfg.storageURL, opts...)
+		if err != nil {
+			if t.cfg.err == nil {
+				t.cfg.err = fmt.Errorf("httpclient: %w", err)
+			}
+			b = fallback.New() // never used: every request fails with the error
+		}
+		t.backend, t.closer = b, closer
 	case cfg.rdb != nil:
 		opts := cfg.limiterOpts
 		if cfg.observer != nil {
@@ -146,13 +164,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, fmt.Errorf("httpclient: no rate-limit key for a request to %q", req.URL.Host)
 	}
-	fixed, defaults := t.limits(CanonicalHost(req.URL.Scheme, req.URL.Host))
+	host := CanonicalHost(req.URL.Scheme, req.URL.Host)
+	fixed, defaults := t.limits(host)
+	cost, first := t.requestCost(req)
+	if cost.Model != "" {
+		base += "|" + cost.Model
+		t.models.note(host, base)
+	}
 	budget := time.Now().Add(t.cfg.maxWait)
 	var last *http.Response // kept while a retry waits for its budget
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		key := t.scopes.key(base, req)
-		r := srl.Request{Key: key, N: 1, Limits: fixed, DefaultLimits: defaults, Probe: t.cfg.probe}
+		r := srl.Request{Key: key, N: 1, Costs: cost.Costs, Limits: fixed, DefaultLimits: defaults, Probe: t.cfg.probe}
 		d, err := t.admit(ctx, r, budget)
 		if err != nil {
 			closeBody(req)
@@ -167,27 +191,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			drainAndClose(last.Body)
 			last = nil
 		}
-		out := req
+		out := first
 		if attempt > 0 {
 			t.emit(srl.Event{Kind: srl.EventRetried, Key: key, Attempt: attempt})
 			if out, err = rewind(req); err != nil {
 				return nil, err
 			}
 		}
-		t.emit(srl.Event{Kind: srl.EventSent, Key: key})
+		if t.cfg.observer != nil {
+			t.emit(srl.Event{Kind: srl.EventSent, Key: key, Costs: append([]srl.Cost{{Unit: srl.UnitRequests, N: r.N}}, r.Costs...)})
+		}
 		sent := monoNow()
 		resp, err := t.base.RoundTrip(out)
 		var said dialect.Result
 		if resp != nil {
 			t.emit(srl.Event{Kind: srl.EventResponse, Key: key, Status: resp.StatusCode})
-			said = t.learn(ctx, base, key, req, resp, d, charged(r, d), sent)
+			said = t.learn(ctx, base, key, req, resp, d, sent)
 		} else {
 			t.emit(srl.Event{Kind: srl.EventTransportError, Key: key, Err: err})
-			if d.Report {
-				// The request got nothing: release the probe's lease, and
-				// what it spent is no longer in flight.
-				_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true, Charged: charged(r, d)})
-			}
+			t.unsent(ctx, key, d, err)
 		}
 		delay, again := t.retryDelay(ctx, req, resp, err, attempt, said, budget)
 		if !again {
@@ -201,6 +223,44 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// unsent tells the backend about a request that got no response. When it
+// never reached the server (no connection, no TLS session), what it spent
+// is given back to the fleet. Otherwise the server may have counted it, at
+// a moment no response will tell: it stays in flight (until InFlightAge),
+// which keeps later responses from raising what is left past it. A probe's
+// lease is released either way.
+func (t *Transport) unsent(ctx context.Context, key string, d srl.Decision, err error) {
+	var o srl.Observation
+	if neverSent(err) && len(d.Charged) > 0 {
+		o.Refunded = make([]srl.Cost, len(d.Charged))
+		for i, c := range d.Charged {
+			o.Refunded[i] = srl.Cost{Unit: c.Unit, N: c.N}
+		}
+		t.emit(srl.Event{Kind: srl.EventRefunded, Key: key, Costs: o.Refunded})
+	} else if !d.Report {
+		return
+	}
+	o.Bare = true
+	_ = t.backend.Observe(context.WithoutCancel(ctx), key, o)
+}
+
+// neverSent reports that a transport error happened before any byte of
+// the request could reach the server: a failed name lookup, connection or
+// TLS handshake.
+func neverSent(err error) bool {
+	var dns *net.DNSError
+	var op *net.OpError
+	var cert *tls.CertificateVerificationError
+	var header tls.RecordHeaderError
+	switch {
+	case errors.As(err, &dns), errors.As(err, &cert), errors.As(err, &header):
+		return true
+	case errors.As(err, &op):
+		return op.Op == "dial"
+	}
+	return false
 }
 
 func (t *Transport) emit(e srl.Event) {
@@ -253,7 +313,8 @@ func (t *Transport) admit(ctx context.Context, r srl.Request, budget time.Time) 
 // context detached from the caller's cancellation: a caller that stops
 // reading right after the response must not make the fleet forget what
 // the server said.
-func (t *Transport) learn(ctx context.Context, base, key string, req *http.Request, resp *http.Response, d srl.Decision, spent []srl.Cost, sent time.Time) dialect.Result {
+func (t *Transport) learn(ctx context.Context, base, key string, req *http.Request, resp *http.Response, d srl.Decision, sent time.Time) dialect.Result {
+	spent := d.Charged
 	in := dialect.Input{Header: resp.Header, StatusCode: resp.StatusCode, Received: monoNow()}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusForbidden {
 		in.Body = peekBody(resp, t.cfg.bodyPrefix, peekWait)
@@ -272,7 +333,7 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 		// The budget turned out to live under a scope: release the probe
 		// lease of the key the request spent from, and settle its spend.
 		_ = t.backend.Observe(context.WithoutCancel(ctx), key, srl.Observation{Bare: true, Charged: spent})
-		spent = []srl.Cost{}
+		spent = []srl.Charge{}
 	}
 	for _, family := range said.Malformed {
 		t.emit(srl.Event{Kind: srl.EventHeaderMalformed, Key: learnedKey, Dialect: family})
@@ -303,17 +364,6 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 	return said
 }
 
-// charged is what a request was spent at admission, for the backend to
-// settle when its response is observed: its costs in every unit of a quota
-// the key had then (none when no quota was known: nothing was counted in
-// flight).
-func charged(r srl.Request, d srl.Decision) []srl.Cost {
-	if !d.Quota.Known {
-		return []srl.Cost{}
-	}
-	return append([]srl.Cost{{Unit: srl.UnitRequests, N: r.N}}, r.Costs...)
-}
-
 // withReserve keeps the safety reserve out of every advertised quota.
 func (t *Transport) withReserve(o srl.Observation) srl.Observation {
 	keep := func(limit, remaining int) int {
@@ -334,16 +384,24 @@ func (t *Transport) withReserve(o srl.Observation) srl.Observation {
 	return o
 }
 
-// announce reports what a response said: the quota (learned, when its
-// limit is new for the key) and any block.
+// announce reports what a response said: each quota, per unit (learned,
+// when its limit is new for the key), and any block.
 func (t *Transport) announce(key string, o srl.Observation) {
 	if t.cfg.observer == nil {
 		return
 	}
-	if o.Reset > 0 {
-		q := srl.QuotaStatus{Known: true, Limit: o.Limit, Remaining: o.Remaining, ResetAfter: o.Reset}
+	quotas := o.Quotas
+	if o.Reset > 0 || o.Limit > 0 {
+		top := srl.QuotaObservation{Unit: srl.UnitRequests, Limit: o.Limit, Remaining: o.Remaining, Reset: o.Reset}
+		quotas = append([]srl.QuotaObservation{top}, quotas...)
+	}
+	for _, oq := range quotas {
+		if oq.Reset <= 0 && oq.Limit <= 0 {
+			continue
+		}
+		q := srl.QuotaStatus{Known: true, Unit: oq.Unit, Limit: oq.Limit, Remaining: oq.Remaining, ResetAfter: oq.Reset}
 		t.emit(srl.Event{Kind: srl.EventQuotaSeen, Key: key, Quota: q})
-		if t.learned.changed(key, o.Limit) {
+		if t.learned.changed(key+" "+oq.Unit, oq.Limit) {
 			t.emit(srl.Event{Kind: srl.EventQuotaLearned, Key: key, Quota: q})
 		}
 	}
@@ -358,7 +416,7 @@ func (t *Transport) announce(key string, o srl.Observation) {
 // caller gets the last response.
 func (t *Transport) retryDelay(ctx context.Context, req *http.Request, resp *http.Response, err error, attempt int, said dialect.Result, budget time.Time) (time.Duration, bool) {
 	p := t.cfg.retry
-	if attempt >= p.MaxRetries || ctx.Err() != nil || !p.retryable(resp, err) || !p.replayable(req) {
+	if attempt >= p.MaxRetries || ctx.Err() != nil || !p.retryable(req, resp, err, said.ShouldRetry) {
 		return 0, false
 	}
 	delay := max(p.Delay(attempt+1), said.Observation.RetryAfter)
@@ -373,8 +431,9 @@ func (t *Transport) retryDelay(ctx context.Context, req *http.Request, resp *htt
 
 // Status returns the budget of a host as every process sharing the backend
 // sees it (the source documents' get_status), with the limits configured
-// for that host, and the scopes this process learned for it (GitHub's
-// "core", "search") in Status.Scopes. host may be a host ("api.github.com",
+// for that host, and in Status.Scopes the sub-budgets this process spent
+// from or learned for it: the scopes the server named (GitHub's "core",
+// "search") and, for an LLM API, each model's ("api.openai.com|gpt-4.1"). host may be a host ("api.github.com",
 // compared in canonical form: lower case, default port dropped) or a URL.
 // Status.Found is false when nothing is stored for the host.
 // Status.Utilization tells how much is spent.
@@ -399,8 +458,18 @@ func (t *Transport) Status(ctx context.Context, host string) (srl.Status, error)
 	if err != nil {
 		return st, err
 	}
+	var subkeys []string
 	for _, scope := range t.scopes.of(host) {
-		sc, err := t.backend.Peek(ctx, srl.Request{Key: host + "|" + scope, Limits: fixed})
+		subkeys = append(subkeys, host+"|"+scope)
+	}
+	for _, model := range t.models.of(host) {
+		subkeys = append(subkeys, model)
+		for _, scope := range t.scopes.of(model) {
+			subkeys = append(subkeys, model+"|"+scope)
+		}
+	}
+	for _, key := range subkeys {
+		sc, err := t.backend.Peek(ctx, srl.Request{Key: key, Limits: fixed})
 		if err != nil {
 			return st, err
 		}
@@ -411,14 +480,17 @@ func (t *Transport) Status(ctx context.Context, host string) (srl.Status, error)
 }
 
 // Close releases the limiter the Transport built for WithRedis (it does not
-// close the Redis client, nor a backend given with WithBackend) and closes
-// idle connections. Requests and Status calls after Close fail with
+// close the Redis client, nor a backend given with WithBackend), closes
+// the store it opened for WithStorage, and closes idle connections. Requests and Status calls after Close fail with
 // ErrClosedTransport.
 func (t *Transport) Close() error {
 	t.closed.Store(true)
 	t.CloseIdleConnections()
 	if t.owned != nil {
 		return t.owned.Close()
+	}
+	if t.closer != nil {
+		return t.closer.Close()
 	}
 	return nil
 }

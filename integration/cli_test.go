@@ -193,9 +193,9 @@ func TestCLIConnectionErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"status", "--redis", "ftp://host", "k"}, nil, 2, "bad Redis URL"},
-		{[]string{"status", "--redis", "redis://user:hunter2@[::1", "k"}, nil, 2, "bad Redis URL"},
-		{[]string{"keys"}, []string{"REDIS_URL="}, 2, "pass --redis or set REDIS_URL"},
+		{[]string{"status", "--redis", "ftp://host", "k"}, nil, 2, "bad store URL"},
+		{[]string{"status", "--redis", "redis://user:hunter2@[::1", "k"}, nil, 2, "bad store URL"},
+		{[]string{"keys"}, []string{"REDIS_URL="}, 2, "pass --redis (or --store) or set REDIS_URL"},
 		{[]string{"status", "--redis", free, "k"}, nil, 1, "cannot reach Redis"},
 		{[]string{"reset", "--yes", "--redis", "redis://user:hunter2@127.0.0.1:" + strings.TrimPrefix(free, "redis://127.0.0.1:"), "k"}, nil, 1, "xxxxx"},
 		{[]string{"status", "--redis", "redis+sentinel://127.0.0.1:1/", "k"}, nil, 2, "no master name"},
@@ -217,6 +217,7 @@ func TestCLIClusterSentinelTLS(t *testing.T) {
 	c, cc := startCluster(t)
 	prefix := uniquePrefix(t)
 	l := redislimit.New(cc, redislimit.WithKeyPrefix(prefix), redislimit.WithDecisionTimeout(5*time.Second))
+	defer l.Close()
 	for i := 0; i < 30; i++ {
 		if _, err := l.Allow(context.Background(), "k"+strconv.Itoa(i)+".example.com", srl.PerMinute(1)); err != nil {
 			t.Fatal(err)

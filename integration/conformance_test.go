@@ -21,6 +21,7 @@ func TestConformanceRealRedis(t *testing.T) {
 		prefix := uniquePrefix(t)
 		l := redislimit.New(rdb, redislimit.WithKeyPrefix(prefix), redislimit.WithClientClock(clock.Now),
 			redislimit.WithDecisionTimeout(10*time.Second))
+		t.Cleanup(func() { _ = l.Close() })
 		return backendtest.Harness{
 			Backend: l,
 			TTL: func(key string) (time.Duration, bool) {

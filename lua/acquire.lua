@@ -20,13 +20,14 @@
 --           holds its sub-window counts, the interval is the sub-window's
 --           length and the burst its rate (keystate.Limit.Args).
 --
--- Reply (integers only), 10 per request: allowed 0|1, wait µs (delay when
--- allowed, retry-after when not), remaining (-1: nothing limits the key),
--- reset-after µs, cause (0 none, 1 limit, 2 quota, 3 blocked, 4 probe),
--- then one quota and the block after the decision: quota limit, quota
--- remaining, quota reset-after µs (all 0 while no quota is known),
+-- Reply (integers only), 11 + C per request: allowed 0|1, wait µs (delay
+-- when allowed, retry-after when not), remaining (-1: nothing limits the
+-- key), reset-after µs, cause (0 none, 1 limit, 2 quota, 3 blocked, 4
+-- probe), then one quota and the block after the decision: quota limit,
+-- quota remaining, quota reset-after µs (all 0 while no quota is known),
 -- blocked-for µs, and report 0|1 (observe the response even without
--- rate-limit headers).
+-- rate-limit headers); then the marks (Quota.Mark) of the quotas an
+-- admitted request spent from, in requests and then per cost (0: none).
 
 local PROBE_POLL = 20000 -- keystate.ProbePoll, µs
 local COUNT_SPAN = 60000000 -- keystate.CountSpan, µs
@@ -307,6 +308,7 @@ for _ = 1, nreq do
     end
     return 0
   end
+  local marks = {}
 
   local dropped
   quotas, dropped = roll_quotas(quotas, now)
@@ -474,6 +476,13 @@ for _ = 1, nreq do
         if q.o >= 0 then q.o = math.max(q.o - spend, 0) end
         q.f, q.fa = in_flight(q, now) + spend, now
       end
+      if q.u == 'requests' then
+        marks[1] = q.st + 1
+      else
+        for c = 1, ncost do
+          if ARGV[costs + 2 * c - 2] == q.u then marks[c + 1] = q.st + 1 end
+        end
+      end
       if q.r > now + MAX_HORIZON then q.r = now + MAX_HORIZON end
       if q.r + q.w > horizon then horizon = q.r + q.w end
     end
@@ -500,6 +509,9 @@ for _ = 1, nreq do
   reply[#reply + 1] = qra
   reply[#reply + 1] = blocked_for
   reply[#reply + 1] = report
+  for c = 1, ncost + 1 do
+    reply[#reply + 1] = marks[c] or 0
+  end
 end
 
 if horizon > 0 then

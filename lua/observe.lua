@@ -19,7 +19,8 @@
 --           a quarter of the window, at least the reset's slack)
 -- ARGV[6]   backoff base µs, ARGV[7] backoff max µs
 -- ARGV[8]   C, the number of charges, then per charge: unit, units (what
---           the request was spent at admission, no longer in flight)
+--           the request was spent at admission, no longer in flight), mark
+--           (the quota's settled count + 1 at admission; 0: unknown)
 -- then      R, the number of refunds, then per refund: unit, units (spent
 --           for a request that never reached the server: given back)
 -- then      Q, the number of quotas, then per quota: unit, limit (0:
@@ -41,8 +42,8 @@ local tolerance = tonumber(ARGV[5])
 local backoff_base = tonumber(ARGV[6])
 local backoff_max = tonumber(ARGV[7])
 local ncharged = tonumber(ARGV[8])
-local nrefunded = tonumber(ARGV[9 + 2 * ncharged])
-local nq = tonumber(ARGV[10 + 2 * ncharged + 2 * nrefunded])
+local nrefunded = tonumber(ARGV[9 + 3 * ncharged])
+local nq = tonumber(ARGV[10 + 3 * ncharged + 2 * nrefunded])
 
 local names = {'bu', 'th', 'pl', 'nh', 'ac', 'as', 'rc', 'ex', 'q'}
 local v = redis.call('HMGET', key, unpack(names))
@@ -54,7 +55,7 @@ local quotas, dropped = roll_quotas(decode_quotas(v[9]), now)
 if dropped then pl = 0 end
 
 -- State.mergeQuota
-local function merge(unit, limit, remaining, reset, window, slack)
+local function merge(unit, limit, remaining, reset, window, slack, mark, charged)
   local reported = now + reset
   local length = math.max(reset - slack, 1)
   local qi = find_quota(quotas, unit)
@@ -62,14 +63,14 @@ local function merge(unit, limit, remaining, reset, window, slack)
     if #quotas >= MAX_QUOTAS then return end
     local w = window
     if w <= 0 then w = length end
-    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = slack, inf = 0}
+    quotas[#quotas + 1] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = slack, inf = 0, st = 0, lo = remaining}
     return
   end
   local q = quotas[qi]
   if q.inf == 1 then
     local w = window
     if w <= 0 then w = length end
-    quotas[qi] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = slack, inf = 0}
+    quotas[qi] = {u = unit, l = limit, w = w, r = reported, o = remaining, a = remaining, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = slack, inf = 0, st = 0, lo = remaining}
     return
   end
   local w = q.w
@@ -77,8 +78,15 @@ local function merge(unit, limit, remaining, reset, window, slack)
   local tol = math.max(math.min(tolerance, idiv(w, 4)), slack)
   local newer = date > 0 and q.d > 0 and date > q.d
   local older = date > 0 and q.d > 0 and date < q.d
+  local same_window = reported - q.r <= tol and q.r - reported <= tol
+  local ordered = newer or (same_window and q.o >= 0 and remaining <= q.lo)
+  -- Quota.settledSince
+  local meanwhile, known = 0, mark > 0 and mark - 1 <= q.st
+  if known and not ordered then meanwhile = q.st - (mark - 1) end
   local fresh = remaining
-  if settling then fresh = math.max(remaining - in_flight(q, now), 0) end
+  if settling then fresh = math.max(remaining - in_flight(q, now) - meanwhile, 0) end
+  local raise = settling and (ordered or known)
+  local unspent = remaining + in_flight(q, now) + charged
   if limit > 0 then
     q.l = limit
   elseif q.l > 0 and remaining > q.l then
@@ -86,7 +94,7 @@ local function merge(unit, limit, remaining, reset, window, slack)
   end
   -- Quota.learnRefill
   local function learn_refill()
-    if fresh < target(q) - math.max(1, idiv(target(q), 8)) then
+    if unspent < target(q) - math.max(1, idiv(target(q), 8)) then
       q.rf = 1
     elseif q.rf == 0 then
       q.rf = 2
@@ -115,17 +123,20 @@ local function merge(unit, limit, remaining, reset, window, slack)
     end
   end
   local assumed = q.o < 0
-  if reported - q.r <= tol and q.r - reported <= tol then
+  if same_window then
     if settling then
-      if newer and q.o >= 0 and fresh > q.o then q.rf = 1 end
+      if newer and q.o >= 0 and fresh > q.o and q.u == 'requests' then q.rf = 1 end
       if assumed then learn_refill() end
     end
     if newer or assumed then
       q.o = fresh
+    elseif raise and fresh > q.o then
+      q.o = fresh
     elseif remaining < q.o then
       q.o = remaining
     end
-    reanchor((newer or assumed) and settling)
+    if assumed or remaining < q.lo then q.lo = remaining end
+    reanchor((raise or assumed) and settling)
     if reported > q.r then q.r, q.sl = reported, slack end
     learn_window(false)
   elseif reported > q.r and not older then
@@ -133,27 +144,36 @@ local function merge(unit, limit, remaining, reset, window, slack)
     learn_window(false)
     q.r, q.sl, q.a, q.p, q.s = reported, slack, left, math.max(target(q) - left, 0), 0
     q.s = ramp(q, now) - left
-    q.o = fresh
+    q.o, q.lo = fresh, remaining
     if settling then learn_refill() end
     reanchor(not older and settling)
   elseif reported < q.r and (newer or assumed and not older) then
     learn_window(true)
     q.r, q.sl, q.o, q.a, q.p, q.s = reported, slack, fresh, fresh, 0, 0
+    q.lo = remaining
   end
   if date > q.d then q.d = date end
 end
 
+-- the mark and units of the charge in unit (chargeOf)
+local function charge_of(unit)
+  for c = 1, ncharged do
+    if ARGV[6 + 3 * c] == unit then return tonumber(ARGV[8 + 3 * c]), tonumber(ARGV[7 + 3 * c]) end
+  end
+  return 0, 0
+end
+
 for c = 1, ncharged do
-  local qi = find_quota(quotas, ARGV[7 + 2 * c])
+  local qi = find_quota(quotas, ARGV[6 + 3 * c])
   if qi > 0 then
     local q = quotas[qi]
-    q.f = math.max(in_flight(q, now) - tonumber(ARGV[8 + 2 * c]), 0)
+    q.f = math.max(in_flight(q, now) - tonumber(ARGV[7 + 3 * c]), 0)
   end
 end
 
 -- Quota.refund
 for c = 1, nrefunded do
-  local at = 8 + 2 * ncharged + 2 * c
+  local at = 8 + 3 * ncharged + 2 * c
   local qi = find_quota(quotas, ARGV[at])
   if qi > 0 then
     local q, n = quotas[qi], tonumber(ARGV[at + 1])
@@ -167,12 +187,21 @@ for c = 1, nrefunded do
 end
 
 local spent = false
-local a = 11 + 2 * ncharged + 2 * nrefunded
+local a = 11 + 3 * ncharged + 2 * nrefunded
 for _ = 1, nq do
   local remaining = tonumber(ARGV[a + 2])
   if remaining == 0 then spent = true end
-  merge(ARGV[a], tonumber(ARGV[a + 1]), remaining, tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]))
+  merge(ARGV[a], tonumber(ARGV[a + 1]), remaining, tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), charge_of(ARGV[a]))
   a = a + 6
+end
+-- counted as settled after the merge (Quota.addSettled)
+for c = 1, ncharged do
+  local qi = find_quota(quotas, ARGV[6 + 3 * c])
+  if qi > 0 then
+    local q = quotas[qi]
+    q.st = q.st + tonumber(ARGV[7 + 3 * c])
+    if q.st > MAX_COUNT then q.st = 0 end
+  end
 end
 if nq > 0 or limited or retry > 0 then pl = 0 end
 
@@ -184,7 +213,7 @@ if limited and retry > 0 and nq == 0 then
   if qi == 0 and #quotas == 0 and as_ > 0 then
     rc = rc + 1
     quotas[1] = {u = 'requests', l = math.max(ac - rc, 1), w = math.max(retry, now - as_), r = now + retry,
-      o = 0, a = 0, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = 0, inf = 1}
+      o = 0, a = 0, p = 0, s = 0, d = date, f = 0, fa = 0, rf = 0, sl = 0, inf = 1, st = 0, lo = 0}
   elseif qi > 0 and quotas[qi].inf == 1 then
     local q = quotas[qi]
     if blocked > now and as_ > 0 then

@@ -49,9 +49,9 @@ end
 
 -- The quotas live in one field, "q": per quota "<unit> <limit> <window>
 -- <reset-at> <seen> <base> <gain> <spent> <date> <in-flight>
--- <in-flight-at> <refills> <slack> <inferred>", joined by ';'. An entry that does not parse is skipped;
+-- <in-flight-at> <refills> <slack> <inferred> <settled> <low>", joined by ';'. An entry that does not parse is skipped;
 -- every value is bounded (ClampRanges).
-local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
+local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
 
 local function short_number(s)
   local digits = #s
@@ -63,10 +63,10 @@ local function decode_quotas(s)
   local qs = {}
   if type(s) ~= 'string' then return qs end
   for entry in string.gmatch(s, '[^;]+') do
-    local u, l, w, r, o, a, p, sp, d, fl, fa, rf, sl, inf = string.match(entry, QUOTA_PATTERN)
+    local u, l, w, r, o, a, p, sp, d, fl, fa, rf, sl, inf, st, lo = string.match(entry, QUOTA_PATTERN)
     if u and #u <= 32 and #qs < MAX_QUOTAS and short_number(l) and short_number(w) and short_number(r) and
         short_number(o) and short_number(a) and short_number(p) and short_number(sp) and short_number(d) and
-        short_number(fl) and short_number(fa) and short_number(rf) and short_number(sl) and short_number(inf) then
+        short_number(fl) and short_number(fa) and short_number(rf) and short_number(sl) and short_number(inf) and short_number(st) and short_number(lo) then
       qs[#qs + 1] = {
         u = u,
         l = clamp(tonumber(l), 0, MAX_COUNT),
@@ -82,6 +82,8 @@ local function decode_quotas(s)
         rf = clamp(tonumber(rf), 0, 2),
         sl = clamp(tonumber(sl), 0, MAX_HORIZON),
         inf = clamp(tonumber(inf), 0, 1),
+        st = clamp(tonumber(st), 0, MAX_COUNT),
+        lo = clamp(tonumber(lo), 0, MAX_COUNT),
       }
     end
   end
@@ -91,7 +93,7 @@ end
 local function encode_quotas(qs)
   local parts = {}
   for i, q in ipairs(qs) do
-    parts[i] = q.u .. ' ' .. string.format('%d %d %d %d %d %d %d %d %d %d %d %d %d', q.l, q.w, q.r, q.o, q.a, q.p, q.s, q.d, q.f, q.fa, q.rf, q.sl, q.inf)
+    parts[i] = q.u .. ' ' .. string.format('%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d', q.l, q.w, q.r, q.o, q.a, q.p, q.s, q.d, q.f, q.fa, q.rf, q.sl, q.inf, q.st, q.lo)
   end
   return table.concat(parts, ';')
 end

@@ -52,11 +52,21 @@ func Example() {
 	//         "total_seconds": 0.25
 	//       },
 	//       "quota": {
+	//         "unit": "requests",
 	//         "limit": 5000,
 	//         "remaining": 1250,
 	//         "reset_seconds": 1800,
 	//         "utilization": 0.75
-	//       }
+	//       },
+	//       "quotas": [
+	//         {
+	//           "unit": "requests",
+	//           "limit": 5000,
+	//           "remaining": 1250,
+	//           "reset_seconds": 1800,
+	//           "utilization": 0.75
+	//         }
+	//       ]
 	//     }
 	//   ]
 	// }

@@ -114,7 +114,50 @@ type keyStats struct {
 	decisions [len(results)]uint64
 	blocks    uint64
 	waits     histogram
-	quota     *srl.QuotaStatus
+	quotas    []srl.QuotaStatus // the last seen per unit, at most maxUnits
+	spent     map[string]uint64 // by unit
+	refunded  map[string]uint64 // by unit
+}
+
+// maxUnits bounds the units a key keeps figures for: a server names a
+// handful (requests, tokens, input and output tokens).
+const maxUnits = 8
+
+func (s *keyStats) quota(unit string) *srl.QuotaStatus {
+	for i := range s.quotas {
+		if s.quotas[i].Unit == unit {
+			return &s.quotas[i]
+		}
+	}
+	if len(s.quotas) >= maxUnits {
+		return nil
+	}
+	s.quotas = append(s.quotas, srl.QuotaStatus{Unit: unit})
+	return &s.quotas[len(s.quotas)-1]
+}
+
+// count adds costs to a per-unit counter, under the same unit bound.
+func count(m *map[string]uint64, costs []srl.Cost) {
+	for _, c := range costs {
+		if c.N <= 0 {
+			continue
+		}
+		if *m == nil {
+			*m = make(map[string]uint64)
+		}
+		unit := validLabel(c.Unit)
+		if _, ok := (*m)[unit]; ok || len(*m) < maxUnits {
+			(*m)[unit] += uint64(c.N)
+		}
+	}
+}
+
+// unitOf is the label of a quota's unit: requests when unnamed.
+func unitOf(q srl.QuotaStatus) string {
+	if q.Unit == "" {
+		return srl.UnitRequests
+	}
+	return validLabel(q.Unit)
 }
 
 func outcomeIndex(o string) int { return slices.Index(outcomes[:], o) }
@@ -218,7 +261,11 @@ func (c *Collector) Event(e srl.Event) {
 	defer c.mu.Unlock()
 	switch e.Kind {
 	case srl.EventSent:
-		c.stats(e.Key).requests[outcomeIndex(OutcomeSent)]++
+		s := c.stats(e.Key)
+		s.requests[outcomeIndex(OutcomeSent)]++
+		count(&s.spent, e.Costs)
+	case srl.EventRefunded:
+		count(&c.stats(e.Key).refunded, e.Costs)
 	case srl.EventWaited:
 		s := c.stats(e.Key)
 		s.requests[outcomeIndex(OutcomeWaited)]++
@@ -242,7 +289,10 @@ func (c *Collector) Event(e srl.Event) {
 		c.stats(e.Key).decisions[i]++
 	case srl.EventQuotaSeen:
 		q := e.Quota
-		c.stats(e.Key).quota = &q
+		q.Unit = unitOf(q)
+		if slot := c.stats(e.Key).quota(q.Unit); slot != nil {
+			*slot = q
+		}
 	case srl.EventBlocked:
 		c.stats(e.Key).blocks++
 	case srl.EventDegradedChange:
@@ -271,11 +321,12 @@ func statusOutcome(status int) string {
 // --- Prometheus ----------------------------------------------------------
 
 type descs struct {
-	requests, decisions, blocks, wait, limit, remaining, reset, utilization, degraded, backendErrors, headerFailures *prometheus.Desc
+	requests, decisions, blocks, wait, limit, remaining, reset, utilization, spent, refunded, degraded, backendErrors, headerFailures *prometheus.Desc
 }
 
 func newDescs() descs {
 	key := []string{"key"}
+	keyUnit := []string{"key", "unit"}
 	return descs{
 		requests: prometheus.NewDesc("smartratelimit_requests_total",
 			"HTTP requests by budget key and outcome: sent, waited (for budget), limited (refused without sending), retried, the response class (2xx, 3xx, 4xx, 429, 5xx) or transport_error.",
@@ -288,13 +339,17 @@ func newDescs() descs {
 		wait: prometheus.NewDesc("smartratelimit_wait_seconds",
 			"Time requests waited for their budget before being sent.", key, nil),
 		limit: prometheus.NewDesc("smartratelimit_server_limit",
-			"The server's quota per window, as its last response said.", key, nil),
+			"The server's quota per window in one unit (requests, tokens, input_tokens, output_tokens), as its last response said.", keyUnit, nil),
 		remaining: prometheus.NewDesc("smartratelimit_server_remaining",
-			"What was left of the server's quota, as its last response said.", key, nil),
+			"What was left of the server's quota in one unit, as its last response said.", keyUnit, nil),
 		reset: prometheus.NewDesc("smartratelimit_server_reset_seconds",
-			"Seconds until the server's quota resets, as its last response said.", key, nil),
+			"Seconds until the server's quota in one unit resets, as its last response said.", keyUnit, nil),
 		utilization: prometheus.NewDesc("smartratelimit_utilization_ratio",
-			"Share of the server's quota spent (0 to 1), as its last response said.", key, nil),
+			"Share of the server's quota in one unit spent (0 to 1), as its last response said.", keyUnit, nil),
+		spent: prometheus.NewDesc("smartratelimit_spent_total",
+			"What sent requests spent from the budget, by unit: requests, and the tokens a cost function estimated.", keyUnit, nil),
+		refunded: prometheus.NewDesc("smartratelimit_refunded_total",
+			"What requests that never reached the server gave back, by unit.", keyUnit, nil),
 		degraded: prometheus.NewDesc("smartratelimit_degraded",
 			"1 while the limiter decides without its shared backend (Redis unreachable), else 0.", nil, nil),
 		backendErrors: prometheus.NewDesc("smartratelimit_backend_errors_total",
@@ -307,7 +362,7 @@ func newDescs() descs {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
-	for _, desc := range []*prometheus.Desc{d.requests, d.decisions, d.blocks, d.wait, d.limit, d.remaining, d.reset, d.utilization, d.degraded, d.backendErrors, d.headerFailures} {
+	for _, desc := range []*prometheus.Desc{d.requests, d.decisions, d.blocks, d.wait, d.limit, d.remaining, d.reset, d.utilization, d.spent, d.refunded, d.degraded, d.backendErrors, d.headerFailures} {
 		ch <- desc
 	}
 }
@@ -340,11 +395,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			constHistogram(ch, d.wait, s.waits.count, s.waits.sum, buckets, key)
 		}
-		if q := s.quota; q != nil {
-			constMetric(ch, d.limit, prometheus.GaugeValue, float64(q.Limit), key)
-			constMetric(ch, d.remaining, prometheus.GaugeValue, float64(q.Remaining), key)
-			constMetric(ch, d.reset, prometheus.GaugeValue, q.ResetAfter.Seconds(), key)
-			constMetric(ch, d.utilization, prometheus.GaugeValue, utilization(q), key)
+		for i := range s.quotas {
+			q := &s.quotas[i]
+			constMetric(ch, d.limit, prometheus.GaugeValue, float64(q.Limit), key, q.Unit)
+			constMetric(ch, d.remaining, prometheus.GaugeValue, float64(q.Remaining), key, q.Unit)
+			constMetric(ch, d.reset, prometheus.GaugeValue, q.ResetAfter.Seconds(), key, q.Unit)
+			constMetric(ch, d.utilization, prometheus.GaugeValue, utilization(q), key, q.Unit)
+		}
+		for unit, n := range s.spent {
+			constMetric(ch, d.spent, prometheus.CounterValue, float64(n), key, unit)
+		}
+		for unit, n := range s.refunded {
+			constMetric(ch, d.refunded, prometheus.CounterValue, float64(n), key, unit)
 		}
 	}
 	constMetric(ch, d.degraded, prometheus.GaugeValue, boolFloat(c.degraded))
@@ -377,7 +439,7 @@ func utilization(q *srl.QuotaStatus) float64 {
 	if q.Limit <= 0 {
 		return 0
 	}
-	return math.Max(0, math.Min(1, 1-float64(q.Remaining)/float64(q.Limit)))
+	return math.Max(0, math.Min(1, float64(q.Limit-q.Remaining)/float64(q.Limit)))
 }
 
 func boolFloat(b bool) float64 {
@@ -405,7 +467,12 @@ type KeySnapshot struct {
 	Decisions    map[string]uint64 `json:"decisions"`
 	ServerBlocks uint64            `json:"server_blocks"`
 	Waits        WaitSnapshot      `json:"waits"`
-	Quota        *QuotaSnapshot    `json:"quota,omitempty"`
+	// Quota is the server's quota in requests (or, when it advertised
+	// none, its first); Quotas has one per unit, requests first.
+	Quota    *QuotaSnapshot    `json:"quota,omitempty"`
+	Quotas   []QuotaSnapshot   `json:"quotas,omitempty"`
+	Spent    map[string]uint64 `json:"spent,omitempty"`
+	Refunded map[string]uint64 `json:"refunded,omitempty"`
 }
 
 // WaitSnapshot summarises the waits for budget.
@@ -414,8 +481,10 @@ type WaitSnapshot struct {
 	TotalSeconds float64 `json:"total_seconds"`
 }
 
-// QuotaSnapshot is the server's quota as its last response said.
+// QuotaSnapshot is the server's quota in one unit as its last response
+// said.
 type QuotaSnapshot struct {
+	Unit         string  `json:"unit"`
 	Limit        int     `json:"limit"`
 	Remaining    int     `json:"remaining"`
 	ResetSeconds float64 `json:"reset_seconds"`
@@ -445,8 +514,22 @@ func (c *Collector) Snapshot() Snapshot {
 				k.Decisions[results[i]] = n
 			}
 		}
-		if q := ks.quota; q != nil {
-			k.Quota = &QuotaSnapshot{Limit: q.Limit, Remaining: q.Remaining, ResetSeconds: q.ResetAfter.Seconds(), Utilization: utilization(q)}
+		for i := range ks.quotas {
+			q := &ks.quotas[i]
+			k.Quotas = append(k.Quotas, QuotaSnapshot{Unit: q.Unit, Limit: q.Limit, Remaining: q.Remaining, ResetSeconds: q.ResetAfter.Seconds(), Utilization: utilization(q)})
+		}
+		sort.SliceStable(k.Quotas, func(i, j int) bool {
+			return k.Quotas[i].Unit == srl.UnitRequests && k.Quotas[j].Unit != srl.UnitRequests ||
+				(k.Quotas[i].Unit == srl.UnitRequests) == (k.Quotas[j].Unit == srl.UnitRequests) && k.Quotas[i].Unit < k.Quotas[j].Unit
+		})
+		if len(k.Quotas) > 0 {
+			k.Quota = &k.Quotas[0]
+		}
+		if len(ks.spent) > 0 {
+			k.Spent = copyCounts(ks.spent)
+		}
+		if len(ks.refunded) > 0 {
+			k.Refunded = copyCounts(ks.refunded)
 		}
 		s.Keys = append(s.Keys, k)
 	}

@@ -27,6 +27,14 @@ func feed(c *Collector) {
 	c.Event(srl.Event{Kind: srl.EventWaited, Key: gh, Wait: 300 * time.Millisecond})
 	c.Event(srl.Event{Kind: srl.EventWaited, Key: gh, Wait: 2 * time.Second})
 	c.Event(srl.Event{Kind: srl.EventQuotaSeen, Key: gh, Quota: srl.QuotaStatus{Known: true, Limit: 5000, Remaining: 1250, ResetAfter: 30 * time.Minute}})
+	gpt := ai + "|gpt-4.1"
+	c.Event(srl.Event{Kind: srl.EventSent, Key: gpt, Costs: []srl.Cost{{Unit: srl.UnitRequests, N: 1}, {Unit: srl.UnitTokens, N: 1200}}})
+	c.Event(srl.Event{Kind: srl.EventResponse, Key: gpt, Status: 200})
+	c.Event(srl.Event{Kind: srl.EventQuotaSeen, Key: gpt, Quota: srl.QuotaStatus{Known: true, Unit: srl.UnitTokens, Limit: 30000, Remaining: 27000, ResetAfter: 6 * time.Second}})
+	c.Event(srl.Event{Kind: srl.EventQuotaSeen, Key: gpt, Quota: srl.QuotaStatus{Known: true, Limit: 500, Remaining: 499, ResetAfter: 120 * time.Millisecond}})
+	c.Event(srl.Event{Kind: srl.EventSent, Key: gpt, Costs: []srl.Cost{{Unit: srl.UnitRequests, N: 1}, {Unit: srl.UnitTokens, N: 800}}})
+	c.Event(srl.Event{Kind: srl.EventTransportError, Key: gpt, Err: errors.New("dial tcp: connection refused")})
+	c.Event(srl.Event{Kind: srl.EventRefunded, Key: gpt, Costs: []srl.Cost{{Unit: srl.UnitRequests, N: 1}, {Unit: srl.UnitTokens, N: 800}}})
 	c.Event(srl.Event{Kind: srl.EventSent, Key: ai})
 	c.Event(srl.Event{Kind: srl.EventResponse, Key: ai, Status: 429})
 	c.Event(srl.Event{Kind: srl.EventBlocked, Key: ai, Wait: 20 * time.Second})
@@ -60,15 +68,32 @@ smartratelimit_requests_total{key="api.openai.com",outcome="limited"} 1
 smartratelimit_requests_total{key="api.openai.com",outcome="retried"} 1
 smartratelimit_requests_total{key="api.openai.com",outcome="sent"} 2
 smartratelimit_requests_total{key="api.openai.com",outcome="transport_error"} 1
-# HELP smartratelimit_server_limit The server's quota per window, as its last response said.
+smartratelimit_requests_total{key="api.openai.com|gpt-4.1",outcome="2xx"} 1
+smartratelimit_requests_total{key="api.openai.com|gpt-4.1",outcome="sent"} 2
+smartratelimit_requests_total{key="api.openai.com|gpt-4.1",outcome="transport_error"} 1
+# HELP smartratelimit_refunded_total What requests that never reached the server gave back, by unit.
+# TYPE smartratelimit_refunded_total counter
+smartratelimit_refunded_total{key="api.openai.com|gpt-4.1",unit="requests"} 1
+smartratelimit_refunded_total{key="api.openai.com|gpt-4.1",unit="tokens"} 800
+# HELP smartratelimit_server_limit The server's quota per window in one unit (requests, tokens, input_tokens, output_tokens), as its last response said.
 # TYPE smartratelimit_server_limit gauge
-smartratelimit_server_limit{key="api.github.com"} 5000
-# HELP smartratelimit_server_remaining What was left of the server's quota, as its last response said.
+smartratelimit_server_limit{key="api.github.com",unit="requests"} 5000
+smartratelimit_server_limit{key="api.openai.com|gpt-4.1",unit="requests"} 500
+smartratelimit_server_limit{key="api.openai.com|gpt-4.1",unit="tokens"} 30000
+# HELP smartratelimit_server_remaining What was left of the server's quota in one unit, as its last response said.
 # TYPE smartratelimit_server_remaining gauge
-smartratelimit_server_remaining{key="api.github.com"} 1250
-# HELP smartratelimit_utilization_ratio Share of the server's quota spent (0 to 1), as its last response said.
+smartratelimit_server_remaining{key="api.github.com",unit="requests"} 1250
+smartratelimit_server_remaining{key="api.openai.com|gpt-4.1",unit="requests"} 499
+smartratelimit_server_remaining{key="api.openai.com|gpt-4.1",unit="tokens"} 27000
+# HELP smartratelimit_spent_total What sent requests spent from the budget, by unit: requests, and the tokens a cost function estimated.
+# TYPE smartratelimit_spent_total counter
+smartratelimit_spent_total{key="api.openai.com|gpt-4.1",unit="requests"} 2
+smartratelimit_spent_total{key="api.openai.com|gpt-4.1",unit="tokens"} 2000
+# HELP smartratelimit_utilization_ratio Share of the server's quota in one unit spent (0 to 1), as its last response said.
 # TYPE smartratelimit_utilization_ratio gauge
-smartratelimit_utilization_ratio{key="api.github.com"} 0.75
+smartratelimit_utilization_ratio{key="api.github.com",unit="requests"} 0.75
+smartratelimit_utilization_ratio{key="api.openai.com|gpt-4.1",unit="requests"} 0.002
+smartratelimit_utilization_ratio{key="api.openai.com|gpt-4.1",unit="tokens"} 0.1
 # HELP smartratelimit_wait_seconds Time requests waited for their budget before being sent.
 # TYPE smartratelimit_wait_seconds histogram
 smartratelimit_wait_seconds_bucket{key="api.github.com",le="0.005"} 0
@@ -89,13 +114,14 @@ smartratelimit_wait_seconds_sum{key="api.github.com"} 2.3
 smartratelimit_wait_seconds_count{key="api.github.com"} 2
 `
 	names := []string{"smartratelimit_degraded", "smartratelimit_requests_total", "smartratelimit_server_limit",
-		"smartratelimit_server_remaining", "smartratelimit_utilization_ratio", "smartratelimit_wait_seconds"}
+		"smartratelimit_server_remaining", "smartratelimit_utilization_ratio", "smartratelimit_wait_seconds",
+		"smartratelimit_spent_total", "smartratelimit_refunded_total"}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(c, "smartratelimit_decisions_total", "smartratelimit_server_blocks_total",
-		"smartratelimit_backend_errors_total", "smartratelimit_header_parse_failures_total", "smartratelimit_server_reset_seconds"); n != 6 {
-		t.Fatalf("%d series in the other families, want 6", n)
+		"smartratelimit_backend_errors_total", "smartratelimit_header_parse_failures_total", "smartratelimit_server_reset_seconds"); n != 8 {
+		t.Fatalf("%d series in the other families, want 8", n)
 	}
 	problems, err := testutil.CollectAndLint(c)
 	if err != nil || len(problems) > 0 {

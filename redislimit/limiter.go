@@ -355,7 +355,7 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 		return srl.Decision{}, err
 	default:
 		l.seed(r.Key, res.QuotaLimit, res.QuotaRemaining, res.QuotaResetAfter, res.BlockedFor)
-		d = res.Decision()
+		d = res.Decision(&it)
 		l.denials.remember(rk, sig, d, r.MaxWait, asked)
 	}
 	if err == nil {
@@ -381,7 +381,23 @@ func (l *Limiter) degradedAcquire(ctx context.Context, r srl.Request, cause erro
 	var buf [srl.MaxLimits]srl.Limit
 	d, err := l.twin.Acquire(ctx, l.share(r, &buf))
 	d.Degraded = true
+	// The twin's marks mean nothing to Redis, where the response may be
+	// observed once it is back: a charge without a mark is settled safely
+	// by either.
+	d.Charged = unmarked(d.Charged)
 	return d, err
+}
+
+// unmarked returns charges without their marks (see smartratelimit.Charge).
+func unmarked(charges []srl.Charge) []srl.Charge {
+	if len(charges) == 0 {
+		return charges
+	}
+	out := make([]srl.Charge, len(charges))
+	for i, c := range charges {
+		out[i] = srl.Charge{Unit: c.Unit, N: c.N}
+	}
+	return out
 }
 
 // Observe merges what a response said about the server's budget for key
@@ -421,6 +437,7 @@ func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) er
 			quotas[i] = q
 		}
 		o.Quotas = quotas
+		o.Charged = unmarked(o.Charged)
 		return l.twin.Observe(ctx, key, o)
 	case err != nil:
 		return err

@@ -34,6 +34,12 @@ type Cost struct {
 	N    int64
 }
 
+// Charge is a settled spend in script units (smartratelimit.Charge).
+type Charge struct {
+	Unit    string
+	N, Mark int64
+}
+
 // Item is one request in script units.
 type Item struct {
 	N       int64 // cost in requests and in every limit
@@ -43,6 +49,20 @@ type Item struct {
 	NFixed int
 	Costs  []Cost
 	Probe  int64 // µs, the probe lease; 0: never probe
+}
+
+// costIndex is unit's place in a Result's Marks: 0 for requests, 1+i for
+// Costs[i]; -1 when the item costs nothing in it.
+func (it *Item) costIndex(unit string) int {
+	if unit == srl.UnitRequests {
+		return 0
+	}
+	for i, c := range it.Costs {
+		if c.Unit == unit {
+			return i + 1
+		}
+	}
+	return -1
 }
 
 // need is the item's cost in unit.
@@ -75,6 +95,10 @@ type Result struct {
 	// rate-limit headers: the probe, a streak to end, or a spend from a
 	// quota to settle.
 	Report bool
+	// Marks are, for an allowed request, the marks (Quota.Mark) of the
+	// quotas it spent from: Marks[0] in requests, Marks[1+i] in the item's
+	// Costs[i]; 0 where the key had no quota in that unit.
+	Marks [srl.MaxQuotas + 1]int64
 }
 
 // rollQuotas brings every quota of qs to now, in place, forgetting those
@@ -247,6 +271,9 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 	for i := range quotas {
 		q := &quotas[i]
 		q.spend(now, it.need(q.Unit))
+		if j := it.costIndex(q.Unit); j >= 0 {
+			r.Marks[j] = q.Mark()
+		}
 		q.ResetAt = min(q.ResetAt, now+maxHorizon)
 		horizon = max(horizon, q.ResetAt+q.Window)
 	}

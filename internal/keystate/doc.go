@@ -33,8 +33,7 @@
 //
 // A quota describes the server's current window, which ends at ResetAt.
 // Within it the fleet may spend what a response said was left (Seen,
-// lowered by every spend and never raised by a response of the same window,
-// since other processes spent meanwhile). When the window ends, nothing is
+// lowered by every spend). When the window ends, nothing is
 // known about the next one: a fixed-window server refilled it at once, but
 // a sliding-window server still counts the last window, and a token bucket
 // refills gradually. So the next window starts from what was left and
@@ -49,4 +48,21 @@
 // reports an earlier reset (so one outlier cannot hold a key for a day);
 // within a second and a window the merge keeps the lower remaining and the
 // later reset, and a response from an earlier second never replaces.
+//
+// # Spends in flight, and estimates settled
+//
+// A spend counts in flight (Quota.InFlight) from its admission until its
+// response is observed with what the admission charged (Obs.Charged): a
+// response's remaining count does not know the spends still in flight, so
+// they are subtracted from it. A response may also miss spends whose own
+// responses were observed meanwhile (they may have been produced after
+// it): Quota.Settled counts settled units, an admission records it as its
+// mark, and a response subtracts what was settled since its mark. It need
+// not when its count provably includes every settled spend: it comes from
+// a later second, or it reports no more left than any response of the
+// window before (a window's count only goes down, at least one per
+// request). What remains is a count no smaller than the truth, so a
+// response may raise Seen to it: an estimate larger than what the server
+// charged (a max_tokens never produced) returns to the fleet with the
+// response, and estimates in flight never let the fleet overspend.
 package keystate

@@ -19,8 +19,9 @@ type Obs struct {
 	// Charged is what the request the response answers was spent at
 	// admission, no longer in flight; Refunded what it was spent and is
 	// given back (it never reached the server).
-	Charged, Refunded []Cost
-	Retry             int64 // µs
+	Charged  []Charge
+	Refunded []Cost
+	Retry    int64 // µs
 	// Date is the server's second when it produced the response; 0 unknown.
 	Date                     int64
 	Limited, Succeeded, Bare bool
@@ -33,10 +34,10 @@ func ObsFrom(o srl.Observation) Obs {
 		obs.Date = o.Date.Unix()
 	}
 	if o.Charged != nil {
-		obs.Charged = make([]Cost, 0, len(o.Charged))
+		obs.Charged = make([]Charge, 0, len(o.Charged))
 	}
 	for _, c := range o.Charged {
-		obs.Charged = append(obs.Charged, Cost{Unit: c.Unit, N: int64(c.N)})
+		obs.Charged = append(obs.Charged, Charge{Unit: c.Unit, N: int64(c.N), Mark: c.Mark})
 	}
 	for _, c := range o.Refunded {
 		obs.Refunded = append(obs.Refunded, Cost{Unit: c.Unit, N: int64(c.N)})
@@ -107,7 +108,15 @@ func (s *State) Observe(now int64, o Obs, p ObserveParams) (ObserveResult, bool)
 	spent := false // the refusal carries a spent quota, so its reset times it
 	for _, oq := range o.Quotas {
 		spent = spent || oq.Remaining == 0
-		s.mergeQuota(now, oq, o.Date, p.Tolerance, o.Charged != nil)
+		mark, charged := chargeOf(o.Charged, oq.Unit)
+		s.mergeQuota(now, oq, o.Date, p.Tolerance, o.Charged != nil, mark, charged)
+	}
+	for _, c := range o.Charged {
+		// Counted as settled after the merge: this response's own count
+		// includes its request, the next one's may not.
+		if i := s.quota(c.Unit); i >= 0 {
+			s.Quotas[i].addSettled(c.N)
+		}
 	}
 	if len(o.Quotas) > 0 || o.Limited || o.Retry > 0 {
 		// The server said something: the probe's work is done (and while
@@ -190,7 +199,7 @@ func (s *State) infer(now int64, o Obs, inBlock bool) {
 // request was charged, so what is still in flight can be subtracted from
 // what the response says is left; other observations are taken at their
 // word.
-func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settling bool) {
+func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settling bool, mark, charged int64) {
 	reported := now + oq.Reset
 	length := max(oq.Reset-oq.Slack, 1)
 	i := s.quota(oq.Unit)
@@ -204,7 +213,7 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		}
 		s.Quotas = append(s.Quotas, Quota{
 			Unit: oq.Unit, Limit: oq.Limit, Window: w, ResetAt: reported,
-			Seen: oq.Remaining, Base: oq.Remaining, Date: date, Slack: oq.Slack,
+			Seen: oq.Remaining, Base: oq.Remaining, Date: date, Slack: oq.Slack, Low: oq.Remaining,
 		})
 		return
 	}
@@ -217,7 +226,7 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 			w = length
 		}
 		*q = Quota{Unit: oq.Unit, Limit: oq.Limit, Window: w, ResetAt: reported,
-			Seen: oq.Remaining, Base: oq.Remaining, Date: date, Slack: oq.Slack}
+			Seen: oq.Remaining, Base: oq.Remaining, Date: date, Slack: oq.Slack, Low: oq.Remaining}
 		return
 	}
 	w := q.Window
@@ -227,34 +236,62 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 	tol := max(min(tolerance, w/4), oq.Slack)
 	newer := date > 0 && q.Date > 0 && date > q.Date
 	older := date > 0 && q.Date > 0 && date < q.Date
-	// What is left now, as far as this response knows: other requests
-	// were spent from the quota that its count does not include yet.
+	sameWindow := reported-q.ResetAt <= tol && q.ResetAt-reported <= tol
+	// What is left now, as far as this response knows: its count misses
+	// what requests still in flight spent, and may miss what those settled
+	// since its own was admitted spent (their responses may have been
+	// produced after it), unless its count includes all of them: it comes
+	// from a later second, or it says no more is left than any response of
+	// the window before. (A window's count only goes down, by at least one
+	// per request: a settled request whose response said as much or more
+	// was counted before this one was produced. A count rounded to a step,
+	// as Anthropic's, arrives as the step's floor, which holds for every
+	// count of the step.) Knowing all that, it may raise what is left;
+	// without its mark (see Charge), only such a response may.
+	ordered := newer || sameWindow && q.Seen >= 0 && oq.Remaining <= q.Low
+	meanwhile, known := q.settledSince(mark)
 	fresh := oq.Remaining
 	if settling {
-		fresh = max(fresh-q.inFlight(now), 0)
+		if ordered {
+			meanwhile = 0
+		}
+		fresh = max(fresh-q.inFlight(now)-meanwhile, 0)
 	}
+	raise := settling && (ordered || known)
+	// How full the window was before the fleet spent from it, as far as
+	// this response tells: what it says is left, plus what the fleet has in
+	// flight and this response's own request (all of which it may count).
+	unspent := oq.Remaining + q.inFlight(now) + charged
 	q.setLimit(oq)
 	switch {
-	case reported-q.ResetAt <= tol && q.ResetAt-reported <= tol:
-		// The same window: a response from a later second says what is
-		// left now; one from the same or an earlier second never raises
-		// it. The reset only moves later.
+	case sameWindow:
+		// The same window: a response the server produced after every
+		// other says what is left now (fresh), as does one that knows what
+		// was settled since its request (raise); any other only lowers it.
+		// The reset only moves later.
 		first := q.assumed()
 		if settling {
-			if newer && q.Seen >= 0 && fresh > q.Seen {
+			// More left than before shows a server that refills, when
+			// costs are exact: an estimate's settling (tokens) raises it too.
+			if newer && q.Seen >= 0 && fresh > q.Seen && q.Unit == srl.UnitRequests {
 				q.Refills = refillsContinuously
 			}
 			if first {
-				q.learnRefill(fresh)
+				q.learnRefill(unspent)
 			}
 		}
 		switch {
 		case newer || first:
 			q.Seen = fresh
+		case raise && fresh > q.Seen:
+			q.Seen = fresh
 		case oq.Remaining < q.Seen:
 			q.Seen = oq.Remaining
 		}
-		q.reanchor(now, fresh, (newer || first) && settling)
+		if first || oq.Remaining < q.Low {
+			q.Low = oq.Remaining
+		}
+		q.reanchor(now, fresh, (raise || first) && settling)
 		if reported > q.ResetAt {
 			q.ResetAt, q.Slack = reported, oq.Slack
 		}
@@ -271,9 +308,9 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		// since then was spent from ours: the ramp starts from what was
 		// left, now, not from the window's start.
 		q.Spent = q.ramp(now) - left
-		q.Seen = fresh
+		q.Seen, q.Low = fresh, oq.Remaining
 		if settling {
-			q.learnRefill(fresh)
+			q.learnRefill(unspent)
 		}
 		q.reanchor(now, fresh, !older && settling)
 	case reported < q.ResetAt && (newer || q.assumed() && !older):
@@ -283,8 +320,41 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		// nothing assumed about refills.
 		q.learnWindow(oq, length, true)
 		q.ResetAt, q.Slack, q.Seen, q.Base, q.Gain, q.Spent = reported, oq.Slack, fresh, fresh, 0, 0
+		q.Low = oq.Remaining
 	}
 	q.Date = max(q.Date, date)
+}
+
+// chargeOf is the mark and the units of charges' entry in unit; 0, 0 when
+// there is none.
+func chargeOf(charges []Charge, unit string) (mark, n int64) {
+	for _, c := range charges {
+		if c.Unit == unit {
+			return c.Mark, c.N
+		}
+	}
+	return 0, 0
+}
+
+// Mark is what an admission records of q: its settled count, plus one so
+// that 0 means unknown.
+func (q *Quota) Mark() int64 { return q.Settled + 1 }
+
+// settledSince is what was settled since mark was taken; known is false
+// for no mark, or one the count has since wrapped past.
+func (q *Quota) settledSince(mark int64) (n int64, known bool) {
+	if mark <= 0 || mark-1 > q.Settled {
+		return 0, false
+	}
+	return q.Settled - (mark - 1), true
+}
+
+// addSettled counts n more units settled; at maxCount the count starts
+// over, which makes every mark taken before it unknown.
+func (q *Quota) addSettled(n int64) {
+	if q.Settled += n; q.Settled > maxCount {
+		q.Settled = 0
+	}
 }
 
 // How a quota refills (Quota.Refills).
@@ -294,12 +364,13 @@ const (
 	refillsAtOnce       = 2 // a fixed window: whole, when it rolls
 )
 
-// learnRefill reads the first word of a window: far from full shows a
+// learnRefill reads the first word of a window, unspent (what it says is
+// left with the fleet's spends since added back): far from full shows a
 // server that refills as time passes; full, one that refilled at once
 // (unless it was already seen to refill continuously, which stays).
-func (q *Quota) learnRefill(fresh int64) {
+func (q *Quota) learnRefill(unspent int64) {
 	switch {
-	case fresh < q.target()-max(1, q.target()/8):
+	case unspent < q.target()-max(1, q.target()/8):
 		q.Refills = refillsContinuously
 	case q.Refills == refillsUnknown:
 		q.Refills = refillsAtOnce

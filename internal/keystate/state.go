@@ -39,6 +39,17 @@ type Quota struct {
 	// does not know them yet. It is forgotten InFlightAge after its last
 	// change (a process that died mid-request cannot hold it for good).
 	InFlight, InFlightAt int64
+	// Settled counts every unit settled (its response observed, or its
+	// request failed) since the quota was first seen. An admission records
+	// it (Charge.Mark); when the request's response comes, what was
+	// settled meanwhile is what its count may miss besides what is in
+	// flight. It starts over past maxCount.
+	Settled int64
+	// Low is the lowest remaining count a response of the current window
+	// reported (valid while Seen is not -1): a window's count only goes
+	// down, so a response below it was produced after every response seen,
+	// and knows every spend settled.
+	Low int64
 	// Refills is how the server refills, as its responses showed: 0 not
 	// known yet; 1 as time passes (a later response said more was left
 	// than the one before within a window, or the first response after a
@@ -228,6 +239,9 @@ func (s *State) ClampRanges() {
 		q.Date = clamp(q.Date, 0, maxCount)
 		q.InFlight = clamp(q.InFlight, 0, maxCount)
 		q.InFlightAt = max(q.InFlightAt, 0)
+		q.Settled = clamp(q.Settled, 0, maxCount)
+		q.Low = clamp(q.Low, 0, maxCount)
+		q.Low = clamp(q.Low, 0, maxCount)
 		q.Refills = clamp(q.Refills, 0, 2)
 		q.Slack = clamp(q.Slack, 0, maxHorizon)
 		q.Inferred = clamp(q.Inferred, 0, 1)
@@ -255,7 +269,7 @@ func (l Limit) tatBound() int64 {
 
 // EncodeQuotas writes the quotas as the Redis hash field "q" holds them:
 // "<unit> <limit> <window> <reset-at> <seen> <base> <gain> <spent> <date>
-// <in-flight> <in-flight-at> <refills> <slack> <inferred>" per quota,
+// <in-flight> <in-flight-at> <refills> <slack> <inferred> <settled> <low>" per quota,
 // joined by ';'.
 // acquire.lua and observe.lua write the same bytes.
 func EncodeQuotas(qs []Quota) string {
@@ -265,7 +279,7 @@ func EncodeQuotas(qs []Quota) string {
 			b = append(b, ';')
 		}
 		b = append(b, q.Unit...)
-		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date, q.InFlight, q.InFlightAt, q.Refills, q.Slack, q.Inferred} {
+		for _, v := range [...]int64{q.Limit, q.Window, q.ResetAt, q.Seen, q.Base, q.Gain, q.Spent, q.Date, q.InFlight, q.InFlightAt, q.Refills, q.Slack, q.Inferred, q.Settled, q.Low} {
 			b = append(b, ' ')
 			b = strconv.AppendInt(b, v, 10)
 		}
@@ -296,7 +310,7 @@ func decodeQuota(entry string) (Quota, bool) {
 	if !ok || srl.ValidUnit(unit) != nil {
 		return Quota{}, false
 	}
-	var v [13]int64
+	var v [15]int64
 	for i := range v {
 		field := rest
 		if i < len(v)-1 {
@@ -311,7 +325,7 @@ func decodeQuota(entry string) (Quota, bool) {
 		v[i] = n
 	}
 	return Quota{Unit: unit, Limit: v[0], Window: v[1], ResetAt: v[2], Seen: v[3], Base: v[4], Gain: v[5], Spent: v[6], Date: v[7],
-		InFlight: v[8], InFlightAt: v[9], Refills: v[10], Slack: v[11], Inferred: v[12]}, true
+		InFlight: v[8], InFlightAt: v[9], Refills: v[10], Slack: v[11], Inferred: v[12], Settled: v[13], Low: v[14]}, true
 }
 
 // digitsOnly accepts what the scripts' pattern "%-?%d+" accepts.

@@ -91,8 +91,8 @@ func (l Limit) Public() srl.Limit {
 	return srl.Limit{Rate: int(l.Rate), Period: p, Burst: int(l.Burst)}
 }
 
-// Decision converts an Acquire result to the public form.
-func (r Result) Decision() srl.Decision {
+// Decision converts the Acquire result of it to the public form.
+func (r *Result) Decision(it *Item) srl.Decision {
 	d := srl.Decision{
 		Allowed:    r.Allowed,
 		Remaining:  int(r.Remaining),
@@ -102,6 +102,24 @@ func (r Result) Decision() srl.Decision {
 	}
 	if r.Allowed {
 		d.Delay = micros(r.Wait)
+		d.Charged = []srl.Charge{}
+		n := 0
+		for _, m := range r.Marks {
+			if m > 0 {
+				n++
+			}
+		}
+		if n > 0 {
+			d.Charged = make([]srl.Charge, 0, n)
+			if r.Marks[0] > 0 {
+				d.Charged = append(d.Charged, srl.Charge{Unit: srl.UnitRequests, N: int(it.N), Mark: r.Marks[0]})
+			}
+			for i, c := range it.Costs {
+				if i+1 < len(r.Marks) && r.Marks[i+1] > 0 {
+					d.Charged = append(d.Charged, srl.Charge{Unit: c.Unit, N: int(c.N), Mark: r.Marks[i+1]})
+				}
+			}
+		}
 	} else {
 		d.RetryAfter = micros(r.Wait)
 	}

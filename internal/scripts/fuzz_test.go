@@ -131,10 +131,10 @@ func (r *bytesReader) observation(now int64) srl.Observation {
 	flags := r.next()
 	o.Limited, o.Succeeded, o.Bare = flags&1 != 0, flags&2 != 0, flags&4 != 0
 	if flags&8 != 0 {
-		o.Charged = append(o.Charged, srl.Cost{Unit: srl.UnitRequests, N: 1 + int(flags>>6)})
+		o.Charged = append(o.Charged, srl.Charge{Unit: srl.UnitRequests, N: 1 + int(flags>>6), Mark: int64(r.next())})
 	}
 	if flags&16 != 0 {
-		o.Charged = append(o.Charged, srl.Cost{Unit: srl.UnitTokens, N: int(r.next())})
+		o.Charged = append(o.Charged, srl.Charge{Unit: srl.UnitTokens, N: int(r.next()), Mark: int64(r.next())})
 	}
 	if flags&32 != 0 {
 		o.Refunded = append(o.Refunded, srl.Cost{Unit: srl.UnitTokens, N: int(r.next())}, srl.Cost{Unit: srl.UnitRequests, N: 1})

@@ -124,16 +124,23 @@ func acquireArgs(now int64, items []keystate.Item) []any {
 	return args
 }
 
-// acquireReply is the number of values acquire replies per request.
+// acquireReply is the number of values acquire replies per request
+// before its marks: one in requests, then one per cost.
 const acquireReply = 10
 
-// decodeAcquire checks and converts acquire's reply for items requests.
-func decodeAcquire(v []int64, items int, out []keystate.Result) error {
-	if len(v) != acquireReply*items {
-		return fmt.Errorf("%w: acquire script replied %d values for %d requests", srl.ErrBadReply, len(v), items)
+// decodeAcquire checks and converts acquire's reply for items.
+func decodeAcquire(v []int64, items []keystate.Item, out []keystate.Result) error {
+	want := 0
+	for i := range items {
+		want += acquireReply + 1 + len(items[i].Costs)
+	}
+	if len(v) != want {
+		return fmt.Errorf("%w: acquire script replied %d values for %d requests", srl.ErrBadReply, len(v), len(items))
 	}
 	for i := range items {
-		w := v[acquireReply*i : acquireReply*(i+1)]
+		n := acquireReply + 1 + len(items[i].Costs)
+		w := v[:n:n]
+		v = v[n:]
 		if w[0] < 0 || w[0] > 1 || w[1] < 0 || w[2] < -1 || w[3] < 0 || w[4] < 0 || w[4] > keystate.CauseProbe ||
 			w[5] < 0 || w[6] < 0 || w[7] < 0 || w[8] < 0 || w[9] < 0 || w[9] > 1 {
 			return fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, w)
@@ -141,6 +148,12 @@ func decodeAcquire(v []int64, items int, out []keystate.Result) error {
 		out[i] = keystate.Result{
 			Allowed: w[0] == 1, Wait: w[1], Remaining: w[2], ResetAfter: w[3], Cause: w[4],
 			QuotaLimit: w[5], QuotaRemaining: w[6], QuotaResetAfter: w[7], BlockedFor: w[8], Report: w[9] == 1,
+		}
+		for j, m := range w[acquireReply:] {
+			if m < 0 || m > srl.MaxCount+1 || m > 0 && w[0] == 0 {
+				return fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, w)
+			}
+			out[i].Marks[j] = m
 		}
 	}
 	return nil
@@ -153,7 +166,7 @@ func (r *Runner) AcquireGroup(ctx context.Context, key string, items []keystate.
 	if err != nil {
 		return err
 	}
-	return decodeAcquire(v, len(items), out)
+	return decodeAcquire(v, items, out)
 }
 
 // Group is the requests of one key in a pipelined call.
@@ -211,7 +224,7 @@ func (r *Runner) AcquireGroups(ctx context.Context, groups []Group) {
 		}
 		v, err := replyInts(cmd, Acquire.Name)
 		if err == nil {
-			err = decodeAcquire(v, len(g.Items), g.Results)
+			err = decodeAcquire(v, g.Items, g.Results)
 		}
 		g.Err = err
 	}
@@ -232,10 +245,10 @@ func (r *Runner) Observe(ctx context.Context, key string, o keystate.Obs, p keys
 	if o.Charged != nil {
 		flags |= 8
 	}
-	args := make([]any, 0, 10+2*len(o.Charged)+2*len(o.Refunded)+6*len(o.Quotas))
+	args := make([]any, 0, 10+3*len(o.Charged)+2*len(o.Refunded)+6*len(o.Quotas))
 	args = append(args, r.nowArg(), o.Retry, flags, o.Date, p.Tolerance, p.BackoffBase, p.BackoffMax, len(o.Charged))
 	for _, c := range o.Charged {
-		args = append(args, c.Unit, c.N)
+		args = append(args, c.Unit, c.N, c.Mark)
 	}
 	args = append(args, len(o.Refunded))
 	for _, c := range o.Refunded {

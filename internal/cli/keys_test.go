@@ -1,13 +1,16 @@
-package main
+package cli
 
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
+	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/redislimit"
 )
 
@@ -114,5 +117,32 @@ func TestShownKeyRoundTrips(t *testing.T) {
 		if got := readKeys(tc.shown); got[0] != tc.stored {
 			t.Errorf("readKeys(%q)[0] = %q, want %q", tc.shown, got[0], tc.stored)
 		}
+	}
+}
+
+// A model's key shows every unit its server advertised.
+func TestStatusShowsEveryUnit(t *testing.T) {
+	url, rdb := seeded(t)
+	l := redislimit.New(rdb)
+	defer l.Close()
+	key := "api.openai.com|gpt-4.1"
+	if err := l.Observe(context.Background(), key, srl.Observation{Limit: 500, Remaining: 499, Reset: time.Second,
+		Quotas: []srl.QuotaObservation{{Unit: srl.UnitTokens, Limit: 30000, Remaining: 27000, Reset: 6 * time.Second}}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "status", "--redis", url, key)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{`server quota\s+499 of 500 left`, `server quota \(tokens\)\s+27000 of 30000 left, resets in [56]\.\d+s`, `utilization\s+10%`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCmd(t, "status", "--json", "--redis", url, key)
+	var st []statusJSON
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st) != 1 || len(st[0].Quotas) != 2 ||
+		st[0].Quotas[1].Unit != srl.UnitTokens || st[0].Quotas[1].Remaining != 27000 {
+		t.Fatalf("status --json: exit %d, %v, %s", code, err, out)
 	}
 }

@@ -1,10 +1,9 @@
-package main
+package cli
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,14 +31,18 @@ type opsFlags struct {
 
 func newOpsFlags(name, synopsis, about string) *opsFlags {
 	c := newCommand(name, synopsis, about)
-	return &opsFlags{
+	o := &opsFlags{
 		command: c,
 		// The default is documented, never computed: a default taken from
 		// REDIS_URL would print its password in every usage message.
-		redisURL: c.fs.String("redis", "", "Redis `URL` (default $REDIS_URL); see \"smartratelimit help\" for the forms"),
-		prefix:   c.fs.String("prefix", redislimit.DefaultKeyPrefix, "the key `prefix` the limiters use"),
+		redisURL: c.fs.String("redis", "", "store `URL` (default $REDIS_URL): redis://host:port/db, sqlite:///path.db, …; see \"smartratelimit help\" for the forms"),
+		prefix:   c.fs.String("prefix", redislimit.DefaultKeyPrefix, "the key `prefix` the limiters use (Redis only)"),
 		tlsCA:    c.fs.String("tls-ca", "", "PEM `file` of the CA a rediss:// server's certificate is checked against (default: the system's); only with rediss://"),
 	}
+	// --store is --redis by a name that fits every store: one variable,
+	// so the last one given wins, as with any repeated flag.
+	c.fs.StringVar(o.redisURL, "store", "", "the same as --redis (a store `URL` of any form)")
+	return o
 }
 
 // url is the Redis URL to use: --redis, else $REDIS_URL, read only now.
@@ -50,51 +53,13 @@ func (o *opsFlags) url() string {
 	return os.Getenv("REDIS_URL")
 }
 
-// session is an operator command's connection to Redis.
-type session struct {
-	rdb     redis.UniversalClient
-	limiter *redislimit.Limiter
-	aliases *aliases
-	prefix  string
-}
-
-// open connects and builds a limiter that never falls back: an operator
-// asks about Redis, not about this process's memory. It returns the exit
-// code of the failure when it fails.
-func (o *opsFlags) open(ctx context.Context, stderr io.Writer) (*session, int) {
-	rdb, err := connect(ctx, o.url(), *o.tlsCA)
-	if err != nil {
-		if errors.Is(err, errBadURL) {
-			fmt.Fprintf(stderr, "smartratelimit: %v\n%s\n", redact.Error(err), redisURLHelp)
-			return nil, 2
-		}
-		fmt.Fprintln(stderr, "smartratelimit:", redact.Error(err))
-		return nil, 1
-	}
-	al := &aliases{}
-	rdb.AddHook(al)
-	l := redislimit.New(rdb, redislimit.WithKeyPrefix(*o.prefix), redislimit.WithFailurePolicy(redislimit.FailClosed),
-		redislimit.WithDecisionTimeout(3*time.Second))
-	return &session{rdb: rdb, limiter: l, aliases: al, prefix: *o.prefix}, 0
-}
-
-func (s *session) close() {
-	_ = s.limiter.Close()
-	_ = s.rdb.Close()
-}
-
-// locate finds the state a KEY argument names; see locate.
-func (s *session) locate(ctx context.Context, arg string) (target, error) {
-	return locate(ctx, s.rdb, s.aliases, s.prefix, arg)
-}
-
 // keyForms says what a KEY argument may be.
 const keyForms = `A KEY is a key as your code names it, or as "smartratelimit keys" prints it:
 a hashed key as #<32 hex digits> (quote it: in a shell, # starts a comment),
 an escaped one with Go escapes such as \u202e (in single quotes). A KEY
 starting with - must follow --.`
 
-// limitsOf reads the configured limits a key has state for from its TAT
+// limitsOf reads the configured limits a Redis key has state for from its TAT
 // fields ("g:<rate>:<period µs>[:<burst>]").
 func limitsOf(ctx context.Context, rdb redis.UniversalClient, redisKey string) ([]srl.Limit, bool, error) {
 	fields, err := rdb.HKeys(ctx, redisKey).Result()
@@ -125,16 +90,19 @@ func limitsOf(ctx context.Context, rdb redis.UniversalClient, redisKey string) (
 
 // statusJSON is the --json form of one key's status.
 type statusJSON struct {
-	Key            string      `json:"key"`
-	RedisKey       string      `json:"redis_key"`
+	Key            string `json:"key"`
+	RedisKey       string `json:"redis_key,omitempty"` // Redis only
+	where          string
 	Found          bool        `json:"found"`
 	Quota          *quotaJSON  `json:"quota,omitempty"`
+	Quotas         []quotaJSON `json:"quotas,omitempty"`
 	BlockedSeconds float64     `json:"blocked_seconds"`
 	Limits         []limitJSON `json:"limits"`
 	Utilization    float64     `json:"utilization"`
 }
 
 type quotaJSON struct {
+	Unit         string  `json:"unit"`
 	Limit        int     `json:"limit"`
 	Remaining    int     `json:"remaining"`
 	ResetSeconds float64 `json:"reset_seconds"`
@@ -155,7 +123,7 @@ type statusCmd struct {
 
 func newStatus() *statusCmd {
 	o := newOpsFlags("status", "status [flags] KEY...",
-		"Prints the state every process sees for each key: the server quota, any block, each configured limit.\n"+keyForms)
+		"Prints the state every process sees for each key: the server quota in every unit it advertised (requests, tokens, ...), any block, each configured limit.\n"+keyForms)
 	return &statusCmd{
 		opsFlags: o,
 		asJSON:   o.fs.Bool("json", false, "print JSON"),
@@ -213,7 +181,7 @@ const interrupted = -1
 
 // printStatus prints the status of each KEY argument and returns the exit
 // code, or interrupted.
-func printStatus(ctx context.Context, sess *session, args []string, asJSON bool, stdout, stderr io.Writer) int {
+func printStatus(ctx context.Context, sess store, args []string, asJSON bool, stdout, stderr io.Writer) int {
 	fail := func(name string, err error) int {
 		if ctx.Err() != nil {
 			return interrupted
@@ -228,18 +196,23 @@ func printStatus(ctx context.Context, sess *session, args []string, asJSON bool,
 		if err != nil {
 			return fail(arg, err)
 		}
+		redisKey := ""
+		if _, ok := sess.(*redisStore); ok {
+			redisKey = shownKey(t.stored)
+		}
 		if !t.found {
-			fmt.Fprintf(stderr, "smartratelimit: no state for key %s (redis key %s): nothing was stored, it expired, or --prefix differs\n",
-				quotedKey(t.name), shownKey(t.stored))
+			fmt.Fprintf(stderr, "smartratelimit: %s\n", sess.missing(t))
 			code = 1
-			out = append(out, statusJSON{Key: shownKey(t.name), RedisKey: shownKey(t.stored), Limits: []limitJSON{}})
+			out = append(out, statusJSON{Key: shownKey(t.name), RedisKey: redisKey, Limits: []limitJSON{}})
 			continue
 		}
-		limits, _, err := limitsOf(ctx, sess.rdb, t.stored)
+		limits, err := sess.limits(ctx, t)
 		if err == nil {
 			var st srl.Status
-			st, err = sess.limiter.Status(ctx, t.key, limits...)
-			out = append(out, toJSON(shownKey(t.name), shownKey(t.stored), st))
+			st, err = sess.status(ctx, t.key, limits)
+			j := toJSON(shownKey(t.name), redisKey, st)
+			j.where = sess.where(t)
+			out = append(out, j)
 		}
 		if err != nil {
 			return fail(t.name, err)
@@ -257,10 +230,15 @@ func printStatus(ctx context.Context, sess *session, args []string, asJSON bool,
 			continue
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "%s\t(redis key %s)\n", s.Key, s.RedisKey)
-		if q := s.Quota; q != nil {
-			fmt.Fprintf(tw, "  server quota\t%d of %d left, resets in %v\n", q.Remaining, q.Limit, seconds(q.ResetSeconds))
-		} else {
+		fmt.Fprintf(tw, "%s\t(%s)\n", s.Key, s.where)
+		for _, q := range s.Quotas {
+			name := "server quota"
+			if q.Unit != srl.UnitRequests {
+				name += " (" + q.Unit + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%d of %d left, resets in %v\n", name, q.Remaining, q.Limit, seconds(q.ResetSeconds))
+		}
+		if len(s.Quotas) == 0 {
 			fmt.Fprintf(tw, "  server quota\tnot advertised yet\n")
 		}
 		if s.BlockedSeconds > 0 {
@@ -286,8 +264,19 @@ func seconds(s float64) time.Duration {
 func toJSON(key, redisKey string, st srl.Status) statusJSON {
 	s := statusJSON{Key: key, RedisKey: redisKey, Found: true, BlockedSeconds: st.BlockedFor.Seconds(),
 		Utilization: st.Utilization(), Limits: []limitJSON{}}
+	for _, q := range st.Quotas {
+		unit := q.Unit
+		if unit == "" {
+			unit = srl.UnitRequests
+		}
+		s.Quotas = append(s.Quotas, quotaJSON{Unit: unit, Limit: q.Limit, Remaining: q.Remaining, ResetSeconds: q.ResetAfter.Seconds()})
+	}
 	if st.Quota.Known {
-		s.Quota = &quotaJSON{Limit: st.Quota.Limit, Remaining: st.Quota.Remaining, ResetSeconds: st.Quota.ResetAfter.Seconds()}
+		unit := st.Quota.Unit
+		if unit == "" {
+			unit = srl.UnitRequests
+		}
+		s.Quota = &quotaJSON{Unit: unit, Limit: st.Quota.Limit, Remaining: st.Quota.Remaining, ResetSeconds: st.Quota.ResetAfter.Seconds()}
 	}
 	for _, ls := range st.Limits {
 		s.Limits = append(s.Limits, limitJSON{Limit: ls.Limit.String(), Remaining: ls.Remaining, ResetSeconds: ls.ResetAfter.Seconds()})
@@ -303,7 +292,7 @@ type keysCmd struct {
 
 func newKeys() *keysCmd {
 	o := newOpsFlags("keys", "keys [flags]",
-		"Lists the keys under the prefix (with SCAN, never KEYS), one a line, each in a form status and reset accept.")
+		"Lists the keys in the store (in Redis, those under the prefix, with SCAN, never KEYS), one a line, each in a form status and reset accept.")
 	return &keysCmd{opsFlags: o, asJSON: o.fs.Bool("json", false, "print JSON")}
 }
 
@@ -322,7 +311,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer sess.close()
-	found, err := scanKeys(ctx, sess.rdb, *o.prefix)
+	found, err := sess.keys(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, "smartratelimit: keys:", redact.Error(err))
 		return 1
@@ -342,7 +331,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, k := range shown {
 		fmt.Fprintln(stdout, k)
 	}
-	fmt.Fprintf(stderr, "%d keys under %q\n", len(found), *o.prefix)
+	fmt.Fprintf(stderr, "%d keys %s\n", len(found), sess.scope())
 	return 0
 }
 
@@ -421,18 +410,18 @@ func reset(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return 1
 	}
 	if !t.found {
-		fmt.Fprintf(stderr, "smartratelimit: no state for key %s (redis key %s): nothing to reset\n", quotedKey(t.name), shownKey(t.stored))
+		fmt.Fprintf(stderr, "smartratelimit: %s: nothing to reset\n", sess.missing(t))
 		return 1
 	}
 	if !*yes {
-		fmt.Fprintf(stdout, "Reset %s (%s)? Every process forgets its pacing, learned quota and block (within a second). [y/N] ", quotedKey(t.name), shownKey(t.stored))
+		fmt.Fprintf(stdout, "Reset %s (%s)? Every process forgets its pacing, learned quota and block (within a second). [y/N] ", quotedKey(t.name), sess.where(t))
 		answer, _ := bufio.NewReader(stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 			fmt.Fprintln(stderr, "smartratelimit: reset aborted")
 			return 1
 		}
 	}
-	if err := sess.limiter.Reset(ctx, t.key); err != nil {
+	if err := sess.reset(ctx, t.key); err != nil {
 		fmt.Fprintln(stderr, "smartratelimit: reset:", redact.Error(err))
 		return 1
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -112,4 +112,11 @@ func splitArgs(fs *flag.FlagSet, args []string) (flags, positional []string, err
 func isBool(f *flag.Flag) bool {
 	b, ok := f.Value.(interface{ IsBoolFlag() bool })
 	return ok && b.IsBoolFlag()
+}
+
+// set reports whether the flag name was given on the command line.
+func (c *command) set(name string) bool {
+	given := false
+	c.fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }

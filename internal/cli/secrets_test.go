@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -148,12 +148,12 @@ func TestFlagDefaultsHoldNoSecret(t *testing.T) {
 func TestBadURLShowsTheForms(t *testing.T) {
 	for _, u := range []string{"redis://admin:" + secret + "@[::1", "ftp://host", "redis+sentinel://127.0.0.1:1/"} {
 		code, _, errOut := runCmd(t, "status", "--redis", u, "k")
-		if code != 2 || !strings.Contains(errOut, redisURLHelp) || strings.Count(errOut, "bad Redis URL") != 1 {
+		if code != 2 || !strings.Contains(errOut, urlHelp) || strings.Count(errOut, "bad store URL") != 1 {
 			t.Errorf("--redis %s: exit %d\n%s\nwant exit 2, one error, then the forms as written", u, code, errOut)
 		}
 	}
 	t.Setenv("REDIS_URL", "")
-	if code, _, errOut := runCmd(t, "keys"); code != 2 || !strings.Contains(errOut, "pass --redis or set REDIS_URL\n"+redisURLHelp) {
+	if code, _, errOut := runCmd(t, "keys"); code != 2 || !strings.Contains(errOut, "pass --redis (or --store) or set REDIS_URL\n"+urlHelp) {
 		t.Errorf("no URL: exit %d\n%s", code, errOut)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -44,6 +44,35 @@ func TestDemoWithTheLimiter(t *testing.T) {
 	if !strings.Contains(out, "embedded Redis") {
 		t.Fatalf("the demo did not say where the budget lives:\n%s", out)
 	}
+}
+
+// The LLM scenario: tokens bind, and the fleet, pricing each chat
+// completion before sending it, is never refused and spends most of them.
+func TestDemoLLM(t *testing.T) {
+	code, out, errOut := runCmd(t, "demo", "--llm", "--duration", "4s", "--window", "1s", "--tokens", "8000", "--quiet", "--clients", "4", "--goroutines", "4")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := row(t, out, "429"); n != 0 {
+		t.Fatalf("%d 429s with the limiter on:\n%s", n, out)
+	}
+	m := regexp.MustCompile(`budget used +(\d+) of (\d+) tokens`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no token budget in:\n%s", out)
+	}
+	used, budget := atoi(t, m[1]), atoi(t, m[2])
+	if used*100 < 60*budget {
+		t.Fatalf("%d of %d tokens used (< 60%%; the first and last windows are partial):\n%s", used, budget, out)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func TestDemoWithoutTheLimiter(t *testing.T) {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -18,6 +19,7 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/httpclient"
 	"github.com/smartratelimit/smartratelimit/internal/fakeapi"
+	"github.com/smartratelimit/smartratelimit/internal/fakellm"
 	"github.com/smartratelimit/smartratelimit/internal/redact"
 	"github.com/smartratelimit/smartratelimit/redislimit"
 )
@@ -56,13 +58,14 @@ type demoCmd struct {
 	redisURL            *string
 	noLimit, quiet      *bool
 	clients, goroutines *int
-	limit               *int
+	limit, tokens       *int
+	llm                 *bool
 	duration, window    *time.Duration
 }
 
 func newDemo() *demoCmd {
 	c := newCommand("demo", "demo [flags]",
-		"Runs a fleet of clients against a local API that allows --limit requests per --window and says so in its headers, and counts the 429s.")
+		"Runs a fleet of clients against a local API that allows --limit requests per --window and says so in its headers, and counts the 429s. With --llm the API is an LLM API that meters --tokens per model per window, OpenAI-style, and the fleet sends chat completions that the client prices in tokens.")
 	return &demoCmd{
 		command:    c,
 		redisURL:   c.fs.String("redis", "", "Redis `URL` (redis://host:port/db); default: an embedded in-process Redis"),
@@ -70,7 +73,9 @@ func newDemo() *demoCmd {
 		clients:    c.fs.Int("clients", 8, "clients in the fleet, each with its own Redis connection"),
 		goroutines: c.fs.Int("goroutines", 8, "concurrent callers per client"),
 		duration:   c.fs.Duration("duration", 10*time.Second, "how long the fleet runs"),
-		limit:      c.fs.Int("limit", 50, "requests the API allows per window"),
+		limit:      c.fs.Int("limit", 50, "requests the API allows per window (with --llm: per model, default 1000)"),
+		tokens:     c.fs.Int("tokens", 20000, "with --llm: tokens the API allows per model per window"),
+		llm:        c.fs.Bool("llm", false, "run against a local LLM API that meters requests and tokens per model"),
 		window:     c.fs.Duration("window", 2*time.Second, "the API's fixed window"),
 		quiet:      c.fs.Bool("quiet", false, "no live progress"),
 	}
@@ -87,9 +92,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	redisURL, noLimit, clients, goroutines, duration, limit, window, quiet :=
 		d.redisURL, d.noLimit, d.clients, d.goroutines, d.duration, d.limit, d.window, d.quiet
-	if *clients < 1 || *goroutines < 1 || *duration <= 0 || *limit < 1 || *window <= 0 {
-		fmt.Fprintln(stderr, "demo: --clients, --goroutines, --duration, --limit and --window must be positive")
+	tokens, llm := d.tokens, d.llm
+	if *clients < 1 || *goroutines < 1 || *duration <= 0 || *limit < 1 || *window <= 0 || *tokens < 1 {
+		fmt.Fprintln(stderr, "demo: --clients, --goroutines, --duration, --limit, --tokens and --window must be positive")
 		return 2
+	}
+	if *llm && !d.set("limit") {
+		*limit = 1000
 	}
 
 	var opts *redis.Options
@@ -123,23 +132,23 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	api := &fakeapi.Server{Limit: *limit, Window: *window}
+	sc := newScenario(*llm, *limit, *tokens, *window)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(stderr, "demo: listening:", err)
 		return 1
 	}
-	server := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
+	server := &http.Server{Handler: sc.handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = server.Serve(ln) }()
 	defer server.Close()
-	url := "http://" + ln.Addr().String() + "/v1/items"
+	url := "http://" + ln.Addr().String() + sc.path
 
 	mode := "on, budget shared through " + where
 	if *noLimit {
 		mode = "OFF (--no-limit)"
 	}
-	fmt.Fprintf(stdout, "smartratelimit demo\n  API:     %s allows %d requests per %v (fixed window), advertised in headers\n  fleet:   %d clients × %d goroutines for %v\n  limiter: %s\n\n",
-		url, *limit, *window, *clients, *goroutines, *duration, mode)
+	fmt.Fprintf(stdout, "smartratelimit demo\n  API:     %s allows %s per %v (fixed window), advertised in headers\n  fleet:   %d clients × %d goroutines for %v\n  limiter: %s\n\n",
+		url, sc.allows, *window, *clients, *goroutines, *duration, mode)
 
 	stats := &demoStats{}
 	prefix := fmt.Sprintf("demo:%d:", time.Now().UnixNano())
@@ -163,8 +172,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	// get sends one request; false means the caller should stop: the run
 	// is over, or the budget cannot come back before it ends.
-	get := func(ctx context.Context, c *http.Client) bool {
-		req, _ := http.NewRequestWithContext(context.WithValue(ctx, startKey{}, time.Now()), http.MethodGet, url, nil)
+	get := func(ctx context.Context, c *http.Client, caller int) bool {
+		req := sc.request(context.WithValue(ctx, startKey{}, time.Now()), url, caller)
 		resp, err := c.Do(req)
 		if err != nil {
 			var le *srl.LimitError
@@ -190,7 +199,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	// The first response, seen by one pod: the fleet learns from it.
-	get(ctx, fleet[0])
+	get(ctx, fleet[0], 0)
 	firstLimited := stats.limited.Load()
 
 	runCtx, cancel := context.WithTimeout(ctx, *duration)
@@ -202,7 +211,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for runCtx.Err() == nil && get(runCtx, c) {
+				for runCtx.Err() == nil && get(runCtx, c, g) {
 				}
 			}()
 		}
@@ -227,8 +236,6 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	elapsed := time.Since(start)
-	windows := api.Windows()
-	budget := *limit * len(windows)
 	ok := stats.ok.Load()
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -243,11 +250,74 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		mean = time.Duration(stats.waitNanos.Load() / n)
 	}
 	fmt.Fprintf(tw, "requests that waited\t%d (mean wait %v)\n", stats.waited.Load(), mean.Round(time.Millisecond))
-	fmt.Fprintf(tw, "budget used\t%d of %d in %d windows (%.0f%%)\n", ok, budget, len(windows), 100*float64(ok)/float64(max(budget, 1)))
+	used, budget, windows := sc.used()
+	fmt.Fprintf(tw, "budget used\t%d of %d %s in %d windows (%.0f%%)\n", used, budget, sc.unit, windows, 100*float64(used)/float64(max(budget, 1)))
 	fmt.Fprintf(tw, "elapsed\t%v\n", elapsed.Round(time.Millisecond))
 	_ = tw.Flush()
 	if stats.failed.Load() > 0 {
 		return 1
 	}
 	return 0
+}
+
+// scenario is the API a demo runs against: a plain one that counts
+// requests, or an LLM API that meters tokens per model.
+type scenario struct {
+	handler http.Handler
+	path    string
+	allows  string // "50 requests", for the banner
+	unit    string // what the budget is counted in
+	request func(ctx context.Context, url string, caller int) *http.Request
+	used    func() (used, budget, windows int)
+}
+
+// demoModels are the LLM demo's models, each with its own budget.
+var demoModels = [...]string{"gpt-4.1", "gpt-4.1-mini"}
+
+func newScenario(llm bool, limit, tokens int, window time.Duration) scenario {
+	if !llm {
+		api := &fakeapi.Server{Limit: limit, Window: window}
+		return scenario{
+			handler: api, path: "/v1/items", allows: fmt.Sprintf("%d requests", limit), unit: "requests",
+			request: func(ctx context.Context, url string, _ int) *http.Request {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				return req
+			},
+			used: func() (int, int, int) {
+				windows := api.Windows()
+				n := 0
+				for _, w := range windows {
+					n += w
+				}
+				return n, limit * len(windows), len(windows)
+			},
+		}
+	}
+	api := &fakellm.Server{Style: fakellm.OpenAI, Window: window, Requests: limit, Tokens: tokens, Latency: 20 * time.Millisecond}
+	var seq atomic.Int64
+	return scenario{
+		handler: api, path: "/v1/chat/completions",
+		allows: fmt.Sprintf("%d requests and %d tokens per model (%s)", limit, tokens, strings.Join(demoModels[:], ", ")),
+		unit:   "tokens",
+		request: func(ctx context.Context, url string, caller int) *http.Request {
+			// Prompts of varied length; OpenAI charges max(max_tokens, the
+			// prompt's estimate) at arrival.
+			words := 10 + int(seq.Add(1)*7919%150)
+			body := fmt.Sprintf(`{"model":%q,"max_tokens":300,"messages":[{"role":"user","content":%q}]}`,
+				demoModels[caller%len(demoModels)], strings.Repeat("word ", words))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			return req
+		},
+		used: func() (int, int, int) {
+			n, windows := 0, 0
+			for _, m := range demoModels {
+				for _, w := range api.Counts(m).Windows {
+					n += w.Tokens
+					windows++
+				}
+			}
+			return n, tokens * windows, windows
+		},
+	}
 }
