@@ -136,7 +136,7 @@ local function merge(unit, limit, remaining, reset, window, slack, mark, charged
       q.o = remaining
     end
     if assumed or remaining < q.lo then q.lo = remaining end
-    reanchor((raise or assumed) and settling)
+    reanchor((newer or assumed) and settling)
     if reported > q.r then q.r, q.sl = reported, slack end
     learn_window(false)
   elseif reported > q.r and not older then

@@ -291,7 +291,13 @@ func (s *State) mergeQuota(now int64, oq QuotaObs, date, tolerance int64, settli
 		if first || oq.Remaining < q.Low {
 			q.Low = oq.Remaining
 		}
-		q.reanchor(now, fresh, (raise || first) && settling)
+		// The ramp models what the window frees from now on; a count that
+		// knows what was settled may raise what is left (Seen), but only a
+		// later second's may move the ramp up: raised on every response of
+		// a second, a sliding window's freeing is counted twice, once in
+		// the raised count and again as the ramp climbs (a real sliding
+		// window then refused at its boundary and cost a whole window).
+		q.reanchor(now, fresh, (newer || first) && settling)
 		if reported > q.ResetAt {
 			q.ResetAt, q.Slack = reported, oq.Slack
 		}

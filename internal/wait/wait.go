@@ -28,6 +28,12 @@ const MaxJitter = time.Second
 // refusal cache, without a round trip.)
 const QuotaPoll = 250 * time.Millisecond
 
+// SendMargin is kept free before a context's deadline: a wait that would
+// end closer to it than this fails fast, because what it admitted could no
+// longer be sent in time (the sleep's timer and the deadline's fire
+// together, and either may win).
+const SendMargin = 5 * time.Millisecond
+
 // Acquirer decides admission; every Backend is one.
 type Acquirer interface {
 	Acquire(ctx context.Context, r srl.Request) (srl.Decision, error)
@@ -143,7 +149,7 @@ func remaining(ctx context.Context, maxWait time.Duration, start time.Time, now 
 		bound, bounded = max(maxWait-now().Sub(start), 0), true
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		left := max(dl.Sub(now()), 0)
+		left := max(dl.Sub(now())-SendMargin, 0)
 		if !bounded || left < bound {
 			bound, bounded = left, true
 		}
