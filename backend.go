@@ -14,7 +14,7 @@ type Request struct {
 	// Key names the shared budget, e.g. "api.github.com".
 	Key string
 	// N is the cost in units; at least 1 and at most the Burst of every
-	// limit given.
+	// pacing limit given and the Rate of every window limit.
 	N int
 	// Limits are always enforced (a cap you impose on yourself). At most
 	// MaxLimits limits, fixed and default together.
@@ -23,11 +23,12 @@ type Request struct {
 	// its quota for the key (the source documents' default_limits).
 	DefaultLimits []Limit
 	// MaxWait is the longest reservation the caller accepts: when only the
-	// configured limits stand in the way and their wait is at most MaxWait,
-	// the request is admitted with Decision.Delay set. 0 means admit only at
-	// once. A quota or a Retry-After block is never reserved, and no
-	// reservation reaches further than MaxReservation. Wait functions read it
-	// as the longest total wait instead (0: until the context ends).
+	// configured pacing limits stand in the way and their wait is at most
+	// MaxWait, the request is admitted with Decision.Delay set. 0 means
+	// admit only at once. A window limit, a quota or a Retry-After block is
+	// never reserved, and no reservation reaches further than
+	// MaxReservation. Wait functions read it as the longest total wait
+	// instead (0: until the context ends).
 	MaxWait time.Duration
 	// Costs are the request's costs in units other than requests (tokens,
 	// for an LLM API), spent from the server's quota of that unit when the
@@ -117,6 +118,10 @@ func (r Request) Validate() error {
 		for _, l := range set {
 			if err := l.Validate(); err != nil {
 				return err
+			}
+			if r.N > l.EffectiveBurst() && l.Kind == Windowed {
+				return fmt.Errorf("%w: cost n=%d exceeds the rate %d of limit %v, so it could never be admitted",
+					ErrInvalidRequest, r.N, l.Rate, l)
 			}
 			if r.N > l.EffectiveBurst() {
 				return fmt.Errorf("%w: cost n=%d exceeds the burst %d of limit %v, so it could never be admitted; raise the limit's Burst",

@@ -16,10 +16,12 @@ var ErrRateLimited = errors.New("smartratelimit: rate limited")
 // for them with errors.Is.
 var (
 	// ErrInvalidLimit reports a Limit with a non-positive Rate or Period, a
-	// negative Burst, or a span the limiter cannot represent.
+	// negative Burst (or, for a window limit, one above 1), an unknown
+	// Kind, or a span the limiter cannot represent.
 	ErrInvalidLimit = errors.New("smartratelimit: invalid limit")
 	// ErrInvalidRequest reports an empty key, a cost below 1 or above a
-	// limit's burst, or a negative maximum wait.
+	// pacing limit's burst or a window limit's rate, or a negative maximum
+	// wait.
 	ErrInvalidRequest = errors.New("smartratelimit: invalid request")
 	// ErrInvalidObservation reports an Observation that was rejected: a
 	// negative value, a count above MaxCount, or a time beyond MaxHorizon.

@@ -1,6 +1,7 @@
 package smartratelimit_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/fallback"
 )
 
 // Limits are plain values: build them with PerSecond, PerMinute, PerHour
@@ -32,6 +34,50 @@ func ExampleLimit() {
 	// 60/1m0s | 60/1m0s burst 10
 	// emission interval: 1s
 	// true smartratelimit: invalid limit: rate 0 must be positive
+}
+
+// Window limits say "at most n in any window" and let bursts through;
+// pacing limits space every request by the slowest of them. Here a batch of
+// 50 requests meets "10 a second, 60 a minute, 1000 an hour" both ways, in
+// the in-memory store on a simulated clock, each refused request retried
+// exactly when its refusal says.
+func ExampleWindow() {
+	batch := func(limits ...srl.Limit) string {
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		start := now
+		store := fallback.New(fallback.WithClock(func() time.Time { return now }))
+		var admitted []time.Duration
+		for len(admitted) < 50 {
+			d, err := store.Acquire(context.Background(), srl.Request{Key: "api.example.com", N: 1, DefaultLimits: limits})
+			if err != nil {
+				return err.Error()
+			}
+			if !d.Allowed {
+				now = now.Add(d.RetryAfter)
+				continue
+			}
+			admitted = append(admitted, now.Sub(start))
+		}
+		// "10 at 1.1s": how many were admitted at each instant.
+		var groups []string
+		for i := 0; i < len(admitted); {
+			j := i
+			for j < len(admitted) && admitted[j] == admitted[i] {
+				j++
+			}
+			groups = append(groups, fmt.Sprintf("%d at %v", j-i, admitted[i]))
+			i = j
+		}
+		if len(groups) > 4 {
+			groups = append(groups[:3], "…", groups[len(groups)-1])
+		}
+		return strings.Join(groups, ", ")
+	}
+	fmt.Println("window:", batch(srl.Window(10, time.Second), srl.Window(60, time.Minute), srl.Window(1000, time.Hour)))
+	fmt.Println("pacing:", batch(srl.PerSecond(10), srl.PerMinute(60), srl.PerHour(1000)))
+	// Output:
+	// window: 10 at 0s, 10 at 1.1s, 10 at 2.2s, …, 10 at 4.4s
+	// pacing: 1 at 0s, 1 at 3.6s, 1 at 7.2s, …, 1 at 2m56.4s
 }
 
 // Normalize is what every backend applies to an observation before it

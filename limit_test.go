@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,6 +27,19 @@ func TestLimitValidate(t *testing.T) {
 		{PerSecond(1_000_001), ErrInvalidLimit},
 		{PerSecond(1_000_000), nil},
 		{PerHour(1).WithBurst(1 << 40), ErrInvalidLimit},
+		{Window(10, time.Second), nil},
+		{Window(10, time.Second).WithBurst(1), nil},
+		{Window(10, time.Second).WithBurst(2), ErrInvalidLimit},
+		{Window(0, time.Second), ErrInvalidLimit},
+		{Window(1, 0), ErrInvalidLimit},
+		{Window(1, MaxSpan), nil},
+		{Window(1, MaxSpan+1), ErrInvalidLimit},
+		{Window(1_000_001, time.Second), ErrInvalidLimit},
+		// A window has no interval, so no burst span: a whole period's
+		// worth of events is fine.
+		{Window(int(MaxSpan/time.Microsecond), MaxSpan), nil},
+		{Limit{Rate: 1, Period: time.Second, Kind: 2}, ErrInvalidLimit},
+		{Limit{Rate: 1, Period: time.Second, Kind: -1}, ErrInvalidLimit},
 	}
 	for _, tc := range tests {
 		if err := tc.l.Validate(); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
@@ -58,9 +72,12 @@ func TestIntervalRoundsUp(t *testing.T) {
 
 func TestLimitString(t *testing.T) {
 	for l, want := range map[Limit]string{
-		PerMinute(60):                "60/1m0s",
-		PerSecond(5).WithBurst(10):   "5/1s burst 10",
-		{Rate: 3, Period: time.Hour}: "3/1h0m0s",
+		PerMinute(60):                           "60/1m0s",
+		PerSecond(5).WithBurst(10):              "5/1s burst 10",
+		{Rate: 3, Period: time.Hour}:            "3/1h0m0s",
+		Window(10, time.Second):                 "10 per 1s window",
+		Window(60, time.Minute):                 "60 per 1m0s window",
+		{Rate: 2, Period: time.Second, Kind: 5}: "2/1s LimitKind(5)",
 	} {
 		if got := l.String(); got != want {
 			t.Errorf("String() = %q, want %q", got, want)
@@ -161,5 +178,39 @@ func TestRequestValidate(t *testing.T) {
 	r.N = 1
 	if err := r.Validate(); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("max wait past the span: %v", err)
+	}
+	// A window limit takes a cost up to its rate, whatever its Burst.
+	w := Request{Key: "k", N: 10, DefaultLimits: []Limit{Window(10, time.Second)}}
+	if err := w.Validate(); err != nil {
+		t.Fatalf("a whole window at once: %v", err)
+	}
+	w.N = 11
+	if err := w.Validate(); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), "rate 10") {
+		t.Fatalf("cost above a window's rate: %v", err)
+	}
+}
+
+func TestLimitKind(t *testing.T) {
+	tests := []struct {
+		l     Limit
+		kind  string
+		burst int
+	}{
+		{PerSecond(10), "pacing", 1},
+		{Limit{Rate: 10, Period: time.Second}, "pacing", 1},
+		{PerSecond(10).WithBurst(4), "pacing", 4},
+		{Window(10, time.Second), "window", 10},
+		{Window(10, time.Second).WithBurst(1), "window", 10},
+	}
+	for _, tc := range tests {
+		if got := tc.l.Kind.String(); got != tc.kind {
+			t.Errorf("%v: kind %q, want %q", tc.l, got, tc.kind)
+		}
+		if got := tc.l.EffectiveBurst(); got != tc.burst {
+			t.Errorf("%v: EffectiveBurst %d, want %d", tc.l, got, tc.burst)
+		}
+	}
+	if Window(10, time.Second) == PerSecond(10) || Window(10, time.Second) != (Limit{Rate: 10, Period: time.Second, Kind: Windowed}) {
+		t.Error("a window limit compares by its kind too")
 	}
 }

@@ -34,6 +34,10 @@ type Harness struct {
 	// TTL reports how long the stored state of key will live, and whether
 	// it exists. Nil skips the expiry checks.
 	TTL func(key string) (time.Duration, bool)
+	// LimitFields reports how many limit fields (pacing TATs and window
+	// counts) the stored state of key holds; see LimitFieldsOf for a Redis
+	// hash. Nil skips the check of their bound.
+	LimitFields func(key string) int
 }
 
 // Factory builds a fresh, empty backend whose time is clock. It is called
@@ -79,6 +83,14 @@ func Run(t *testing.T, newHarness Factory) {
 		{"Reset", testReset},
 		{"KeysAreIndependent", testKeysIndependent},
 		{"ConcurrentExactBudget", testConcurrentExactBudget},
+		{"WindowBound", testWindowBound},
+		{"WindowBurst", testWindowBurst},
+		{"WindowRetryAfterIsExact", testWindowRetryAfterExact},
+		{"WindowAllOrNothing", testWindowAllOrNothing},
+		{"WindowStatus", testWindowStatus},
+		{"WindowTTL", testWindowTTL},
+		{"WindowDefaults", testWindowDefaults},
+		{"LimitFieldsBounded", testLimitFieldsBounded},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newHarness) })

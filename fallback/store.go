@@ -74,7 +74,7 @@ func (s *Store) maxPerShard() int {
 func (sh *shard) live(key string, now int64) *entry {
 	e := sh.entries[key]
 	if e != nil && e.expireAt <= now {
-		e.st = keystate.State{TATs: e.st.TATs[:0]}
+		e.st = keystate.State{TATs: e.st.TATs[:0], Windows: e.st.Windows[:0]}
 		e.expireAt = 0
 	}
 	return e
@@ -315,6 +315,19 @@ func (s *Store) Evictions() uint64 {
 		sh.mu.Unlock()
 	}
 	return n
+}
+
+// limitFields reports how many limit fields (TATs and windows) key holds,
+// for the conformance suite.
+func (s *Store) limitFields(key string) int {
+	now := s.nowMicros()
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.live(key, now); e != nil {
+		return len(e.st.TATs) + len(e.st.Windows)
+	}
+	return 0
 }
 
 // ttl reports how long key's state will live, for the conformance suite.

@@ -14,7 +14,7 @@ import (
 func TestConformance(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T, clock *backendtest.Clock) backendtest.Harness {
 		s := New(WithClock(clock.Now))
-		return backendtest.Harness{Backend: s, TTL: s.ttl}
+		return backendtest.Harness{Backend: s, TTL: s.ttl, LimitFields: s.limitFields}
 	})
 }
 

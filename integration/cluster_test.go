@@ -53,6 +53,13 @@ func TestConformanceOnCluster(t *testing.T) {
 				}
 				return ttl, ttl > 0
 			},
+			LimitFields: func(key string) int {
+				fields, err := cc.HKeys(context.Background(), redislimit.RedisKey(prefix, key)).Result()
+				if err != nil {
+					t.Fatalf("HKEYS: %v", err)
+				}
+				return backendtest.LimitFieldsOf(fields)
+			},
 		}
 	})
 }

@@ -31,6 +31,13 @@ func TestConformanceRealRedis(t *testing.T) {
 				}
 				return ttl, ttl > 0
 			},
+			LimitFields: func(key string) int {
+				fields, err := rdb.HKeys(context.Background(), redislimit.RedisKey(prefix, key)).Result()
+				if err != nil {
+					t.Fatalf("HKEYS: %v", err)
+				}
+				return backendtest.LimitFieldsOf(fields)
+			},
 		}
 	})
 }

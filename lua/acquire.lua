@@ -14,7 +14,11 @@
 --           longest reservation accepted), probe lease µs (0: no probing),
 --           C costs in other units, F fixed limits, D default limits (used
 --           while no quota is known), then C pairs: unit, cost; then F+D
---           quadruples: TAT field, emission interval µs, burst, period µs
+--           quintuples: field, kind, interval µs, burst, period µs. For a
+--           pacing limit (kind 0) the field holds its TAT and the interval
+--           is its emission interval; for a window limit (kind 1) the field
+--           holds its sub-window counts, the interval is the sub-window's
+--           length and the burst its rate (keystate.Limit.Args).
 --
 -- Reply (integers only), 11 + C per request: allowed 0|1, wait µs (delay
 -- when allowed, retry-after when not), remaining (-1: nothing limits the
@@ -36,10 +40,118 @@ local function min_remaining(acc, x)
   return acc
 end
 
--- Gather the TAT fields the requests name. The requests are read straight
--- from ARGV, here and again below, so a call builds no table per request.
+-- Window limits (internal/keystate/window.go): at most rate events in any
+-- window of one period, counted in sub-windows of w µs aligned on the
+-- epoch; a decision counts now's sub-window and the k - 1 before it. A
+-- window's geometry g is {r = rate, w = sub-window µs, k = slots}.
+local SUB_WINDOWS = 10 -- keystate.SubWindows
+
+-- compileWindow: the geometry of rate events per period µs
+local function window_geometry(rate, period)
+  local w = idiv(period + SUB_WINDOWS - 1, SUB_WINDOWS)
+  return {r = rate, w = w, k = idiv(period + w - 1, w) + 1}
+end
+
+
+-- DecodeWindow and clampRanges: "<newest> <count> <count> ...", words
+-- separated by spaces, the first k + 1 of them of at most 16 decimal
+-- digits each (the rest ignored); nil when it does not parse. st.c[j] is
+-- what sub-window st.n - j + 1 holds. Read byte by byte: patterns cost
+-- far more, and a full key reads every window it holds.
+local function decode_window(s, g)
+  if type(s) ~= 'string' then return nil end
+  local st, words, pos = {n = 0, c = {}}, 0, 1
+  local b = string.byte(s, pos)
+  while b and words <= g.k do
+    if b == 32 then
+      pos = pos + 1
+      b = string.byte(s, pos)
+    else
+      local x, digits = 0, 0
+      while b and b ~= 32 do
+        if b < 48 or b > 57 or digits == 16 then return nil end
+        x, digits = x * 10 + b - 48, digits + 1
+        pos = pos + 1
+        b = string.byte(s, pos)
+      end
+      if words == 0 then
+        st.n = x
+      else
+        st.c[words] = clamp(x, 0, g.r)
+      end
+      words = words + 1
+    end
+  end
+  if words == 0 then return nil end
+  for j = 1, g.k do
+    if not st.c[j] then st.c[j] = 0 end
+  end
+  return st
+end
+
+-- EncodeWindow: up to the last count that is not 0, at least one
+local function encode_window(st, g)
+  local last = 1
+  for j = 2, g.k do
+    if st.c[j] ~= 0 then last = j end
+  end
+  local parts = {string.format('%d', st.n)}
+  for j = 1, last do parts[j + 1] = string.format('%d', st.c[j]) end
+  return table.concat(parts, ' ')
+end
+
+-- Window.view: the counts aligned on now's sub-window b (c[j] is what
+-- sub-window b - j + 1 holds) and their sum. Counts stored ahead of now
+-- count as now's.
+local function window_view(st, g)
+  local b = idiv(now, g.w)
+  local c, count = {}, 0
+  for j = 1, g.k do c[j] = 0 end
+  if st then
+    local d = b - math.min(st.n, b)
+    for j = 1, g.k - d do
+      c[j + d] = st.c[j]
+      count = count + st.c[j]
+    end
+  end
+  return b, c, count
+end
+
+-- windowView.wait: until enough of the oldest sub-windows left the span
+local function window_wait(g, b, c, count, n)
+  local need = count + n - g.r
+  if need <= 0 then return 0 end
+  for j = g.k, 1, -1 do
+    need = need - c[j]
+    if need <= 0 then return (b - j + 1 + g.k) * g.w - now end
+  end
+  return (b + g.k) * g.w - now
+end
+
+-- windowView.until: when the last count leaves the span; 0 when none
+local function window_until(g, b, c)
+  for j = 1, g.k do
+    if c[j] > 0 then return (b - j + 1 + g.k) * g.w end
+  end
+  return 0
+end
+
+-- Window.until: window_until of the view of st, without building it
+local function stored_until(st, g)
+  if not st then return 0 end
+  local b = idiv(now, g.w)
+  local newest = math.min(st.n, b)
+  for j = 1, g.k - (b - newest) do
+    if st.c[j] > 0 then return (newest - j + 1 + g.k) * g.w end
+  end
+  return 0
+end
+
+-- Gather the limit fields the requests name, and the geometry of each
+-- window among them. The requests are read straight from ARGV, here and
+-- again below, so a call builds no table per request.
 local nreq = tonumber(ARGV[2])
-local fields, slot = {'bu', 'th', 'pl', 'nh', 'ex', 'q', 'ac', 'as', 'rc'}, {}
+local fields, slot, geo = {'bu', 'th', 'pl', 'nh', 'ex', 'q', 'ac', 'as', 'rc'}, {}, {}
 local SCALARS = 9
 local i = 3
 for _ = 1, nreq do
@@ -51,8 +163,11 @@ for _ = 1, nreq do
     if not slot[f] then
       fields[#fields + 1] = f
       slot[f] = #fields
+      -- (the interval passed, ARGV[i + 2], is the sub-window computed the
+      -- same way, in Go)
+      if ARGV[i + 1] == '1' then geo[f] = window_geometry(tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])) end
     end
-    i = i + 4
+    i = i + 5
   end
 end
 
@@ -67,9 +182,15 @@ local q_stored, pl_stored = v[6], pl
 local ac, as_, rc = clamp(stored(v[7]), 0, MAX_COUNT), stored(v[8]), clamp(stored(v[9]), 0, MAX_COUNT)
 local counts_stored = {ac, as_, rc}
 local quotas = decode_quotas(q_stored)
-local tat, dirty, present = {}, {}, {}
+-- tat[f] is a pacing field's TAT, win[f] a window field's counts (nil
+-- when absent or garbage); present[f] says the field exists.
+local tat, win, dirty, present = {}, {}, {}, {}
 for f, s in pairs(slot) do
-  tat[f] = tonumber(v[s]) or 0
+  if geo[f] then
+    win[f] = decode_window(v[s], geo[f])
+  else
+    tat[f] = tonumber(v[s]) or 0
+  end
   present[f] = v[s] ~= false
 end
 local horizon = 0
@@ -84,11 +205,41 @@ local function bytes_less(a, b)
   return #a < #b
 end
 
--- State.addTAT's bound: a key holds at most MAX_LIMIT_FIELDS TATs. Past it
--- the stale ones go, then the one that goes stale first.
+-- State.makeRoom: a key holds at most MAX_LIMIT_FIELDS limit fields, TATs
+-- and windows together. Past it the stale ones go (a TAT at or before now,
+-- a window whose counts all left its span), then the one that goes stale
+-- first, never one the request uses (own: its fields, a set).
 local MAX_LIMIT_FIELDS = 64
-local tat_count, all_loaded, deleted = nil, false, {}
-local function add_tat()
+local tat_count, all_loaded, deleted, ends = nil, false, {}, {}
+
+-- when field g goes stale: its TAT, or when its window empties (0: it is
+-- empty, or garbage); ends holds it for the fields no request names, which
+-- this call never changes.
+local function stale_at(g)
+  if ends[g] then return ends[g] end
+  if geo[g] == nil then return tat[g] end
+  return stored_until(win[g], geo[g])
+end
+
+-- When a window field no request names goes stale, read cheaply (a full
+-- key reads every one it holds at every new limit): from its name's period
+-- and its newest sub-window, whose count the rules never leave at 0, as
+-- stored_until reads what they write. Garbage reads as stale (0), so it
+-- goes first.
+local function loaded_end(g, value)
+  local colon = string.find(g, ':', 3, true)
+  local space = string.find(value, ' ', 1, true)
+  if not colon or not space then return 0 end
+  local period, newest = tonumber(string.sub(g, colon + 1)), tonumber(string.sub(value, 1, space - 1))
+  if not period or not newest or period < 1 or period > 1e15 or newest ~= newest then return 0 end
+  local w = idiv(period + SUB_WINDOWS - 1, SUB_WINDOWS)
+  local b = idiv(now, w)
+  if newest > b then newest = b end
+  return (newest + idiv(period + w - 1, w) + 1) * w
+end
+
+local swept = false
+local function make_room(own)
   if tat_count == nil then
     local scalars = 0
     for s = 1, SCALARS do
@@ -96,36 +247,46 @@ local function add_tat()
     end
     tat_count = redis.call('HLEN', key) - scalars
   end
-  if tat_count >= MAX_LIMIT_FIELDS then
+  if tat_count >= MAX_LIMIT_FIELDS and not swept then
     if not all_loaded then
       local h = redis.call('HGETALL', key)
       for j = 1, #h, 2 do
         local g = h[j]
-        if string.sub(g, 1, 2) == 'g:' and present[g] == nil then
+        local prefix = string.sub(g, 1, 2)
+        if present[g] == nil and prefix == 'g:' then
           tat[g], present[g] = tonumber(h[j + 1]) or 0, true
+        elseif present[g] == nil and prefix == 'w:' then
+          ends[g], present[g] = loaded_end(g, h[j + 1]), true
         end
       end
       all_loaded = true
     end
+    -- Once swept, nothing goes stale for the rest of the call: now stands
+    -- still and every field the call writes lies ahead of it.
     local count = 0
     for g, is in pairs(present) do
       if is then
-        if tat[g] <= now then
+        if stale_at(g) <= now then
           present[g], dirty[g], deleted[g] = false, nil, true
         else
           count = count + 1
         end
       end
     end
-    if count >= MAX_LIMIT_FIELDS then
-      local low
-      for g, is in pairs(present) do
-        if is and (low == nil or tat[g] < tat[low] or tat[g] == tat[low] and bytes_less(g, low)) then low = g end
+    tat_count, swept = count, true
+  end
+  if tat_count >= MAX_LIMIT_FIELDS then
+    local low, low_at
+    for g, is in pairs(present) do
+      if is and not own[g] then
+        local at_g = stale_at(g)
+        if low == nil or at_g < low_at or at_g == low_at and bytes_less(g, low) then low, low_at = g, at_g end
       end
-      present[low], dirty[low], deleted[low] = false, nil, true
-      count = count - 1
     end
-    tat_count = count
+    if low then
+      present[low], dirty[low], deleted[low] = false, nil, true
+      tat_count = tat_count - 1
+    end
   end
   tat_count = tat_count + 1
 end
@@ -136,9 +297,9 @@ for _ = 1, nreq do
   local n, max_wait, probe = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   local ncost, nfixed, ndefault = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
   local costs = i + 6 -- cost c: unit ARGV[costs + 2c - 2], n after it
-  -- limit l of this request: field ARGV[lim + 4l], T, B and P after it
-  local lim = costs + 2 * ncost - 4
-  i = costs + 2 * ncost + 4 * (nfixed + ndefault)
+  -- limit l of this request: field ARGV[lim + 5l], kind, T, B and P after it
+  local lim = costs + 2 * ncost - 5
+  i = costs + 2 * ncost + 5 * (nfixed + ndefault)
   if max_wait > MAX_RESERVATION then max_wait = MAX_RESERVATION end
   local function need(unit)
     if unit == 'requests' then return n end
@@ -165,16 +326,30 @@ for _ = 1, nreq do
     if w > wait then wait, cause, shown = w, 2, qi end
   end
 
-  local gcra_wait = 0
+  -- the stored counts of window field f, nil when absent
+  local function counts(f)
+    if present[f] then return win[f] end
+    return nil
+  end
+
+  local gcra_wait, win_wait = 0, 0
   for l = 1, count do
-    local a = lim + 4 * l
-    local T, B, P = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-    local bound = math.max(P, B * T) + MAX_RESERVATION
-    local t = 0
-    if present[ARGV[a]] then t = tat[ARGV[a]] end
-    at[l] = clamp(t, now, now + bound)
-    local w = at[l] + n * T - B * T - now
-    if w > gcra_wait then gcra_wait = w end
+    local a = lim + 5 * l
+    local f = ARGV[a]
+    local g = geo[f]
+    if g then
+      local b, c, sum = window_view(counts(f), g)
+      local w = window_wait(g, b, c, sum, n)
+      if w > win_wait then win_wait = w end
+    else
+      local T, B, P = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+      local bound = math.max(P, B * T) + MAX_RESERVATION
+      local t = 0
+      if present[f] then t = tat[f] end
+      at[l] = clamp(t, now, now + bound)
+      local w = at[l] + n * T - B * T - now
+      if w > gcra_wait then gcra_wait = w end
+    end
   end
 
   -- State.probeState
@@ -194,7 +369,7 @@ for _ = 1, nreq do
   end
   local lease = pl
   if lease > now + MAX_HORIZON then lease = now + MAX_HORIZON end
-  if wait == 0 and gcra_wait <= max_wait and applies and lease > now then
+  if wait == 0 and gcra_wait <= max_wait and win_wait == 0 and applies and lease > now then
     wait, cause = math.min(lease - now, PROBE_POLL), 4
   end
 
@@ -221,37 +396,78 @@ for _ = 1, nreq do
   end
 
   local allowed, delay = 0, 0
-  if wait > 0 or gcra_wait > max_wait then
-    if gcra_wait > wait and cause ~= 4 then wait, cause = gcra_wait, 1 end
+  if wait > 0 or gcra_wait > max_wait or win_wait > 0 then
+    -- A window is never reserved: the request waits for the later of both.
+    local lim_wait = math.max(gcra_wait, win_wait)
+    if lim_wait > wait and cause ~= 4 then wait, cause = lim_wait, 1 end
     if blocked > now then remaining = 0 end
     for l = 1, count do
-      local a = lim + 4 * l
-      local T, B = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-      remaining = min_remaining(remaining, math.max(idiv(now + B * T - at[l], T), 0))
-      if at[l] - now > reset then reset = at[l] - now end
+      local a = lim + 5 * l
+      local f = ARGV[a]
+      local g = geo[f]
+      if g then
+        local b, c, sum = window_view(counts(f), g)
+        remaining = min_remaining(remaining, math.max(g.r - sum, 0))
+        local u = window_until(g, b, c) - now
+        if u > reset then reset = u end
+      else
+        local T, B = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+        remaining = min_remaining(remaining, math.max(idiv(now + B * T - at[l], T), 0))
+        if at[l] - now > reset then reset = at[l] - now end
+      end
     end
     delay = wait
   else
-    -- Stored TATs first, then new ones (which may push stale ones out).
+    -- Stored fields first, then new ones (which may push others out).
     local new = {}
     for l = 1, count do
-      local a = lim + 4 * l
+      local a = lim + 5 * l
       local f = ARGV[a]
-      local T, B = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-      local t = at[l] + n * T
-      if present[f] then
-        tat[f], dirty[f] = t, true
+      local g = geo[f]
+      if g then
+        local b, c, sum = window_view(counts(f), g)
+        c[1], sum = c[1] + n, sum + n
+        if present[f] then
+          win[f], dirty[f] = {n = b, c = c}, true
+        else
+          new[#new + 1] = l
+        end
+        local u = window_until(g, b, c)
+        if u > horizon then horizon = u end
+        remaining = min_remaining(remaining, g.r - sum)
+        if u - now > reset then reset = u - now end
       else
-        new[#new + 1] = l
+        local T, B = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+        local t = at[l] + n * T
+        if present[f] then
+          tat[f], dirty[f] = t, true
+        else
+          new[#new + 1] = l
+        end
+        if t > horizon then horizon = t end
+        remaining = min_remaining(remaining, math.max(idiv(now + B * T - t, T), 0))
+        if t - now > reset then reset = t - now end
       end
-      if t > horizon then horizon = t end
-      remaining = min_remaining(remaining, math.max(idiv(now + B * T - t, T), 0))
-      if t - now > reset then reset = t - now end
     end
+    local own
     for _, l in ipairs(new) do
-      local a = lim + 4 * l
-      add_tat()
-      tat[ARGV[a]], present[ARGV[a]], dirty[ARGV[a]], deleted[ARGV[a]] = at[l] + n * tonumber(ARGV[a + 1]), true, true, nil
+      local a = lim + 5 * l
+      local f = ARGV[a]
+      if not own then
+        own = {}
+        for x = 1, count do own[ARGV[lim + 5 * x]] = true end
+      end
+      make_room(own)
+      local g = geo[f]
+      if g then
+        local c = {}
+        for j = 1, g.k do c[j] = 0 end
+        c[1] = n
+        win[f] = {n = idiv(now, g.w), c = c}
+      else
+        tat[f] = at[l] + n * tonumber(ARGV[a + 2])
+      end
+      present[f], dirty[f], deleted[f] = true, true, nil
     end
     for _, q in ipairs(quotas) do
       local spend = need(q.u)
@@ -302,7 +518,11 @@ if horizon > 0 then
   local set = {}
   for f in pairs(dirty) do
     set[#set + 1] = f
-    set[#set + 1] = tat[f]
+    if geo[f] then
+      set[#set + 1] = encode_window(win[f], geo[f])
+    else
+      set[#set + 1] = tat[f]
+    end
   end
   local encoded = encode_quotas(quotas)
   local q_changed = encoded ~= (q_stored or '')

@@ -35,6 +35,10 @@ func miniredisHarness(opts ...Option) backendtest.Factory {
 				rk := RedisKey(DefaultKeyPrefix, key)
 				return mr.TTL(rk), mr.Exists(rk)
 			},
+			LimitFields: func(key string) int {
+				fields, _ := mr.HKeys(RedisKey(DefaultKeyPrefix, key)) // no key: no fields
+				return backendtest.LimitFieldsOf(fields)
+			},
 		}
 	}
 }

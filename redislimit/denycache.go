@@ -61,8 +61,8 @@ func newDenyCache() *denyCache {
 }
 
 // signature hashes what makes two requests the same refusal: the costs,
-// the reservation bound, the probe lease and every limit (FNV-1a over
-// their integers).
+// the reservation bound, the probe lease and every limit, its kind
+// included (FNV-1a over their integers).
 func (c *denyCache) signature(r srl.Request) uint64 {
 	h := uint64(14695981039346656037)
 	mix := func(v int64) {
@@ -84,6 +84,7 @@ func (c *denyCache) signature(r srl.Request) uint64 {
 	for _, set := range [2][]srl.Limit{r.Limits, r.DefaultLimits} {
 		mix(int64(len(set)))
 		for _, l := range set {
+			mix(int64(l.Kind))
 			mix(int64(l.Rate))
 			mix(int64(l.Period))
 			mix(int64(l.EffectiveBurst()))

@@ -233,6 +233,22 @@ func TestReplicasShare(t *testing.T) {
 	if d.RetryAfter < 400*time.Millisecond || d.RetryAfter > 500*time.Millisecond {
 		t.Fatalf("next local slot in %v, want ~500ms (a quarter of the rate)", d.RetryAfter)
 	}
+	// A window's share is a quarter of its rate, at once; a longer period
+	// instead would still let the whole window through in a burst.
+	window := srl.Window(10, time.Hour)
+	admitted = 0
+	for i := 0; i < 20; i++ {
+		if d, _ := l.Allow(ctx, "shared-window", window); d.Allowed {
+			admitted++
+		}
+	}
+	if admitted != 2 {
+		t.Fatalf("degraded with 4 replicas admitted %d of a window of 10, want 2", admitted)
+	}
+	// A request may still cost what the limit allows.
+	if d, err := l.AllowN(ctx, "shared-window-n", 5, window); err != nil || !d.Allowed {
+		t.Fatalf("a cost of 5 on a window of 10 shared by 4: %+v, %v", d, err)
+	}
 }
 
 // TestTwinStartsFromLastSharedState: when Redis fails, the twin continues

@@ -229,10 +229,13 @@ func (l *Limiter) breakerFor(ctx context.Context, redisKey string) (*breaker, st
 	return l.brk.forKey(ctx, redisKey)
 }
 
-// share scales a request to this process's share of every limit: the
-// period times the replicas (the rate divided, when that would pass
-// MaxSpan), the burst divided and rounded up but never below the cost.
-// The result lives in buf, so the degraded path allocates nothing.
+// share scales a request to this process's share of every limit: for a
+// pacing limit the period times the replicas (the rate divided, when that
+// would pass MaxSpan), the burst divided and rounded up but never below
+// the cost; for a window limit the rate divided, rounded down but never
+// below the cost (a longer period would still let a whole window through
+// at once). The result lives in buf, so the degraded path allocates
+// nothing.
 func (l *Limiter) share(r srl.Request, buf *[srl.MaxLimits]srl.Limit) srl.Request {
 	n := l.cfg.replicas
 	if n <= 1 {
@@ -242,6 +245,11 @@ func (l *Limiter) share(r srl.Request, buf *[srl.MaxLimits]srl.Limit) srl.Reques
 	for _, set := range [2][]srl.Limit{r.Limits, r.DefaultLimits} {
 		for _, lim := range set {
 			s := lim
+			if lim.Kind == srl.Windowed {
+				s.Rate = max(lim.Rate/n, r.N, 1)
+				scaled = append(scaled, s)
+				continue
+			}
 			if p := lim.Period * time.Duration(n); p > 0 && p <= srl.MaxSpan {
 				s.Period = p
 			} else {

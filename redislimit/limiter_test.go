@@ -247,3 +247,23 @@ func TestObserveWithNothingCostsNoRoundTrip(t *testing.T) {
 		t.Fatalf("an observation without reset, retry or refusal sent %d commands", n)
 	}
 }
+
+// TestRefusalCacheTellsKindsApart: a window limit and a pacing limit of the
+// same rate and period are different limits, so a refusal remembered for
+// one never answers the other.
+func TestRefusalCacheTellsKindsApart(t *testing.T) {
+	_, rdb := newMini(t, nil)
+	l := New(rdb)
+	defer l.Close()
+	ctx := context.Background()
+	window := srl.Window(1, time.Hour)
+	if d, err := l.Allow(ctx, "kinds", window); err != nil || !d.Allowed {
+		t.Fatalf("first: %+v, %v", d, err)
+	}
+	if d, err := l.Allow(ctx, "kinds", window); err != nil || d.Allowed || d.Cause != srl.CauseLimit {
+		t.Fatalf("second on the window: %+v, %v; want refused by the limit", d, err)
+	}
+	if d, err := l.Allow(ctx, "kinds", srl.PerHour(1)); err != nil || !d.Allowed {
+		t.Fatalf("pacing 1/h after the window's refusal: %+v, %v; want allowed (its own field)", d, err)
+	}
+}

@@ -150,10 +150,11 @@ func (s *State) probeState(now int64, it *Item) (applies, free bool) {
 // else 0. Default limits apply only while no quota is known.
 //
 // A request is refused when a block is in force, when a quota has less
-// available than its cost in that quota's unit, when a limit's wait exceeds
-// the reservation accepted (at most MaxReservation), or when another
-// request holds the probe lease. Otherwise its cost is spent from every
-// limit and every quota at once.
+// available than its cost in that quota's unit, when a pacing limit's wait
+// exceeds the reservation accepted (at most MaxReservation), when a window
+// limit has no room for it now (a window is never reserved), or when
+// another request holds the probe lease. Otherwise its cost is spent from
+// every limit and every quota at once.
 //
 // A refusal changes nothing, not even the quotas' rollover, which is
 // computed on a copy: storage that is written only when something is spent
@@ -181,11 +182,18 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 			wait, cause, shown = w, CauseQuota, i
 		}
 	}
-	// at[i] is limits[i]'s TAT, read once and bounded; slot[i] its index.
+	// at[i] is pacing limits[i]'s TAT, read once and bounded; slot[i] its
+	// index in TATs, or a window limit's in Windows.
 	var at [srl.MaxLimits]int64
 	var slot [srl.MaxLimits]int
-	var gcraWait int64
+	var gcraWait, winWait int64
 	for i, l := range limits {
+		if l.Kind == KindWindow {
+			slot[i] = s.findWindow(l)
+			v := s.windowAt(l, slot[i], now)
+			winWait = max(winWait, v.wait(l, n, now))
+			continue
+		}
 		slot[i] = s.find(l)
 		at[i] = now
 		if slot[i] >= 0 {
@@ -194,20 +202,28 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 		gcraWait = max(gcraWait, at[i]+n*l.Interval-l.Burst*l.Interval-now)
 	}
 	applies, free := view.probeState(now, it)
-	if lease := view.probeUntil(now); wait == 0 && gcraWait <= maxWait && applies && lease > now {
+	if lease := view.probeUntil(now); wait == 0 && gcraWait <= maxWait && winWait == 0 && applies && lease > now {
 		wait, cause = min(lease-now, probePoll), CauseProbe
 	}
 
 	*r = Result{BlockedFor: max(blocked-now, 0), Report: s.Throttles > 0 || len(quotas) > 0}
 	remaining, reset := int64(-1), r.BlockedFor
-	if wait > 0 || gcraWait > maxWait {
-		if gcraWait > wait && cause != CauseProbe {
-			wait, cause = gcraWait, CauseLimit
+	if wait > 0 || gcraWait > maxWait || winWait > 0 {
+		// A window is never reserved: its wait counts whole, and the
+		// request waits for the later of the two.
+		if limWait := max(gcraWait, winWait); limWait > wait && cause != CauseProbe {
+			wait, cause = limWait, CauseLimit
 		}
 		if blocked > now {
 			remaining = 0
 		}
 		for i, l := range limits {
+			if l.Kind == KindWindow {
+				v := s.windowAt(l, slot[i], now)
+				remaining = minRemaining(remaining, max(l.Rate-v.Count, 0))
+				reset = max(reset, v.resetAfter(l, now))
+				continue
+			}
 			remaining = minRemaining(remaining, max(FloorDiv(now+l.Burst*l.Interval-at[i], l.Interval), 0))
 			reset = max(reset, at[i]-now)
 		}
@@ -216,9 +232,21 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 		return 0
 	}
 
-	// Stored TATs first, then new ones (which may push stale ones out and
+	// Stored fields first, then new ones (which may push others out and
 	// so move the stored ones' indices).
 	for i, l := range limits {
+		if l.Kind == KindWindow {
+			v := s.windowAt(l, slot[i], now)
+			v.Counts[0] += n
+			v.Count += n
+			if slot[i] >= 0 {
+				s.Windows[slot[i]].Newest, s.Windows[slot[i]].Counts = v.B, v.Counts
+			}
+			horizon = max(horizon, v.until(l))
+			remaining = minRemaining(remaining, l.Rate-v.Count)
+			reset = max(reset, v.resetAfter(l, now))
+			continue
+		}
 		t := at[i] + n*l.Interval
 		if slot[i] >= 0 {
 			s.TATs[slot[i]].At = t
@@ -228,8 +256,16 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 		reset = max(reset, t-now)
 	}
 	for i, l := range limits {
-		if slot[i] < 0 {
-			s.addTAT(now, l, at[i]+n*l.Interval)
+		if slot[i] >= 0 {
+			continue
+		}
+		s.makeRoom(now, limits)
+		if l.Kind == KindWindow {
+			w := Window{Limit: l, Newest: FloorDiv(now, l.Interval)}
+			w.Counts[0] = n
+			s.Windows = append(s.Windows, w)
+		} else {
+			s.TATs = append(s.TATs, TAT{Limit: l, At: at[i] + n*l.Interval})
 		}
 	}
 	for i := range quotas {
@@ -291,30 +327,80 @@ func (s *State) quotaView(now, remaining, reset int64, shown int, r *Result) (in
 	return remaining, reset
 }
 
-// addTAT stores a new limit's TAT. A key holds at most MaxLimitFields:
-// past it, stale TATs (at or before now, which admit exactly like absent
-// ones) are dropped, then the one that goes stale first (the lowest, ties
-// broken by the lowest field name, as the script breaks them).
-func (s *State) addTAT(now int64, l Limit, t int64) {
-	if len(s.TATs) >= MaxLimitFields {
-		kept := s.TATs[:0]
-		for _, x := range s.TATs {
-			if x.At > now {
-				kept = append(kept, x)
-			}
-		}
-		s.TATs = kept
-		if len(s.TATs) >= MaxLimitFields {
-			low := 0
-			for i, x := range s.TATs {
-				if x.At < s.TATs[low].At || x.At == s.TATs[low].At && x.Limit.Field() < s.TATs[low].Limit.Field() {
-					low = i
-				}
-			}
-			s.TATs = append(s.TATs[:low], s.TATs[low+1:]...)
+// makeRoom makes room for one more limit field: a key holds at most
+// MaxLimitFields, TATs and windows together. Past it, stale fields (a TAT
+// at or before now, a window whose counts have all left its span: both
+// admit exactly like absent ones) are dropped, then the one that goes stale
+// first (the lowest TAT or window end, ties broken by the lowest field
+// name, as the script breaks them) among those the request does not use
+// (own): a request's own limits keep their state, so its decision stays
+// right, and only a key given more limits than it can hold forgets one.
+func (s *State) makeRoom(now int64, own []Limit) {
+	if len(s.TATs)+len(s.Windows) < MaxLimitFields {
+		return
+	}
+	tats := s.TATs[:0]
+	for _, x := range s.TATs {
+		if x.At > now {
+			tats = append(tats, x)
 		}
 	}
-	s.TATs = append(s.TATs, TAT{Limit: l, At: t})
+	s.TATs = tats
+	wins := s.Windows[:0]
+	for i := range s.Windows {
+		if w := &s.Windows[i]; w.until(now) > now {
+			wins = append(wins, *w)
+		}
+	}
+	s.Windows = wins
+	if len(s.TATs)+len(s.Windows) < MaxLimitFields {
+		return
+	}
+	// The lowest end: a TAT's index, or −1 − a window's. Names are built
+	// on the stack, and only to break a tie.
+	// (A name is at most 49 bytes: two prefixes and three numbers below
+	// MaxSpan in µs.)
+	low, lowAt, found := 0, int64(0), false
+	var lowBuf, buf [64]byte
+	var lowName []byte
+	better := func(at int64, l Limit) bool {
+		if contains(own, l) {
+			return false
+		}
+		if !found || at < lowAt {
+			return true
+		}
+		return at == lowAt && string(l.appendField(buf[:0])) < string(lowName)
+	}
+	take := func(i int, at int64, l Limit) {
+		low, lowAt, found = i, at, true
+		lowName = l.appendField(lowBuf[:0])
+	}
+	for i, x := range s.TATs {
+		if better(x.At, x.Limit) {
+			take(i, x.At, x.Limit)
+		}
+	}
+	for i := range s.Windows {
+		if w := &s.Windows[i]; better(w.until(now), w.Limit) {
+			take(-1-i, w.until(now), w.Limit)
+		}
+	}
+	switch {
+	case !found:
+		// Only the request's own limits: it never has that many.
+	case low >= 0:
+		s.TATs = append(s.TATs[:low], s.TATs[low+1:]...)
+	default:
+		s.Windows = append(s.Windows[:-1-low], s.Windows[-low:]...)
+	}
+}
+
+// until is when the window's last count leaves its span, 0 when nothing
+// counts (see windowView.until).
+func (w *Window) until(now int64) int64 {
+	v := w.view(now)
+	return v.until(w.Limit)
 }
 
 func minRemaining(acc, v int64) int64 {

@@ -12,9 +12,17 @@
 //
 // # The state of a key
 //
-//   - one theoretical arrival time (TAT) per configured limit, paced by
-//     GCRA; a TAT never lies further ahead of now than the limit's own span
-//     plus smartratelimit.MaxReservation (a clock step cannot block a key);
+//   - one theoretical arrival time (TAT) per configured pacing limit, paced
+//     by GCRA; a TAT never lies further ahead of now than the limit's own
+//     span plus smartratelimit.MaxReservation (a clock step cannot block a
+//     key);
+//   - one set of sub-window counters per configured window limit (see
+//     Window): never more than Rate in any window of one Period, at most a
+//     sub-window (a tenth of the Period) of capacity lost, never reserved;
+//     counts stored ahead of now count as now's, so a clock step blocks a
+//     window for at most its span;
+//   - at most MaxLimitFields limit fields of both kinds together (a caller
+//     that makes up limits cannot grow a key without bound);
 //   - one server quota per unit (requests, tokens, …): see Quota;
 //   - a block (Retry-After, or a backoff after refusals without timing
 //     information) and the streak of such refusals;

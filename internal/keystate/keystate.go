@@ -10,17 +10,35 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 )
 
-// Limit is a validated smartratelimit.Limit in script units. Rate, Period
-// and Burst together are its identity: each distinct limit has its own TAT.
+// Limit is a validated smartratelimit.Limit in script units. Kind, Rate
+// and Period (and for a pacing limit Burst) are its identity: each distinct
+// limit has its own field in the key's state.
 type Limit struct {
-	Rate     int64 // events per Period
-	Period   int64 // µs
-	Burst    int64
-	Interval int64 // emission interval T, µs
+	Kind   int64 // KindPacing or KindWindow
+	Rate   int64 // events per Period
+	Period int64 // µs
+	// Burst is the most one request may cost: a pacing limit's burst, a
+	// window limit's Rate.
+	Burst int64
+	// Interval is a pacing limit's emission interval T, a window limit's
+	// sub-window length (see Window), in µs.
+	Interval int64
+	// Slots is, for a window limit, how many sub-windows it counts (see
+	// Window); 0 for a pacing limit.
+	Slots int64
 }
+
+// The kinds of limit, as the scripts receive them.
+const (
+	KindPacing = int64(srl.Pacing)
+	KindWindow = int64(srl.Windowed)
+)
 
 // Compile converts a limit that passed Validate.
 func Compile(l srl.Limit) Limit {
+	if l.Kind == srl.Windowed {
+		return compileWindow(int64(l.Rate), l.PeriodMicros())
+	}
 	return Limit{
 		Rate:     int64(l.Rate),
 		Period:   l.PeriodMicros(),
@@ -30,7 +48,7 @@ func Compile(l srl.Limit) Limit {
 }
 
 func (l Limit) same(o Limit) bool {
-	return l.Rate == o.Rate && l.Period == o.Period && l.Burst == o.Burst
+	return l.Kind == o.Kind && l.Rate == o.Rate && l.Period == o.Period && l.Burst == o.Burst
 }
 
 // CompileRequest compiles a request's limits into buf: the fixed limits
@@ -82,9 +100,23 @@ func Prepare(buf []Limit, r srl.Request) (all []Limit, nFixed int, err error) {
 			if l.Rate <= 0 || l.Period < time.Microsecond || l.Period > srl.MaxSpan || l.Burst < 0 {
 				return nil, 0, r.Validate()
 			}
-			c := Compile(l)
-			hi, span := bits.Mul64(uint64(c.Burst), uint64(c.Interval))
-			if c.Rate > c.Period || hi != 0 || span > uint64(maxSpan) || n > c.Burst {
+			var c Limit
+			switch l.Kind {
+			case srl.Pacing:
+				c = Compile(l)
+				hi, span := bits.Mul64(uint64(c.Burst), uint64(c.Interval))
+				if c.Rate > c.Period || hi != 0 || span > uint64(maxSpan) || n > c.Burst {
+					return nil, 0, r.Validate()
+				}
+			case srl.Windowed:
+				if l.Burst > 1 {
+					return nil, 0, r.Validate()
+				}
+				c = Compile(l)
+				if c.Rate > c.Period || n > c.Rate {
+					return nil, 0, r.Validate()
+				}
+			default:
 				return nil, 0, r.Validate()
 			}
 			if !contains(all, c) {
@@ -127,24 +159,26 @@ func contains(ls []Limit, l Limit) bool {
 // stops growing at maxCachedArgs limits, so a process that makes limits up
 // per tenant pays the formatting instead of unbounded memory.
 var (
-	args       sync.Map // Limit → *[4]any
+	args       sync.Map // Limit → *[5]any
 	argsCached atomic.Int64
 )
 
 const maxCachedArgs = 4096
 
-// Field is the name of the limit's TAT in the Redis hash:
-// "g:<rate>:<period µs>", with ":<burst>" appended when the burst is not 1.
+// Field is the name of the limit's field in the Redis hash: for a pacing
+// limit its TAT, "g:<rate>:<period µs>", with ":<burst>" appended when the
+// burst is not 1; for a window limit its counts, "w:<rate>:<period µs>".
 func (l Limit) Field() string { return l.Args()[0].(string) }
 
-// Args returns the limit's part of acquire.lua's arguments: its field, its
-// emission interval, its burst and its period, ready for a go-redis call.
-// The array is shared; do not change it.
-func (l Limit) Args() *[4]any {
+// Args returns the limit's part of acquire.lua's arguments, ready for a
+// go-redis call: its field, its kind, its interval (a pacing limit's
+// emission interval, a window limit's sub-window), its burst (for a window
+// its rate) and its period. The array is shared; do not change it.
+func (l Limit) Args() *[5]any {
 	if a, ok := args.Load(l); ok {
-		return a.(*[4]any)
+		return a.(*[5]any)
 	}
-	a := &[4]any{l.field(), l.Interval, l.Burst, l.Period}
+	a := &[5]any{l.field(), l.Kind, l.Interval, l.Burst, l.Period}
 	if argsCached.Load() < maxCachedArgs {
 		if _, loaded := args.LoadOrStore(l, a); !loaded {
 			argsCached.Add(1)
@@ -153,17 +187,23 @@ func (l Limit) Args() *[4]any {
 	return a
 }
 
-func (l Limit) field() string {
-	b := make([]byte, 0, 40)
-	b = append(b, "g:"...)
+func (l Limit) field() string { return string(l.appendField(make([]byte, 0, 40))) }
+
+// appendField appends the limit's field name to b.
+func (l Limit) appendField(b []byte) []byte {
+	if l.Kind == KindWindow {
+		b = append(b, "w:"...)
+	} else {
+		b = append(b, "g:"...)
+	}
 	b = strconv.AppendInt(b, l.Rate, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, l.Period, 10)
-	if l.Burst != 1 {
+	if l.Kind == KindPacing && l.Burst != 1 {
 		b = append(b, ':')
 		b = strconv.AppendInt(b, l.Burst, 10)
 	}
-	return string(b)
+	return b
 }
 
 // FloorDiv is floor(a/b) for b > 0, rounding toward negative infinity.

@@ -26,6 +26,8 @@ func TestField(t *testing.T) {
 		{srl.PerMinute(60), "g:60:60000000"},
 		{srl.PerSecond(5).WithBurst(10), "g:5:1000000:10"},
 		{srl.Limit{Rate: 2, Period: 1500 * time.Nanosecond}, "g:2:2"},
+		{srl.Window(10, time.Second), "w:10:1000000"},
+		{srl.Window(10, time.Second).WithBurst(1), "w:10:1000000"},
 	}
 	for _, tc := range tests {
 		if got := Compile(tc.l).Field(); got != tc.want {
@@ -56,7 +58,7 @@ func TestAcquireAllocatesNothingOnceWarm(t *testing.T) {
 	var s State
 	var buf [8]Limit
 	var r Result
-	all, nFixed := CompileRequest(buf[:], []srl.Limit{srl.PerSecond(1_000_000)}, []srl.Limit{srl.PerHour(3_600_000)})
+	all, nFixed := CompileRequest(buf[:], []srl.Limit{srl.PerSecond(1_000_000), srl.Window(1_000_000, time.Second)}, []srl.Limit{srl.PerHour(3_600_000)})
 	it := Item{N: 1, All: all, NFixed: nFixed, Probe: 1000}
 	now := int64(1_700_000_000_000_000)
 	s.Observe(now, Obs{Quotas: []QuotaObs{{Unit: srl.UnitRequests, Limit: 1 << 30, Remaining: 1 << 30, Reset: 1 << 40}}}, Params(time.Second, time.Minute))
@@ -79,8 +81,11 @@ func TestPrepareAgreesWithValidate(t *testing.T) {
 		{Rate: 1, Period: srl.MaxSpan}, {Rate: 1, Period: srl.MaxSpan + 1}, {Rate: 1, Period: time.Second, Burst: -1},
 		srl.PerSecond(1_000_000), srl.PerSecond(1_000_001), srl.PerHour(1).WithBurst(87_600), srl.PerHour(1).WithBurst(87_601),
 		{Rate: 1, Period: time.Second, Burst: 1 << 62}, {Rate: 3, Period: 10 * time.Second, Burst: 5},
+		srl.Window(10, time.Second), srl.Window(1, time.Microsecond), srl.Window(2, time.Microsecond),
+		srl.Window(5, time.Minute).WithBurst(1), srl.Window(5, time.Minute).WithBurst(2), srl.Window(0, time.Second),
+		srl.Window(1, srl.MaxSpan), srl.Window(1, srl.MaxSpan+1), srl.Window(3, 999), {Rate: 3, Period: time.Second, Kind: 7},
 	}
-	for _, n := range []int{-1, 0, 1, 5, 11} {
+	for _, n := range []int{-1, 0, 1, 2, 5, 10, 11} {
 		for i, a := range limits {
 			for _, b := range limits[i:] {
 				for _, key := range []string{"", "k"} {
@@ -116,7 +121,7 @@ func TestArgsCacheIsBounded(t *testing.T) {
 	for i := 1; i <= 2*maxCachedArgs; i++ {
 		l := Compile(srl.Limit{Rate: i, Period: time.Hour})
 		a := l.Args()
-		if a[0] != l.field() || a[1] != l.Interval || a[2] != l.Burst || a[3] != l.Period {
+		if a[0] != l.field() || a[1] != l.Kind || a[2] != l.Interval || a[3] != l.Burst || a[4] != l.Period {
 			t.Fatalf("Args of %+v = %v", l, *a)
 		}
 	}

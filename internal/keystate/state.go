@@ -72,8 +72,11 @@ type Quota struct {
 
 // State is everything stored for one key. The zero value is an empty key.
 type State struct {
-	TATs   []TAT
-	Quotas []Quota
+	// TATs holds the pacing limits' state, Windows the window limits'; a
+	// key holds at most MaxLimitFields of them together.
+	TATs    []TAT
+	Windows []Window
+	Quotas  []Quota
 	// BlockedUntil comes from Retry-After or from backoff after refusals.
 	BlockedUntil int64
 	// Throttles counts consecutive refusals without timing information.
@@ -177,6 +180,12 @@ func (s *State) Horizon() int64 {
 	for _, t := range s.TATs {
 		h = max(h, t.At)
 	}
+	for i := range s.Windows {
+		// A window is written at its newest sub-window, which then holds
+		// a count: it matters until that sub-window leaves the span.
+		w := &s.Windows[i]
+		h = max(h, (w.Newest+w.Limit.Slots)*w.Limit.Interval)
+	}
 	for _, q := range s.Quotas {
 		h = max(h, q.ResetAt+q.Window)
 	}
@@ -190,8 +199,9 @@ const (
 	// maxThrottles caps the consecutive-refusal counter; the backoff
 	// reaches its maximum long before.
 	maxThrottles = 64
-	// MaxLimitFields bounds the TATs one key holds: past it, stale TATs
-	// are dropped, then the one closest to going stale.
+	// MaxLimitFields bounds the limit fields one key holds, TATs and
+	// windows together: past it, stale ones are dropped, then the one
+	// closest to going stale (see State.makeRoom).
 	MaxLimitFields = 64
 	// rampSteps is the ramp's resolution: it refills in steps of
 	// Window/rampSteps, which keeps Gain·steps exact below 2^53.
@@ -235,6 +245,9 @@ func (s *State) ClampRanges() {
 		q.Refills = clamp(q.Refills, 0, 2)
 		q.Slack = clamp(q.Slack, 0, maxHorizon)
 		q.Inferred = clamp(q.Inferred, 0, 1)
+	}
+	for i := range s.Windows {
+		s.Windows[i].clampRanges()
 	}
 	s.Admitted = clamp(s.Admitted, 0, maxCount)
 	s.AdmittedSince = max(s.AdmittedSince, 0)

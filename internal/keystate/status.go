@@ -41,6 +41,17 @@ func (s *State) Status(now int64, key string, all []Limit, nFixed int) srl.Statu
 		consider(qs.Limit, qs.Remaining, q.resetAfter(now))
 	}
 	for _, c := range Applicable(all, nFixed, len(view.Quotas) > 0) {
+		if c.Kind == KindWindow {
+			v := s.windowAt(c, s.findWindow(c), now)
+			ls := srl.LimitStatus{
+				Limit:      c.Public(),
+				Remaining:  int(max(c.Rate-v.Count, 0)),
+				ResetAfter: micros(v.resetAfter(c, now)),
+			}
+			st.Limits = append(st.Limits, ls)
+			consider(int(c.Rate), ls.Remaining, v.resetAfter(c, now))
+			continue
+		}
 		debt := clamp(s.TAT(c)-now, 0, c.tatBound())
 		spent := FloorDiv(debt+c.Interval-1, c.Interval)
 		ls := srl.LimitStatus{
@@ -59,7 +70,7 @@ func (s *State) Status(now int64, key string, all []Limit, nFixed int) srl.Statu
 
 // found reports that anything is stored.
 func (s *State) found() bool {
-	return len(s.TATs) > 0 || len(s.Quotas) > 0 || s.BlockedUntil > 0 || s.Throttles > 0 || s.ProbeUntil > 0 ||
+	return len(s.TATs) > 0 || len(s.Windows) > 0 || len(s.Quotas) > 0 || s.BlockedUntil > 0 || s.Throttles > 0 || s.ProbeUntil > 0 ||
 		s.BareUntil > 0 || s.AdmittedSince > 0
 }
 
@@ -70,9 +81,14 @@ func micros(us int64) time.Duration {
 	return time.Duration(us) * time.Microsecond
 }
 
-// Public converts back to the public form (Period in whole microseconds).
+// Public converts back to the public form (Period in whole microseconds;
+// a window limit with Burst 0, which it ignores).
 func (l Limit) Public() srl.Limit {
-	return srl.Limit{Rate: int(l.Rate), Period: time.Duration(l.Period) * time.Microsecond, Burst: int(l.Burst)}
+	p := time.Duration(l.Period) * time.Microsecond
+	if l.Kind == KindWindow {
+		return srl.Window(int(l.Rate), p)
+	}
+	return srl.Limit{Rate: int(l.Rate), Period: p, Burst: int(l.Burst)}
 }
 
 // Decision converts the Acquire result of it to the public form.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,12 +18,18 @@ import (
 )
 
 // The limits operations pick from: odd periods and bursts, so that
-// rounding and burst arithmetic are exercised.
+// rounding and burst arithmetic are exercised, and window limits beside the
+// pacing ones (one whose period does not divide into its sub-windows, one
+// shorter than a clock step, one a request of cost 3 exceeds).
 var palette = []srl.Limit{
 	srl.PerSecond(3).WithBurst(2),
 	srl.Every(7, 10*time.Second),
 	srl.PerMinute(5).WithBurst(5),
 	{Rate: 2, Period: 1503 * time.Microsecond, Burst: 3},
+	srl.Window(4, time.Second),
+	srl.Window(9, 10*time.Second+3*time.Microsecond),
+	srl.Window(3, 1503*time.Microsecond),
+	srl.Window(2, time.Minute),
 }
 
 var fuzzEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
@@ -158,6 +166,11 @@ func FuzzDifferential(f *testing.F) {
 	f.Add([]byte{3, 0x80, 0x10, 0, 1, 2, 0x05, 0x02, 50, 2, 0, 3, 0x7f, 0xff, 0, 0, 1, 0x08, 0, 0})
 	f.Add([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 5, 1, 0, 1, 3, 0x0a, 0, 4, 1, 2, 1})
 	f.Add([]byte{0, 5, 3, 0, 0x03, 0, 0, 1, 0x01, 0x04, 9, 2, 0x0f, 0, 0, 1, 6, 2, 0, 0x02, 0, 3, 1, 0x08, 0x01, 1, 0, 0, 0x0f, 0x0f, 0})
+	// Window limits: bursts into a refusal, a clock step, a mix with
+	// pacing limits and a quota, a status, a group.
+	f.Add([]byte{0, 0, 1, 0x10, 0, 0, 0, 0, 0, 1, 0x10, 0, 0, 0, 0, 0, 1, 0x10, 0, 0, 0, 0, 3, 0x40, 0x80, 0, 0, 0, 0x70, 0x80, 5, 0, 0, 2})
+	f.Add([]byte{1, 0, 0, 0x31, 0xc0, 9, 0, 1, 1, 1, 20, 0, 0x10, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0xf0, 0x0f, 3, 1, 1, 5, 3, 0, 0x50, 0, 0, 1, 0x20, 0x40, 0, 0, 2, 0x80, 0, 0, 1, 2})
+	f.Add([]byte{0, 6, 2, 2, 0xff, 0, 50, 0, 1, 0x40, 0x80, 0, 0, 0, 0x30, 0, 0, 3, 0x3f, 0xf0, 0, 6, 3, 0, 0xf0, 0, 0, 0, 0x11, 0x22, 0, 2, 0, 2})
 	f.Fuzz(differential)
 }
 
@@ -298,6 +311,11 @@ func sameState(now int64, lua, twin keystate.State, limits []keystate.Limit) boo
 		if lua.TAT(l) != twin.TAT(l) {
 			return false
 		}
+		lw, lok := lua.Window(l)
+		gw, gok := twin.Window(l)
+		if lok != gok || lw != gw {
+			return false
+		}
 	}
 	return true
 }
@@ -327,8 +345,10 @@ func TestDifferentialScenario(t *testing.T) {
 			}
 		default:
 			it := item(srl.Request{
-				Key: "scenario", N: 1, Limits: palette[:2], DefaultLimits: palette[2:], MaxWait: time.Duration(i%5) * 100 * time.Millisecond,
-				Costs: []srl.Cost{{Unit: srl.UnitTokens, N: i % 50}}, Probe: time.Duration(i%3) * 50 * time.Millisecond,
+				Key: "scenario", N: 1 + i%2, Limits: []srl.Limit{palette[0], palette[1], palette[4]},
+				DefaultLimits: []srl.Limit{palette[2], palette[3], palette[5], palette[6], palette[7]},
+				MaxWait:       time.Duration(i%5) * 100 * time.Millisecond,
+				Costs:         []srl.Cost{{Unit: srl.UnitTokens, N: i % 50}}, Probe: time.Duration(i%3) * 50 * time.Millisecond,
 			})
 			var want keystate.Result
 			twin.Acquire(now, &it, &want)
@@ -336,10 +356,141 @@ func TestDifferentialScenario(t *testing.T) {
 			if err != nil || got != want {
 				t.Fatalf("acquire %d: lua %+v (%v), go %+v", i, got, err, want)
 			}
+			gotNow, st, err := run.Status(ctx, "scenario", it.All)
+			if err != nil || gotNow != now || !sameState(now, st, twin, it.All) {
+				t.Fatalf("status %d: lua %+v (%v), go %+v", i, st, err, twin)
+			}
 		}
 		now += int64(i%13)*137_111 - 300_000
 	}
-	if fmt.Sprint(twin.TATs) == "[]" {
+	if fmt.Sprint(twin.TATs) == "[]" || len(twin.Windows) == 0 {
 		t.Fatal("the scenario never admitted anything")
+	}
+}
+
+// TestDifferentialFieldBound gives one key far more limits than it may
+// hold, of both kinds, beside two it uses throughout, with the clock
+// moving so that some fields go stale and then standing still so that none
+// does: the scripts and the twin must drop
+// the same fields (the bound's whole path, HGETALL included), keep the
+// limits in use, and decide alike.
+func TestDifferentialFieldBound(t *testing.T) {
+	_, rdb := fuzzBackend(t)
+	now := fuzzEpoch
+	run := NewRunner(rdb, func() time.Time { return time.UnixMicro(now) })
+	ctx := context.Background()
+	var twin keystate.State
+	// The short window in use is the field closest to going stale while
+	// the clock stands still: only being in use keeps it.
+	inUse := []srl.Limit{srl.Window(400, 2*time.Second), srl.PerSecond(30).WithBurst(200), srl.Window(500, 10*time.Millisecond)}
+	for i := 0; i < 600; i++ {
+		frozen := i >= 200 && i < 300
+		made := srl.Window(1+i, time.Duration(1+i%7)*time.Second)
+		if i%3 == 0 && !frozen {
+			made = srl.Every(1+i, time.Duration(1+i%5)*time.Second)
+		}
+		r := srl.Request{Key: "bound", N: 1, Limits: inUse, DefaultLimits: []srl.Limit{made}}
+		if i%4 == 1 {
+			// A group: the made-up limit alone, then with the ones in use.
+			r2 := srl.Request{Key: "bound", N: 1, Limits: []srl.Limit{made}}
+			items := []keystate.Item{item(r2), item(r)}
+			want := make([]keystate.Result, 2)
+			for j := range items {
+				twin.Acquire(now, &items[j], &want[j])
+			}
+			got := make([]keystate.Result, 2)
+			if err := run.AcquireGroup(ctx, "bound", items, got); err != nil || got[0] != want[0] || got[1] != want[1] {
+				t.Fatalf("group %d: lua %+v (%v), go %+v", i, got, err, want)
+			}
+		} else {
+			it := item(r)
+			var want keystate.Result
+			twin.Acquire(now, &it, &want)
+			got, err := acquireOne(ctx, run, "bound", it)
+			if err != nil || got != want {
+				t.Fatalf("acquire %d: lua %+v (%v), go %+v", i, got, err, want)
+			}
+		}
+		all, _ := keystate.CompileRequest(nil, inUse, []srl.Limit{made})
+		gotNow, st, err := run.Status(ctx, "bound", all)
+		if err != nil || gotNow != now || !sameState(now, st, twin, all) {
+			t.Fatalf("status %d: lua %+v (%v), go %+v", i, st, err, twin)
+		}
+		fields, err := rdb.HKeys(ctx, "bound").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inRedis, inTwin []string
+		for _, f := range fields {
+			if strings.HasPrefix(f, "g:") || strings.HasPrefix(f, "w:") {
+				inRedis = append(inRedis, f)
+			}
+		}
+		for _, x := range twin.TATs {
+			inTwin = append(inTwin, x.Limit.Field())
+		}
+		for _, w := range twin.Windows {
+			inTwin = append(inTwin, w.Limit.Field())
+		}
+		slices.Sort(inRedis)
+		slices.Sort(inTwin)
+		if !slices.Equal(inRedis, inTwin) || len(inRedis) > keystate.MaxLimitFields {
+			t.Fatalf("step %d: limit fields in Redis %v, in the twin %v, bound %d", i, inRedis, inTwin, keystate.MaxLimitFields)
+		}
+		if frozen {
+			// The clock stands still: nothing goes stale, so the bound
+			// drops the field closest to going stale.
+			continue
+		}
+		now += int64(i%11) * 41_017
+	}
+}
+
+// TestGarbageWindowValues stores values the rules never write in a window
+// field and decides on them with the script and with the twin fed what
+// Status decodes: both must read them alike (a value that does not parse
+// counts nothing, counts are bounded by the rate, counts ahead of now count
+// as now's) and no reply may carry a negative wait.
+func TestGarbageWindowValues(t *testing.T) {
+	mr, rdb := fuzzBackend(t)
+	now := fuzzEpoch + 123_457
+	run := NewRunner(rdb, func() time.Time { return time.UnixMicro(now) })
+	ctx := context.Background()
+	l := srl.Window(5, time.Second)
+	c := keystate.Compile(l)
+	sub := now / c.Interval
+	values := []string{
+		"", " ", "x", "-5 3", "5 -3", "5 3.0", "5\t3", "99999999999999999 1", "9999999999999999 9999999999999999",
+		fmt.Sprint(sub), fmt.Sprint(sub, " 0"), fmt.Sprint(sub, " 4"), fmt.Sprint(sub, " 2 2 2"), fmt.Sprint(sub-3, " 1 1 1 1 1"),
+		fmt.Sprint(sub-10, " 1 0 0 0 0 0 0 0 0 0 5 garbage"), fmt.Sprint(sub-10, " 1 0 0 0 0 0 0 0 0 0 5 99999999999999999"),
+		fmt.Sprint(sub-11, " 5"), fmt.Sprint(sub+1_000_000, " 4"),
+		fmt.Sprint(sub, " 1 1 1 1 1 1 1 1 1 1 1 1 1 1"), strings.Repeat("7 ", 10_000),
+	}
+	for _, v := range values {
+		for _, n := range []int{1, 3} {
+			mr.FlushAll()
+			key := "garbage"
+			if err := rdb.HSet(ctx, key, c.Field(), v).Err(); err != nil {
+				t.Fatal(err)
+			}
+			it := item(srl.Request{Key: key, N: n, Limits: []srl.Limit{l, srl.PerSecond(10)}})
+			_, twin, err := run.Status(ctx, key, it.All)
+			if err != nil {
+				t.Fatalf("status on %q: %v", v, err)
+			}
+			var want keystate.Result
+			twin.Acquire(now, &it, &want)
+			got, err := acquireOne(ctx, run, key, it)
+			if err != nil || got != want {
+				t.Fatalf("%q, cost %d: lua %+v (%v), go %+v", v, n, got, err, want)
+			}
+			if got.Wait > c.Slots*c.Interval {
+				t.Fatalf("%q: a wait of %dµs, past the window's span", v, got.Wait)
+			}
+			_, after, err := run.Status(ctx, key, it.All)
+			if err != nil || !sameState(now, after, twin, it.All) {
+				t.Fatalf("%q, cost %d: stored %+v (%v), twin %+v", v, n, after, err, twin)
+			}
+		}
 	}
 }

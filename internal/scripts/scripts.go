@@ -114,7 +114,7 @@ func appendItem(args []any, it *keystate.Item) []any {
 func acquireArgs(now int64, items []keystate.Item) []any {
 	size := 2
 	for i := range items {
-		size += 6 + 2*len(items[i].Costs) + 4*len(items[i].All)
+		size += 6 + 2*len(items[i].Costs) + 5*len(items[i].All)
 	}
 	args := make([]any, 0, size)
 	args = append(args, now, len(items))
@@ -297,7 +297,7 @@ func (r *Runner) Status(ctx context.Context, key string, limits []keystate.Limit
 	}
 	ints := make([]int64, len(vals))
 	for i, x := range vals {
-		if i == 5 {
+		if i == 5 || i >= 9 && limits[i-9].Kind == keystate.KindWindow {
 			continue
 		}
 		n, ok := x.(int64)
@@ -319,6 +319,16 @@ func (r *Runner) Status(ctx context.Context, key string, limits []keystate.Limit
 		Admitted:     ints[6], AdmittedSince: ints[7], Refused: ints[8],
 	}
 	for i, l := range limits {
+		if l.Kind == keystate.KindWindow {
+			s, ok := vals[9+i].(string)
+			if !ok {
+				return bad()
+			}
+			if w, ok := keystate.DecodeWindow(l, s); ok {
+				st.SetWindow(w)
+			}
+			continue
+		}
 		if at := ints[9+i]; at > 0 {
 			st.SetTAT(l, at)
 		}
