@@ -65,27 +65,38 @@ func Example() {
 }
 
 // Default limits apply to APIs that send no rate-limit headers, several
-// windows at once (default_limits).
+// windows at once (default_limits): "10 a second, 60 a minute, 1000 an
+// hour" lets ten through back to back and refuses the eleventh until the
+// second has passed. (The pacing kinds, srl.PerSecond and friends, would
+// space every request by the slowest of the three.)
 func ExampleWithDefaultLimits() {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
 
 	client := httpclient.New(
-		httpclient.WithDefaultLimits(srl.PerSecond(10), srl.PerMinute(60), srl.PerHour(1000)),
+		httpclient.WithDefaultLimits(srl.Window(10, time.Second), srl.Window(60, time.Minute), srl.Window(1000, time.Hour)),
 		httpclient.WithRaiseOnLimit(), // show the refusal instead of waiting for it
 	)
-	for i := 1; i <= 2; i++ {
+	admitted := 0
+	for i := 1; i <= 11; i++ {
 		resp, err := client.Get(srv.URL)
 		if err != nil {
-			fmt.Printf("request %d: %v\n", i, errors.Is(err, srl.ErrRateLimited))
+			var le *srl.LimitError
+			if errors.As(err, &le) {
+				// A window counts in tenths of it, each whole until all of
+				// it has left: the refusal lasts up to a second and a tenth.
+				fmt.Printf("request %d: refused (%v) for about a second: %v\n", i, le.Cause,
+					le.RetryAfter > 900*time.Millisecond && le.RetryAfter <= 1100*time.Millisecond)
+			}
 			continue
 		}
 		resp.Body.Close()
-		fmt.Printf("request %d: %s\n", i, resp.Status)
+		admitted++
 	}
+	fmt.Println("admitted at once:", admitted)
 	// Output:
-	// request 1: 200 OK
-	// request 2: true
+	// request 11: refused (limit) for about a second: true
+	// admitted at once: 10
 }
 
 // With Redis, every process spends from the same budgets and learns from

@@ -345,12 +345,6 @@ func (s *Store) loadRow(key string, now int64) (row, error) {
 	if json.Unmarshal(data, &r.st) != nil {
 		r.st = keystate.State{}
 	}
-	if len(r.st.Quotas) > srl.MaxQuotas {
-		r.st.Quotas = r.st.Quotas[:srl.MaxQuotas]
-	}
-	if len(r.st.TATs) > keystate.MaxLimitFields {
-		r.st.TATs = r.st.TATs[:keystate.MaxLimitFields]
-	}
 	r.st.ClampRanges()
 	return r, nil
 }

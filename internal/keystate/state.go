@@ -221,8 +221,19 @@ func clamp(v, lo, hi int64) int64 { return min(max(v, lo), hi) }
 // arithmetic nor poison the key. Bounds relative to now (a block, a lease,
 // a TAT or a reset further ahead than allowed, after a clock step) are
 // applied where the values are used, in Go and in the scripts alike, and
-// written back bounded by the next write.
+// written back bounded by the next write. It also bounds how many quotas
+// (srl.MaxQuotas) and limit fields (MaxLimitFields, TATs first) a state
+// holds, as no rule makes more.
 func (s *State) ClampRanges() {
+	if len(s.Quotas) > srl.MaxQuotas {
+		s.Quotas = s.Quotas[:srl.MaxQuotas]
+	}
+	if len(s.TATs) > MaxLimitFields {
+		s.TATs = s.TATs[:MaxLimitFields]
+	}
+	if len(s.TATs)+len(s.Windows) > MaxLimitFields {
+		s.Windows = s.Windows[:MaxLimitFields-len(s.TATs)]
+	}
 	s.Throttles = clamp(s.Throttles, 0, maxThrottles)
 	s.BlockedUntil = max(s.BlockedUntil, 0)
 	s.ProbeUntil = max(s.ProbeUntil, 0)
@@ -240,7 +251,6 @@ func (s *State) ClampRanges() {
 		q.InFlight = clamp(q.InFlight, 0, maxCount)
 		q.InFlightAt = max(q.InFlightAt, 0)
 		q.Settled = clamp(q.Settled, 0, maxCount)
-		q.Low = clamp(q.Low, 0, maxCount)
 		q.Low = clamp(q.Low, 0, maxCount)
 		q.Refills = clamp(q.Refills, 0, 2)
 		q.Slack = clamp(q.Slack, 0, maxHorizon)
