@@ -158,9 +158,12 @@ func WithLimits(limits ...srl.Limit) Option {
 
 // WithDefaultLimits sets the limits used for a host while its server has
 // not advertised its quota in response headers (the source documents'
-// default_limits); several windows at once are fine, e.g. PerSecond(10),
-// PerMinute(60), PerHour(1000). Once a response tells the real quota they
-// no longer apply. Default none: a host without headers is not limited.
+// default_limits); several windows at once are fine, e.g.
+// srl.Window(10, time.Second), srl.Window(60, time.Minute),
+// srl.Window(1000, time.Hour): each binds only once its own budget is
+// spent (pacing limits such as PerSecond(10), PerHour(1000) together let
+// the slowest space every request). Once a response tells the real quota
+// they no longer apply. Default none: a host without headers is not limited.
 func WithDefaultLimits(limits ...srl.Limit) Option {
 	return func(c *config) {
 		if validLimits(c, "WithDefaultLimits", limits) {
