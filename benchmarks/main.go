@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +156,7 @@ func decisions(rdb *redis.Client, addr string, d time.Duration) {
 		type row struct {
 			name string
 			r    result
+			cpu  redisCPU
 			err  error
 		}
 		var rows []row
@@ -170,19 +172,25 @@ func decisions(rdb *redis.Client, addr string, d time.Duration) {
 			if !sc.open {
 				_, _ = decide(context.Background(), keys[0]) // spend the one admission
 			}
-			r := measure(decide, keys, goroutines, d)
+			var cpu redisCPU
+			r := measureAround(decide, keys, goroutines, d, func() func(int64) {
+				if c.local {
+					return nil
+				}
+				return cpu.start(rdb)
+			})
 			closeIt()
 			if c.name == "smartratelimit" {
 				ours = r.perSecond()
 			}
-			rows = append(rows, row{name: c.name, r: r})
+			rows = append(rows, row{name: c.name, r: r, cpu: cpu})
 		}
 		fmt.Printf("## Decisions: %s (%d goroutines)\n\n", sc.name, goroutines)
-		fmt.Println("| limiter | decisions/s | p50 | p99 | allocs/decision | smartratelimit ÷ this |")
-		fmt.Println("|---|---:|---:|---:|---:|---:|")
+		fmt.Println("| limiter | decisions/s | p50 | p99 | allocs/decision | Redis CPU/decision | commands (µs per call) | smartratelimit ÷ this |")
+		fmt.Println("|---|---:|---:|---:|---:|---:|---|---:|")
 		for _, rw := range rows {
 			if rw.err != nil {
-				fmt.Printf("| %s | setup failed: %v | | | | |\n", rw.name, rw.err)
+				fmt.Printf("| %s | setup failed: %v | | | | | | |\n", rw.name, rw.err)
 				continue
 			}
 			r := rw.r
@@ -199,7 +207,8 @@ func decisions(rdb *redis.Client, addr string, d time.Duration) {
 			if rw.name != "smartratelimit" && r.perSecond() > 0 && ours > 0 {
 				ratio = fmt.Sprintf("%.2f×", ours/r.perSecond())
 			}
-			fmt.Printf("| %s | %.0f%s | %s | %s | %.1f | %s |\n", rw.name, r.perSecond(), note, short(r.p50), short(r.p99), r.allocsPerOp, ratio)
+			fmt.Printf("| %s | %.0f%s | %s | %s | %.1f | %s | %s | %s |\n", rw.name, r.perSecond(), note, short(r.p50), short(r.p99), r.allocsPerOp,
+				rw.cpu.perDecision(), rw.cpu.commands(), ratio)
 		}
 		fmt.Println()
 	}
@@ -211,4 +220,105 @@ func short(d time.Duration) string {
 		return "<1µs"
 	}
 	return d.String()
+}
+
+// redisCPU is what Redis spent over one measurement: its process's CPU
+// (INFO cpu, user and system, so parsing and networking count) and each
+// command's calls and time (INFO commandstats, reset at the start).
+type redisCPU struct {
+	ops      int64
+	cpu      time.Duration
+	calls    map[string]int64
+	usec     map[string]int64
+	measured bool
+}
+
+// start resets Redis's command statistics and notes its CPU; the function
+// it returns reads both again after ops decisions.
+func (c *redisCPU) start(rdb *redis.Client) func(int64) {
+	ctx := context.Background()
+	if rdb.ConfigResetStat(ctx).Err() != nil {
+		return nil
+	}
+	before, err := usedCPU(rdb)
+	if err != nil {
+		return nil
+	}
+	return func(ops int64) {
+		after, err := usedCPU(rdb)
+		if err != nil {
+			return
+		}
+		stats, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			return
+		}
+		c.ops, c.cpu, c.measured = ops, after-before, true
+		c.calls, c.usec = map[string]int64{}, map[string]int64{}
+		for _, line := range strings.Split(stats, "\n") {
+			// cmdstat_evalsha:calls=123,usec=456,usec_per_call=3.71,...
+			name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
+			name, found := strings.CutPrefix(name, "cmdstat_")
+			if !ok || !found || name == "config" || name == "info" {
+				continue
+			}
+			for _, f := range strings.Split(fields, ",") {
+				k, v, _ := strings.Cut(f, "=")
+				n, _ := strconv.ParseInt(v, 10, 64)
+				switch k {
+				case "calls":
+					c.calls[name] = n
+				case "usec":
+					c.usec[name] = n
+				}
+			}
+		}
+	}
+}
+
+// perDecision is Redis's process CPU per decision.
+func (c redisCPU) perDecision() string {
+	if !c.measured || c.ops == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1fµs", float64(c.cpu.Microseconds())/float64(c.ops))
+}
+
+// commands lists the commands Redis ran, by time, with the time of each.
+func (c redisCPU) commands() string {
+	if !c.measured || c.ops == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(c.usec))
+	for n := range c.usec {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return c.usec[names[i]] > c.usec[names[j]] })
+	var parts []string
+	for _, n := range names {
+		if c.calls[n] == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f/decision (%.1f)", n, float64(c.calls[n])/float64(c.ops), float64(c.usec[n])/float64(c.calls[n])))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// usedCPU is Redis's process CPU so far, user and system.
+func usedCPU(rdb *redis.Client) (time.Duration, error) {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		for _, k := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				total += f
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second)), nil
 }

@@ -89,6 +89,13 @@ func (r result) perSecond() float64 { return float64(r.ops) / r.elapsed.Seconds(
 // measure runs decide from goroutines over keys for d, after a short
 // warm-up, and reports throughput, latency and allocations per decision.
 func measure(decide decideFunc, keys []string, goroutines int, d time.Duration) result {
+	return measureAround(decide, keys, goroutines, d, nil)
+}
+
+// measureAround is measure calling around(start) before the recorded run
+// and the function it returns after it (with the run's decisions), so a
+// caller can read a counter over exactly that run.
+func measureAround(decide decideFunc, keys []string, goroutines int, d time.Duration, around func() func(ops int64)) result {
 	run := func(d time.Duration, record bool) result {
 		var ops, allowed, errs atomic.Int64
 		var firstErr atomic.Value
@@ -151,5 +158,13 @@ func measure(decide decideFunc, keys []string, goroutines int, d time.Duration) 
 		return r
 	}
 	run(min(d/4, 500*time.Millisecond), false)
-	return run(d, true)
+	var done func(int64)
+	if around != nil {
+		done = around()
+	}
+	r := run(d, true)
+	if done != nil {
+		done(r.ops)
+	}
+	return r
 }

@@ -102,7 +102,7 @@ local function merge(unit, limit, remaining, reset, window, slack, mark, charged
   end
   -- Quota.reanchor
   local function reanchor(may_raise)
-    local rv = ramp(q, now)
+    local rv = ramp_above(q, now)
     if fresh < rv then
       q.s = q.s + rv - fresh
     elseif fresh > rv and may_raise and q.rf == 1 then

@@ -138,6 +138,14 @@ local function ramp(q, now)
   return q.a + idiv(q.p * steps, RAMP_STEPS) - q.s
 end
 
+-- Quota.rampAbove
+local function ramp_above(q, now)
+  if q.p == 0 then return q.a - q.s end
+  local e = clamp(now - start(q), 0, q.w)
+  local steps = idiv(e * RAMP_STEPS, q.w)
+  return q.a + idiv(q.p * steps + RAMP_STEPS - 1, RAMP_STEPS) - q.s
+end
+
 -- Quota.available
 local function available(q, now)
   return math.max(q.o, ramp(q, now))

@@ -389,7 +389,10 @@ func (q *Quota) learnRefill(unspent int64) {
 // than anything merged and knows what is in flight (mayRaise): its windows
 // are only known to a second, so the ramp runs behind it.
 func (q *Quota) reanchor(now, left int64, mayRaise bool) {
-	ramp := q.ramp(now)
+	// Anchored from above, the ramp holds at most left now (what the
+	// response says is left is still available as Seen), and grows from
+	// there by whole units of time.
+	ramp := q.rampAbove(now)
 	switch {
 	case left < ramp:
 		q.Spent += ramp - left

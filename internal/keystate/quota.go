@@ -105,6 +105,21 @@ func (q *Quota) ramp(now int64) int64 {
 	return q.Base + FloorDiv(q.Gain*steps, rampSteps) - q.Spent
 }
 
+// rampAbove is the ramp at now with its gain's fraction rounded up: the
+// least whole count the ramp will have reached once the fraction fills.
+// A ramp anchored on a count with it (see reanchor) adds a unit only after
+// a whole unit's worth of time has passed since, as a server that refills
+// as time passes frees them; anchored on the rounded-down ramp it would add
+// one as soon as its fraction happened to fill, which may be at once.
+func (q *Quota) rampAbove(now int64) int64 {
+	if q.Gain == 0 {
+		return q.Base - q.Spent
+	}
+	e := clamp(now-q.start(), 0, q.Window)
+	steps := FloorDiv(e*rampSteps, q.Window)
+	return q.Base + FloorDiv(q.Gain*steps+rampSteps-1, rampSteps) - q.Spent
+}
+
 // available is what may be spent at now: the larger of what a response of
 // this window said (less spends) and the ramp.
 func (q *Quota) available(now int64) int64 {
