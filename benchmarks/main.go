@@ -259,7 +259,7 @@ func (c *redisCPU) start(rdb *redis.Client) func(int64) {
 			// cmdstat_evalsha:calls=123,usec=456,usec_per_call=3.71,...
 			name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
 			name, found := strings.CutPrefix(name, "cmdstat_")
-			if !ok || !found || name == "config" || name == "info" {
+			if !ok || !found || strings.HasPrefix(name, "config") || name == "info" {
 				continue
 			}
 			for _, f := range strings.Split(fields, ",") {

@@ -56,12 +56,41 @@ type Runner struct {
 	// mode, for servers that refuse TIME inside scripts); when nil the
 	// scripts read the Redis clock.
 	now func() time.Time
+	// together says which keys one acquire call may decide together.
+	together sharing
 }
+
+// sharing is which keys may share one script call.
+type sharing int
+
+const (
+	// shareNone: one key per call. For clients that may send a call's
+	// keys to one shard whatever they hash to (a Ring, a client we do not
+	// know).
+	shareNone sharing = iota
+	// shareAll: one server holds every key (a standalone or Sentinel
+	// primary).
+	shareAll
+	// shareSlot: keys of one cluster slot.
+	shareSlot
+)
 
 // NewRunner returns a runner on rdb. A nil now means server time.
 func NewRunner(rdb Client, now func() time.Time) *Runner {
-	return &Runner{rdb: rdb, now: now}
+	r := &Runner{rdb: rdb, now: now}
+	switch rdb.(type) {
+	case *redis.Client:
+		r.together = shareAll
+	case *redis.ClusterClient:
+		r.together = shareSlot
+	}
+	return r
 }
+
+// MaxKeysPerCall bounds the keys one acquire call decides, so that one
+// call holds Redis for a bounded time (a few µs per key); more keys of a
+// batch go in further calls of the same pipeline.
+const MaxKeysPerCall = 64
 
 func (r *Runner) nowArg() int64 {
 	if r.now == nil {
@@ -112,12 +141,24 @@ func appendItem(args []any, it *keystate.Item) []any {
 }
 
 func acquireArgs(now int64, items []keystate.Item) []any {
-	size := 2
+	args := make([]any, 0, 2+groupArgs(items))
+	args = append(args, now)
+	return appendGroup(args, items)
+}
+
+// groupArgs is how many arguments one key's requests take.
+func groupArgs(items []keystate.Item) int {
+	size := 1
 	for i := range items {
 		size += 6 + 2*len(items[i].Costs) + 5*len(items[i].All)
 	}
-	args := make([]any, 0, size)
-	args = append(args, now, len(items))
+	return size
+}
+
+// appendGroup appends one key's part of acquire's ARGV: R, then each
+// request.
+func appendGroup(args []any, items []keystate.Item) []any {
+	args = append(args, len(items))
 	for i := range items {
 		args = appendItem(args, &items[i])
 	}
@@ -125,25 +166,47 @@ func acquireArgs(now int64, items []keystate.Item) []any {
 }
 
 // acquireReply is the number of values acquire replies per request
-// before its marks: one in requests, then one per cost.
-const acquireReply = 10
+// before its marks: one in requests, then one per cost. plainReply is the
+// length of the short form: 2 (refused by a limit) or 3 (admitted), wait,
+// remaining, reset, with no quota, block, report or marks.
+const (
+	acquireReply = 10
+	plainReply   = 4
+)
 
-// decodeAcquire checks and converts acquire's reply for items.
-func decodeAcquire(v []int64, items []keystate.Item, out []keystate.Result) error {
-	want := 0
-	for i := range items {
-		want += acquireReply + 1 + len(items[i].Costs)
+// errNotAHash is what a key whose value is not a hash gets, when the
+// script decided the call's other keys (the server's own words, which
+// the limiter classifies as such).
+var errNotAHash = errors.New("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+// decodeAcquire checks and converts one key's part of acquire's reply for
+// items, and returns the rest of the reply.
+func decodeAcquire(v []int64, items []keystate.Item, out []keystate.Result) ([]int64, error) {
+	if len(v) > 0 && v[0] == -1 {
+		return v[1:], errNotAHash
 	}
-	if len(v) != want {
-		return fmt.Errorf("%w: acquire script replied %d values for %d requests", srl.ErrBadReply, len(v), len(items))
-	}
 	for i := range items {
+		if len(v) >= plainReply && (v[0] == 2 || v[0] == 3) {
+			// The short form of a decision on pacing limits alone.
+			if v[1] < 0 || v[2] < -1 || v[3] < 0 || len(items[i].Costs) > 0 {
+				return nil, fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, v[:plainReply])
+			}
+			out[i] = keystate.Result{Allowed: v[0] == 3, Wait: v[1], Remaining: v[2], ResetAfter: v[3]}
+			if v[0] == 2 {
+				out[i].Cause = keystate.CauseLimit
+			}
+			v = v[plainReply:]
+			continue
+		}
 		n := acquireReply + 1 + len(items[i].Costs)
+		if len(v) < n {
+			return nil, fmt.Errorf("%w: acquire script replied too few values for %d requests", srl.ErrBadReply, len(items))
+		}
 		w := v[:n:n]
 		v = v[n:]
 		if w[0] < 0 || w[0] > 1 || w[1] < 0 || w[2] < -1 || w[3] < 0 || w[4] < 0 || w[4] > keystate.CauseProbe ||
 			w[5] < 0 || w[6] < 0 || w[7] < 0 || w[8] < 0 || w[9] < 0 || w[9] > 1 {
-			return fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, w)
+			return nil, fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, w)
 		}
 		out[i] = keystate.Result{
 			Allowed: w[0] == 1, Wait: w[1], Remaining: w[2], ResetAfter: w[3], Cause: w[4],
@@ -151,12 +214,12 @@ func decodeAcquire(v []int64, items []keystate.Item, out []keystate.Result) erro
 		}
 		for j, m := range w[acquireReply:] {
 			if m < 0 || m > srl.MaxCount+1 || m > 0 && w[0] == 0 {
-				return fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, w)
+				return nil, fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, w)
 			}
 			out[i].Marks[j] = m
 		}
 	}
-	return nil
+	return v, nil
 }
 
 // AcquireGroup decides items for one key, in order, in one script call,
@@ -166,10 +229,14 @@ func (r *Runner) AcquireGroup(ctx context.Context, key string, items []keystate.
 	if err != nil {
 		return err
 	}
-	return decodeAcquire(v, items, out)
+	rest, err := decodeAcquire(v, items, out)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("%w: acquire script replied %d values too many", srl.ErrBadReply, len(rest))
+	}
+	return err
 }
 
-// Group is the requests of one key in a pipelined call.
+// Group is the requests of one key in a batch.
 type Group struct {
 	Key     string
 	Items   []keystate.Item
@@ -177,57 +244,133 @@ type Group struct {
 	Err     error
 }
 
-// AcquireGroups decides many keys' groups in one pipelined round trip:
-// one script call per key. A group the server answers NOSCRIPT for (the
-// script cache was lost) is sent once more with EVAL, in a second
-// pipeline. Each group gets its own results or error.
+// AcquireGroups decides many keys' groups in one round trip. Keys that may
+// share a script call (all of them on one server; one slot's on a
+// cluster) are decided together, up to MaxKeysPerCall per call: the
+// script's fixed cost and the clock reading are paid once per call, not
+// per key. The calls go in one pipeline; a call the server answers
+// NOSCRIPT for (the script cache was lost) is sent once more with EVAL,
+// in a second pipeline. Each group gets its own results or error: a call
+// that fails fails its groups, a key that is not a hash only its own.
 func (r *Runner) AcquireGroups(ctx context.Context, groups []Group) {
 	for i := range groups {
 		g := &groups[i]
 		g.Results = append(g.Results[:0], make([]keystate.Result, len(g.Items))...)
 	}
-	if len(groups) == 1 {
-		// One group needs no pipeline (and its allocations).
-		g := &groups[0]
-		g.Err = r.AcquireGroup(ctx, g.Key, g.Items, g.Results)
+	calls := r.plan(groups)
+	now := r.nowArg()
+	keys := make([][]string, len(calls))
+	args := make([][]any, len(calls))
+	for c, members := range calls {
+		size := 1
+		for _, gi := range members {
+			size += groupArgs(groups[gi].Items)
+		}
+		keys[c] = make([]string, len(members))
+		args[c] = make([]any, 0, size)
+		args[c] = append(args[c], now)
+		for k, gi := range members {
+			keys[c][k] = groups[gi].Key
+			args[c] = appendGroup(args[c], groups[gi].Items)
+		}
+	}
+	cmds := make([]*redis.Cmd, len(calls))
+	var execErr error
+	if len(calls) == 1 {
+		// One call needs no pipeline (and its allocations).
+		cmds[0] = r.rdb.EvalSha(ctx, Acquire.SHA, keys[0], args[0]...)
+		if err := cmds[0].Err(); err != nil && IsNoScript(err) {
+			cmds[0] = r.rdb.Eval(ctx, Acquire.Src, keys[0], args[0]...)
+		}
+	} else {
+		pipe := r.rdb.Pipeline()
+		for c := range calls {
+			cmds[c] = pipe.EvalSha(ctx, Acquire.SHA, keys[c], args[c]...)
+		}
+		_, execErr = pipe.Exec(ctx)
+		var retry []int
+		for c, cmd := range cmds {
+			if err := cmd.Err(); err != nil && IsNoScript(err) {
+				retry = append(retry, c)
+			}
+		}
+		if len(retry) > 0 {
+			pipe = r.rdb.Pipeline()
+			for _, c := range retry {
+				cmds[c] = pipe.Eval(ctx, Acquire.Src, keys[c], args[c]...)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				execErr = err
+			}
+		}
+	}
+	for c, cmd := range cmds {
+		r.deliver(cmd, execErr, groups, calls[c])
+	}
+}
+
+// deliver decodes one call's reply into its groups.
+func (r *Runner) deliver(cmd *redis.Cmd, execErr error, groups []Group, members []int) {
+	fail := func(err error) {
+		for _, gi := range members {
+			groups[gi].Err = err
+		}
+	}
+	if cmd.Err() == nil && cmd.Val() == nil && execErr != nil {
+		// The pipeline failed before this command was answered (no
+		// connection, authentication refused): its error is the cause.
+		fail(execErr)
 		return
 	}
-	now := r.nowArg()
-	cmds := make([]*redis.Cmd, len(groups))
-	pipe := r.rdb.Pipeline()
-	for i := range groups {
-		cmds[i] = pipe.EvalSha(ctx, Acquire.SHA, []string{groups[i].Key}, acquireArgs(now, groups[i].Items)...)
+	v, err := replyInts(cmd, Acquire.Name)
+	if err != nil {
+		fail(err)
+		return
 	}
-	_, execErr := pipe.Exec(ctx)
-	var retry []int
-	for i, cmd := range cmds {
-		if err := cmd.Err(); err != nil && IsNoScript(err) {
-			retry = append(retry, i)
-		}
-	}
-	if len(retry) > 0 {
-		pipe = r.rdb.Pipeline()
-		for _, i := range retry {
-			cmds[i] = pipe.Eval(ctx, Acquire.Src, []string{groups[i].Key}, acquireArgs(now, groups[i].Items)...)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			execErr = err
+	for _, gi := range members {
+		g := &groups[gi]
+		v, g.Err = decodeAcquire(v, g.Items, g.Results)
+		if g.Err != nil && g.Err != errNotAHash {
+			fail(g.Err)
+			return
 		}
 	}
-	for i, cmd := range cmds {
-		g := &groups[i]
-		if cmd.Err() == nil && cmd.Val() == nil && execErr != nil {
-			// The pipeline failed before this command was answered (no
-			// connection, authentication refused): its error is the cause.
-			g.Err = execErr
-			continue
-		}
-		v, err := replyInts(cmd, Acquire.Name)
-		if err == nil {
-			err = decodeAcquire(v, g.Items, g.Results)
-		}
-		g.Err = err
+	if len(v) > 0 {
+		fail(fmt.Errorf("%w: acquire script replied %d values too many", srl.ErrBadReply, len(v)))
 	}
+}
+
+// plan sorts groups into script calls: the indexes of the groups each
+// call decides, in order.
+func (r *Runner) plan(groups []Group) [][]int {
+	calls := make([][]int, 0, 1)
+	switch r.together {
+	case shareAll:
+		for start := 0; start < len(groups); start += MaxKeysPerCall {
+			members := make([]int, 0, min(MaxKeysPerCall, len(groups)-start))
+			for gi := start; gi < min(start+MaxKeysPerCall, len(groups)); gi++ {
+				members = append(members, gi)
+			}
+			calls = append(calls, members)
+		}
+	case shareSlot:
+		open := map[uint16]int{} // slot → its call still taking keys
+		for gi := range groups {
+			slot := Slot(groups[gi].Key)
+			c, ok := open[slot]
+			if !ok || len(calls[c]) == MaxKeysPerCall {
+				c = len(calls)
+				calls = append(calls, nil)
+				open[slot] = c
+			}
+			calls[c] = append(calls[c], gi)
+		}
+	default:
+		for gi := range groups {
+			calls = append(calls, []int{gi})
+		}
+	}
+	return calls
 }
 
 // Observe runs observe.lua.
