@@ -69,6 +69,11 @@ type Decision struct {
 	// Observation.Succeeded): the request holds the key's probe lease, or a
 	// streak of refusals is waiting for a success to end it.
 	Report bool
+	// ReportNow says the fleet waits on that observation (the request
+	// holds the probe lease, or a streak of refusals waits for a success):
+	// observe the response before the caller moves on. Responses that
+	// Report alone (a spend to settle) may be observed later.
+	ReportNow bool
 	// Charged is, for an allowed request, what it spent from each server
 	// quota the key had, requests first; an empty non-nil slice when the
 	// key had none; nil for a refusal. Hand it back with the response

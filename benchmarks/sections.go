@@ -44,6 +44,8 @@ func transport(addr string) {
 		{"httpclient, in memory", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()})},
 		{"httpclient, Redis", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 			httpclient.WithRedis(rdb, redislimit.WithKeyPrefix("bt"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")))},
+		{"httpclient, Redis, WithInlineObserve", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+			httpclient.WithRedis(rdb, redislimit.WithKeyPrefix("bi"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")), httpclient.WithInlineObserve())},
 	}
 	fmt.Println("## Transport overhead (one goroutine, sequential GETs on loopback)")
 	fmt.Println()
@@ -70,7 +72,8 @@ func transport(addr string) {
 		}
 		fmt.Printf("| %s%s | %v | %v | %.0f | %v | %v |\n", c.name, note, r.p50, r.p99, r.allocsPerOp, r.p50-baseP50, r.p99-baseP99)
 	}
-	fmt.Println()
+	ping := measure(func(ctx context.Context, _ string) (bool, error) { return true, rdb.Ping(ctx).Err() }, []string{""}, 1, 2*time.Second)
+	fmt.Printf("\nOne Redis round trip (PING, same client, same loop): p50 %v, p99 %v.\n\n", ping.p50, ping.p99)
 }
 
 // memory measures Redis memory per key at 100,000 keys.

@@ -58,6 +58,21 @@
 // fallback). With WithRedis(rdb) they are shared through Redis (package
 // redislimit), and survive Redis outages by the limiter's failure policy.
 //
+// # One round trip per request
+//
+// With a backend across the network (Redis, an SQLite file), deciding a
+// request is a round trip, and so is storing what its response said. A
+// response that cannot change what the next decision must know (a
+// success, for a key whose quota the fleet already knew, whose every
+// advertised quota has more than an eighth of its limit left, with no
+// probe or streak waiting on it) is returned at once and stored in the
+// background, at most MaxDeferredObserves at a time: its request stays
+// in flight meanwhile, so decisions made before it lands count it.
+// Refusals, blocks, probes and nearly spent quotas are stored before the
+// response is returned, so the next decision anywhere in the fleet sees
+// them. Status waits for what was deferred before it, Close for all of
+// it; WithInlineObserve stores everything first.
+//
 // The Transport keeps the net/http RoundTripper contract: the request is
 // not modified, its body is closed on every path (a rejected request's
 // too), a response obtained is returned with a nil error, retries rebuild

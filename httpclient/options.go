@@ -47,7 +47,9 @@ type config struct {
 	observer     srl.Observer
 	probe        time.Duration
 	cost         CostFunc
-	err          error
+	// inlineObserve stores every observation before RoundTrip returns.
+	inlineObserve bool
+	err           error
 }
 
 // Defaults of the options below.
@@ -228,6 +230,15 @@ func WithProbe(timeout time.Duration) Option {
 		}
 		c.probe = timeout
 	}
+}
+
+// WithInlineObserve stores what every response said before RoundTrip
+// returns it. By default, with a backend across the network, what a
+// roomy success said is stored in the background (see the package doc:
+// one round trip per request); refusals, blocks, probes and nearly spent
+// quotas are always stored first.
+func WithInlineObserve() Option {
+	return func(c *config) { c.inlineObserve = true }
 }
 
 // WithRaiseOnLimit makes a request that is not admitted at once fail with a

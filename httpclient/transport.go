@@ -38,6 +38,9 @@ type Transport struct {
 	learned learnedLimits
 	clocks  serverClocks
 	closed  atomic.Bool
+	// deferred stores roomy successes' observations in the background;
+	// nil for an in-memory backend.
+	deferred *deferrer
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -81,6 +84,9 @@ func NewTransport(base http.RoundTripper, opts ...Option) *Transport {
 		t.backend = t.owned
 	default:
 		t.backend = fallback.New()
+	}
+	if remote(t.backend) {
+		t.deferred = newDeferrer()
 	}
 	return t
 }
@@ -359,7 +365,9 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 	if t.cfg.reserve > 0 {
 		o = t.withReserve(o)
 	}
-	_ = t.backend.Observe(context.WithoutCancel(ctx), learnedKey, o)
+	if !t.mayDefer(d, o) || !t.deferred.observe(ctx, t.backend, learnedKey, o) {
+		_ = t.backend.Observe(context.WithoutCancel(ctx), learnedKey, o)
+	}
 	t.announce(learnedKey, said.Observation)
 	return said
 }
@@ -441,6 +449,12 @@ func (t *Transport) Status(ctx context.Context, host string) (srl.Status, error)
 	if err := t.usable(); err != nil {
 		return srl.Status{}, err
 	}
+	if t.deferred != nil {
+		// What responses said before this call is part of the answer.
+		if err := t.deferred.wait(ctx); err != nil {
+			return srl.Status{}, err
+		}
+	}
 	scheme := ""
 	if strings.Contains(host, "://") {
 		u, err := url.Parse(host)
@@ -479,13 +493,19 @@ func (t *Transport) Status(ctx context.Context, host string) (srl.Status, error)
 	return st, nil
 }
 
-// Close releases the limiter the Transport built for WithRedis (it does not
-// close the Redis client, nor a backend given with WithBackend), closes
-// the store it opened for WithStorage, and closes idle connections. Requests and Status calls after Close fail with
-// ErrClosedTransport.
+// Close stores the observations still deferred, releases the limiter the
+// Transport built for WithRedis (it does not close the Redis client, nor a
+// backend given with WithBackend), closes the store it opened for
+// WithStorage, and closes idle connections. Requests and Status calls
+// after Close fail with ErrClosedTransport.
 func (t *Transport) Close() error {
 	t.closed.Store(true)
 	t.CloseIdleConnections()
+	if t.deferred != nil {
+		// What responses said is stored before the backend closes (each
+		// observation is bounded by its own timeout).
+		_ = t.deferred.wait(context.Background())
+	}
 	if t.owned != nil {
 		return t.owned.Close()
 	}

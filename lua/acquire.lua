@@ -25,14 +25,16 @@
 --
 -- Reply (integers only), per key in KEYS order: -1 alone when the key holds
 -- something other than a hash (nothing of it is decided or written), else
--- 11 + C per request: allowed 0|1, wait µs (delay
--- when allowed, retry-after when not), remaining (-1: nothing limits the
+-- per request the short form of decide_plain (3 admitted | 2 refused by a
+-- limit, wait, remaining, reset) or 11 + C values: allowed 0|1, wait µs
+-- (delay when allowed, retry-after when not), remaining (-1: nothing limits the
 -- key), reset-after µs, cause (0 none, 1 limit, 2 quota, 3 blocked, 4
 -- probe), then one quota and the block after the decision: quota limit,
 -- quota remaining, quota reset-after µs (all 0 while no quota is known),
--- blocked-for µs, and report 0|1 (observe the response even without
--- rate-limit headers); then the marks (Quota.Mark) of the quotas an
--- admitted request spent from, in requests and then per cost (0: none).
+-- blocked-for µs, and report 0|1|3 (observe the response even without
+-- rate-limit headers; 3: the fleet waits on it, Result.ReportNow); then
+-- the marks (Quota.Mark) of the quotas an admitted request spent from, in
+-- requests and then per cost (0: none).
 
 local PROBE_POLL = 20000 -- keystate.ProbePoll, µs
 local COUNT_SPAN = 60000000 -- keystate.CountSpan, µs
@@ -477,7 +479,7 @@ local function decide_key(key, first)
     local blocked_for = blocked - now
     if blocked_for < 0 then blocked_for = 0 end
     local report = 0
-    if th > 0 or #quotas > 0 then report = 1 end
+    if th > 0 then report = 3 elseif #quotas > 0 then report = 1 end
     local remaining, reset = -1, blocked_for
 
     -- State.quotaView
@@ -590,7 +592,7 @@ local function decide_key(key, first)
       if applies and free then
         pl = now + probe
         if pl > horizon then horizon = pl end
-        report = 1
+        report = 3
       end
       if probe > 0 and #quotas == 0 then
         if as_ == 0 or now - as_ > COUNT_SPAN then as_, ac, rc = now, 0, 0 end

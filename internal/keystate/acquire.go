@@ -95,6 +95,10 @@ type Result struct {
 	// rate-limit headers: the probe, a streak to end, or a spend from a
 	// quota to settle.
 	Report bool
+	// ReportNow says the fleet waits on that observation: the request holds
+	// the probe lease, or a streak of refusals waits for a success to end
+	// it. (Report is set too.)
+	ReportNow bool
 	// Marks are, for an allowed request, the marks (Quota.Mark) of the
 	// quotas it spent from: Marks[0] in requests, Marks[1+i] in the item's
 	// Costs[i]; 0 where the key had no quota in that unit.
@@ -206,7 +210,7 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 		wait, cause = min(lease-now, probePoll), CauseProbe
 	}
 
-	*r = Result{BlockedFor: max(blocked-now, 0), Report: s.Throttles > 0 || len(quotas) > 0}
+	*r = Result{BlockedFor: max(blocked-now, 0), Report: s.Throttles > 0 || len(quotas) > 0, ReportNow: s.Throttles > 0}
 	remaining, reset := int64(-1), r.BlockedFor
 	if wait > 0 || gcraWait > maxWait || winWait > 0 {
 		// A window is never reserved: its wait counts whole, and the
@@ -280,7 +284,7 @@ func (s *State) Acquire(now int64, it *Item, r *Result) (horizon int64) {
 	if applies && free {
 		probeUntil = now + it.Probe
 		horizon = max(horizon, probeUntil)
-		r.Report = true
+		r.Report, r.ReportNow = true, true
 	}
 	if it.Probe > 0 && len(quotas) == 0 {
 		// Count what the fleet is admitted while the server says nothing,

@@ -99,6 +99,7 @@ func (r *Result) Decision(it *Item) srl.Decision {
 		ResetAfter: micros(r.ResetAfter),
 		Cause:      srl.Cause(r.Cause),
 		Report:     r.Report,
+		ReportNow:  r.ReportNow,
 	}
 	if r.Allowed {
 		d.Delay = micros(r.Wait)

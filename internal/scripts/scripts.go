@@ -205,12 +205,12 @@ func decodeAcquire(v []int64, items []keystate.Item, out []keystate.Result) ([]i
 		w := v[:n:n]
 		v = v[n:]
 		if w[0] < 0 || w[0] > 1 || w[1] < 0 || w[2] < -1 || w[3] < 0 || w[4] < 0 || w[4] > keystate.CauseProbe ||
-			w[5] < 0 || w[6] < 0 || w[7] < 0 || w[8] < 0 || w[9] < 0 || w[9] > 1 {
+			w[5] < 0 || w[6] < 0 || w[7] < 0 || w[8] < 0 || w[9] < 0 || w[9] > 3 || w[9] == 2 {
 			return nil, fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, w)
 		}
 		out[i] = keystate.Result{
 			Allowed: w[0] == 1, Wait: w[1], Remaining: w[2], ResetAfter: w[3], Cause: w[4],
-			QuotaLimit: w[5], QuotaRemaining: w[6], QuotaResetAfter: w[7], BlockedFor: w[8], Report: w[9] == 1,
+			QuotaLimit: w[5], QuotaRemaining: w[6], QuotaResetAfter: w[7], BlockedFor: w[8], Report: w[9] > 0, ReportNow: w[9] == 3,
 		}
 		for j, m := range w[acquireReply:] {
 			if m < 0 || m > srl.MaxCount+1 || m > 0 && w[0] == 0 {

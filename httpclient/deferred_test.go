@@ -1,0 +1,144 @@
+package httpclient_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/smartratelimit/smartratelimit/httpclient"
+	"github.com/smartratelimit/smartratelimit/internal/scripts"
+	"github.com/smartratelimit/smartratelimit/redislimit"
+)
+
+// observeGate holds every run of observe.lua until released, and counts
+// the commands sent while a request is on its way.
+type observeGate struct {
+	held    chan struct{} // one value per observe that reached the gate
+	release chan struct{}
+	open    atomic.Bool
+}
+
+func (g *observeGate) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (g *observeGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (g *observeGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); len(args) > 1 && !g.open.Load() && (args[1] == scripts.Observe.SHA || args[1] == scripts.Observe.Src) {
+			g.held <- struct{}{}
+			<-g.release
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// A roomy success returns before what it said is stored (one round trip
+// on the request's path: the decision); a refusal, or a quota nearly
+// spent, is stored before the response is returned; Status waits for what
+// was deferred before it.
+func TestDeferredObserve(t *testing.T) {
+	mr := miniredis.RunT(t)
+	var remaining, status atomic.Int64
+	remaining.Store(90)
+	status.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-RateLimit-Limit", "100")
+		w.Header().Set("X-RateLimit-Remaining", strconv.FormatInt(remaining.Load(), 10))
+		w.Header().Set("X-RateLimit-Reset", "60")
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+
+	gate := &observeGate{held: make(chan struct{}, 4), release: make(chan struct{})}
+	gate.open.Store(true)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	rdb.AddHook(gate)
+	defer rdb.Close()
+	client := httpclient.New(
+		// (A decision budget longer than the gate holds an observation.)
+		httpclient.WithRedis(rdb, redislimit.WithDecisionTimeout(time.Minute)), httpclient.WithMaxWait(time.Second))
+	tr := httpclient.TransportOf(client)
+	defer tr.Close()
+	get := func() <-chan int {
+		done := make(chan int, 1)
+		go func() {
+			resp, err := client.Get(srv.URL)
+			if err != nil {
+				t.Error(err)
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		return done
+	}
+	within := func(what string, ch <-chan int) int {
+		t.Helper()
+		select {
+		case code := <-ch:
+			return code
+		case <-time.After(10 * time.Second):
+			t.Fatalf("not within 10s: %s", what)
+			return 0
+		}
+	}
+
+	// The first response teaches the quota: stored at once (the gate is
+	// open).
+	if code := within("the first request", get()); code != http.StatusOK {
+		t.Fatalf("first request: %d", code)
+	}
+	gate.open.Store(false)
+
+	held := func() <-chan int {
+		ch := make(chan int, 1)
+		go func() { <-gate.held; ch <- 0 }()
+		return ch
+	}
+
+	// Roomy: the response comes back while its observation is held.
+	remaining.Store(80)
+	if code := within("a roomy success, its observation held", get()); code != http.StatusOK {
+		t.Fatalf("roomy request: %d", code)
+	}
+	within("the deferred observation reaching Redis", held())
+	statusDone := make(chan int, 1)
+	go func() {
+		st, err := tr.Status(context.Background(), srv.URL)
+		if err != nil {
+			t.Error(err)
+		}
+		statusDone <- st.Quota.Remaining
+	}()
+	gate.release <- struct{}{}
+	if left := within("Status after the deferred observation", statusDone); left > 80 {
+		t.Fatalf("Status says %d left, the deferred response said 80", left)
+	}
+
+	// Nearly spent, or refused: stored before the response is returned.
+	for _, tc := range []struct {
+		remaining, status int64
+	}{{5, http.StatusOK}, {0, http.StatusTooManyRequests}} {
+		remaining.Store(tc.remaining)
+		status.Store(tc.status)
+		done := get()
+		within("the observation reaching Redis", held())
+		select {
+		case <-done:
+			t.Fatalf("%d left, status %d: the response came back before its observation was stored", tc.remaining, tc.status)
+		default:
+		}
+		gate.release <- struct{}{}
+		if code := within("the response once its observation was stored", done); code != int(tc.status) {
+			t.Fatalf("got %d, want %d", code, tc.status)
+		}
+	}
+}
