@@ -77,7 +77,7 @@ const (
 
 // NewRunner returns a runner on rdb. A nil now means server time.
 func NewRunner(rdb Client, now func() time.Time) *Runner {
-	r := &Runner{rdb: rdb, now: now}
+	r := &Runner{rdb: rdb, now: now, together: shareNone}
 	switch rdb.(type) {
 	case *redis.Client:
 		r.together = shareAll
