@@ -2,8 +2,10 @@
 // .lua files beside this one (embed patterns cannot reach a parent
 // directory, so the package lives with its scripts).
 //
-// Every script touches exactly one key, the hash of one budget, so it runs
-// on one slot of a Redis Cluster. Times are integer microseconds on the
+// Every key a script touches is the hash of one budget. Observe and status
+// touch one; acquire decides the keys it is given independently of each
+// other, and is given several only when they share a server (one slot of
+// a Redis Cluster). Times are integer microseconds on the
 // Redis clock (TIME) unless the caller passes its own; replies are
 // integers, and the quotas travel as the text of the hash field that holds
 // them. Each script is prelude.lua (integer helpers and the quota model)

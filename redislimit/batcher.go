@@ -15,11 +15,12 @@ import (
 )
 
 // batcher sends acquire decisions to Redis in batches: a few workers each
-// take whatever decisions are waiting, group them by key, and send one
-// pipeline with one script call per key. Requests for the same key share a
-// call (the script applies them in order), so a hot key costs Redis one
-// script run per batch instead of one per decision; many keys share one
-// round trip. An idle system pays a goroutine handoff, not a delay: a
+// take whatever decisions are waiting, group them by key, and hand the
+// groups to scripts.Runner.AcquireGroups, which decides the keys of one
+// server (one cluster slot) in one script call. Requests for the same key
+// share a group (the script applies them in order), so a hot key costs
+// Redis one script run per batch instead of one per decision; many keys
+// share one call and one round trip. An idle system pays a goroutine handoff, not a delay: a
 // worker sends as soon as it has anything.
 type batcher struct {
 	run     *scripts.Runner

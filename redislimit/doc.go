@@ -22,13 +22,16 @@
 //
 // At most one EVALSHA round trip, usually shared. Decisions wait in a
 // per-node queue that a few workers drain: each worker takes whatever is
-// waiting, sends one script call per key (the requests of a hot key are
-// decided in order by one call) and one pipeline per batch. An idle
-// process pays a goroutine handoff, not a delay; a busy one pays a
-// fraction of a round trip and of a script run per decision. Batches never
-// span cluster nodes. The script runs three Redis commands (TIME, HMGET,
-// HSET); the hash remembers when its TTL ends, so most writes leave the
-// TTL alone.
+// waiting and groups it by key (the requests of a hot key are decided in
+// order, together). On one server the batch's keys go in one script call
+// (up to scripts.MaxKeysPerCall, 64, a call; more make a pipeline); on a
+// cluster, the keys of one slot share a call; a Ring or another client
+// gets a call per key. An idle process pays a goroutine handoff, not a
+// delay; a busy one pays a fraction of a round trip and of a script run
+// per decision. Batches never span cluster nodes, and a key that holds
+// something other than a hash fails alone. A key runs two Redis commands
+// (HMGET, HSET), a call one TIME; the hash remembers when its TTL ends, so
+// most writes leave the TTL alone.
 //
 // A refusal is remembered in process until the earliest moment it could
 // end (for a request that accepts a reservation, that much earlier), and
