@@ -331,12 +331,14 @@ func testQuota(t *testing.T, f Factory) {
 	}
 	// After the reset nothing is assumed: the next window ramps from what
 	// was left (nothing) to one below the limit (4) over the window's
-	// length (the longest reset seen: 10s), one unit every 2.5s.
+	// length (the longest reset seen: 10s), one unit every 2s (a window's
+	// gain plus one, so that the last comes before the window ends), each
+	// rounded up to the ramp's next step (4096 a window).
 	e.at(10 * time.Second)
-	e.wantDecision("the reset is not a refill", e.allow("q"), false, 2500*time.Millisecond, srl.CauseQuota)
+	e.wantDecision("the reset is not a refill", e.allow("q"), false, 2001954*time.Microsecond, srl.CauseQuota)
 	e.at(12500 * time.Millisecond)
 	e.wantDecision("the ramp's first unit", e.allow("q"), true, 0, srl.CauseNone)
-	e.wantDecision("the ramp's next unit", e.allow("q"), false, 2500*time.Millisecond, srl.CauseQuota)
+	e.wantDecision("the ramp's next unit", e.allow("q"), false, 1501465*time.Microsecond, srl.CauseQuota)
 	// The first response of the new window tells the truth: 4 left.
 	e.observe("q", srl.Observation{Limit: 5, Remaining: 4, Reset: 7500 * time.Millisecond})
 	for i := 0; i < 4; i++ {
@@ -351,13 +353,14 @@ func testQuotaWindowRollover(t *testing.T, f Factory) {
 	e := newEnv(t, f)
 	e.observe("w", srl.Observation{Limit: 10, Remaining: 0, Reset: 5 * time.Second, Window: time.Minute})
 	e.wantDecision("spent", e.allow("w"), false, 5*time.Second, srl.CauseQuota)
-	// The next window (a minute, as the server said) ramps to 9: the
-	// first unit after 4096 steps × 1/9, rounded up to the next step.
+	// The next window (a minute, as the server said) ramps to 9 at the
+	// rate of 10 a window: the first unit after 4096 steps × 1/10, rounded
+	// up to the next step.
 	e.at(5 * time.Second)
-	e.wantDecision("ramping", e.allow("w"), false, 6679688*time.Microsecond, srl.CauseQuota)
+	e.wantDecision("ramping", e.allow("w"), false, 6005860*time.Microsecond, srl.CauseQuota)
 	e.at(5*time.Second + 30*time.Second)
-	if st := e.peek("w"); st.Quota.Remaining != 4 || st.Quota.ResetAfter != 30*time.Second {
-		t.Fatalf("half way through the ramp: %+v, want 4 remaining, reset after 30s", st.Quota)
+	if st := e.peek("w"); st.Quota.Remaining != 5 || st.Quota.ResetAfter != 30*time.Second {
+		t.Fatalf("half way through the ramp: %+v, want 5 remaining, reset after 30s", st.Quota)
 	}
 	// A window on, untouched: the ramp reached its target, and the next
 	// window starts there. (The state lives until that window's end.)

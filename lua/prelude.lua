@@ -135,7 +135,7 @@ local function ramp(q, now)
   if q.p == 0 then return q.a - q.s end
   local e = clamp(now - start(q), 0, q.w)
   local steps = idiv(e * RAMP_STEPS, q.w)
-  return q.a + idiv(q.p * steps, RAMP_STEPS) - q.s
+  return q.a + math.min(idiv((q.p + 1) * steps, RAMP_STEPS), q.p) - q.s
 end
 
 -- Quota.rampAbove
@@ -143,7 +143,7 @@ local function ramp_above(q, now)
   if q.p == 0 then return q.a - q.s end
   local e = clamp(now - start(q), 0, q.w)
   local steps = idiv(e * RAMP_STEPS, q.w)
-  return q.a + idiv(q.p * steps + RAMP_STEPS - 1, RAMP_STEPS) - q.s
+  return q.a + math.min(idiv((q.p + 1) * steps + RAMP_STEPS - 1, RAMP_STEPS), q.p) - q.s
 end
 
 -- Quota.available
@@ -157,7 +157,7 @@ local function quota_wait(q, now, need)
   local reset_at = now + reset_after(q, now)
   local short = need - q.a + q.s
   if q.p > 0 and short <= q.p then
-    local steps = idiv(short * RAMP_STEPS + q.p - 1, q.p)
+    local steps = idiv(short * RAMP_STEPS + q.p, q.p + 1)
     local e = idiv(steps * q.w + RAMP_STEPS - 1, RAMP_STEPS)
     local at = start(q) + e
     if at < reset_at and at > now then return at - now end

@@ -94,15 +94,18 @@ func (q *Quota) start() int64 {
 	return q.ResetAt - q.Window
 }
 
-// ramp is what the ramp allows at now: Base plus Gain in rampSteps equal
-// steps over the window, less what was spent. It may be negative.
+// ramp is what the ramp allows at now: Base plus Gain, less what was
+// spent; it may be negative. The gain comes in rampSteps equal steps over
+// the window at the rate of Gain+1 per window, so that its last unit
+// comes a unit's time before the window ends, not at its end, where the
+// window rolls first and the unit would be lost to every window.
 func (q *Quota) ramp(now int64) int64 {
 	if q.Gain == 0 {
 		return q.Base - q.Spent
 	}
 	e := clamp(now-q.start(), 0, q.Window)
 	steps := FloorDiv(e*rampSteps, q.Window)
-	return q.Base + FloorDiv(q.Gain*steps, rampSteps) - q.Spent
+	return q.Base + min(FloorDiv((q.Gain+1)*steps, rampSteps), q.Gain) - q.Spent
 }
 
 // rampAbove is the ramp at now with its gain's fraction rounded up: the
@@ -117,7 +120,7 @@ func (q *Quota) rampAbove(now int64) int64 {
 	}
 	e := clamp(now-q.start(), 0, q.Window)
 	steps := FloorDiv(e*rampSteps, q.Window)
-	return q.Base + FloorDiv(q.Gain*steps+rampSteps-1, rampSteps) - q.Spent
+	return q.Base + min(FloorDiv((q.Gain+1)*steps+rampSteps-1, rampSteps), q.Gain) - q.Spent
 }
 
 // available is what may be spent at now: the larger of what a response of
@@ -135,7 +138,7 @@ func (q *Quota) wait(now, need int64) int64 {
 	resetAt := now + q.resetAfter(now)
 	short := need - q.Base + q.Spent // what the ramp's gain must reach
 	if q.Gain > 0 && short <= q.Gain {
-		steps := FloorDiv(short*rampSteps+q.Gain-1, q.Gain)
+		steps := FloorDiv(short*rampSteps+q.Gain, q.Gain+1)
 		e := FloorDiv(steps*q.Window+rampSteps-1, rampSteps)
 		if at := q.start() + e; at < resetAt && at > now {
 			return at - now

@@ -18,7 +18,7 @@ func TestReanchorGrowsByWholeUnits(t *testing.T) {
 		if got := q.ramp(anchorAt); got > 6 {
 			t.Fatalf("anchored at %dµs on 6: the ramp says %d", anchorAt, got)
 		}
-		unit := int64(window / q.Gain) // µs per unit the ramp frees
+		unit := int64(window / (q.Gain + 1)) // µs per unit the ramp frees
 		for now := anchorAt; now < anchorAt+unit; now += 1000 {
 			if got := q.ramp(now); got > 6 {
 				t.Fatalf("anchored at %dµs on 6: %dµs later the ramp says %d, before a unit's time (%dµs) passed", anchorAt, now-anchorAt, got, unit)
