@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/backendtest"
 	"github.com/smartratelimit/smartratelimit/integration/internal/redisserver"
+	"github.com/smartratelimit/smartratelimit/internal/scripts"
 	"github.com/smartratelimit/smartratelimit/redislimit"
 )
 
@@ -62,6 +64,73 @@ func TestConformanceOnCluster(t *testing.T) {
 			},
 		}
 	})
+}
+
+// TestClusterSlotsShareCalls: the slot the runner computes is the one the
+// cluster computes, and keys of one slot decided together (one script call
+// for several keys) are each decided on their own: under 64 goroutines,
+// every key of a few shared slots admits exactly its one request a minute.
+func TestClusterSlotsShareCalls(t *testing.T) {
+	_, cc := startCluster(t)
+	ctx := context.Background()
+	prefix := uniquePrefix(t)
+	// The cluster's word on a sample, then 4 slots of 8 keys found by ours.
+	for i := 0; i < 200; i++ {
+		rk := redislimit.RedisKey(prefix, "sample-"+strconv.Itoa(i))
+		want, err := cc.ClusterKeySlot(ctx, rk).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := scripts.Slot(rk); int64(got) != want {
+			t.Fatalf("Slot(%q) = %d, the cluster says %d", rk, got, want)
+		}
+	}
+	bySlot, full := map[uint16][]string{}, map[uint16][]string{}
+	for i := 0; len(full) < 4; i++ {
+		key := "k" + strconv.Itoa(i)
+		slot := scripts.Slot(redislimit.RedisKey(prefix, key))
+		if bySlot[slot] = append(bySlot[slot], key); len(bySlot[slot]) == 8 {
+			full[slot] = bySlot[slot]
+		}
+	}
+	var keys []string
+	for _, ks := range full {
+		keys = append(keys, ks...)
+	}
+	l := redislimit.New(cc, redislimit.WithKeyPrefix(prefix), redislimit.WithDecisionTimeout(5*time.Second))
+	defer l.Close()
+	var admitted sync.Map
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 4*len(keys); i++ {
+				key := keys[(g+i)%len(keys)]
+				d, err := l.Allow(ctx, key, srl.PerMinute(1))
+				if err != nil || d.Degraded {
+					errs <- fmt.Errorf("%s: %+v, %v", key, d, err)
+					return
+				}
+				if d.Allowed {
+					n, _ := admitted.LoadOrStore(key, new(atomic.Int64))
+					n.(*atomic.Int64).Add(1)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, key := range keys {
+		n, ok := admitted.Load(key)
+		if !ok || n.(*atomic.Int64).Load() != 1 {
+			t.Fatalf("%s admitted %v times, want exactly 1", key, n)
+		}
+	}
 }
 
 // TestClusterSpreadsKeys: keys land on every master, each script on one
