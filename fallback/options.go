@@ -19,20 +19,11 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		nowMicros:   monotonicMicros(),
+		nowMicros:   keystate.MonotonicMicros(),
 		maxKeys:     DefaultMaxKeys,
 		backoffBase: keystate.DefaultBackoffBase,
 		backoffMax:  keystate.DefaultBackoffMax,
 	}
-}
-
-// monotonicMicros is wall time at construction advanced by the monotonic
-// clock, so a wall-clock step (NTP, a VM resume) never gives or takes
-// budget. It reads the clock once per call and converts nothing else.
-func monotonicMicros() func() int64 {
-	base := time.Now()
-	baseMicros := base.UnixMicro()
-	return func() int64 { return baseMicros + int64(time.Since(base)/time.Microsecond) }
 }
 
 func (c *config) fail(format string, args ...any) {

@@ -31,22 +31,12 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		nowMicros:     monotonicMicros(),
+		nowMicros:     keystate.MonotonicMicros(),
 		busyTimeout:   DefaultBusyTimeout,
 		sweepInterval: DefaultSweepInterval,
 		backoffBase:   keystate.DefaultBackoffBase,
 		backoffMax:    keystate.DefaultBackoffMax,
 	}
-}
-
-// monotonicMicros is wall time at Open advanced by the monotonic clock, so
-// a wall-clock step while the process runs never gives or takes budget.
-// Processes sharing the file share the machine's wall clock, which is what
-// orders their decisions.
-func monotonicMicros() func() int64 {
-	base := time.Now()
-	baseMicros := base.UnixMicro()
-	return func() int64 { return baseMicros + int64(time.Since(base)/time.Microsecond) }
 }
 
 func (c *config) fail(format string, args ...any) {

@@ -216,6 +216,16 @@ const bareFor = int64(srl.BareFor / time.Microsecond)
 
 func clamp(v, lo, hi int64) int64 { return min(max(v, lo), hi) }
 
+// MonotonicMicros returns a clock in µs: the wall time when it is called,
+// advanced by the monotonic clock, so a wall-clock step (NTP, a VM resume)
+// never gives or takes budget. Processes sharing state (an SQLite file)
+// share the machine's wall clock, which orders their decisions.
+func MonotonicMicros() func() int64 {
+	base := time.Now()
+	baseMicros := base.UnixMicro()
+	return func() int64 { return baseMicros + int64(time.Since(base)/time.Microsecond) }
+}
+
 // ClampRanges bounds every value of a state read back from storage to the
 // range the rules can produce, so that garbage can neither overflow the
 // arithmetic nor poison the key. Bounds relative to now (a block, a lease,

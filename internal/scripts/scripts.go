@@ -141,7 +141,7 @@ func appendItem(args []any, it *keystate.Item) []any {
 }
 
 func acquireArgs(now int64, items []keystate.Item) []any {
-	args := make([]any, 0, 2+groupArgs(items))
+	args := make([]any, 0, 1+groupArgs(items))
 	args = append(args, now)
 	return appendGroup(args, items)
 }
