@@ -2,6 +2,7 @@ package redislimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -171,10 +172,26 @@ func (b *batcher) work() {
 		if len(groups) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+		deadline := time.Now().Add(b.timeout)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		b.run.AcquireGroups(ctx, groups)
 		cancel()
+		if !time.Now().Before(deadline) {
+			budgetSpent(groups)
+		}
 		b.deliver(batch, groups)
+	}
+}
+
+// budgetSpent marks the failures of a batch that ran out of its budget as
+// the exceeded budget: a client that sets its socket deadlines from the
+// context reports an i/o timeout, which can reach the caller a moment
+// before the caller's own budget timer fires.
+func budgetSpent(groups []scripts.Group) {
+	for i := range groups {
+		if err := groups[i].Err; err != nil && !errors.Is(err, errDecisionTimeout) {
+			groups[i].Err = fmt.Errorf("%w: %w", errDecisionTimeout, err)
+		}
 	}
 }
 
