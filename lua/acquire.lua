@@ -11,8 +11,10 @@
 --
 -- KEYS      the keys' hashes
 -- ARGV[1]   now in µs, or 0 to read the Redis clock
--- then per key, in KEYS order: R, the number of its requests, and per
--- request:
+-- then per key, in KEYS order: R, the number of its requests (negated,
+-- -R, when every request is plain: pacing limits only, no costs, no
+-- probe lease; such a key is tried on the fast path, decide_fast), and
+-- per request:
 --           n (the cost in requests and in every limit), max wait µs (the
 --           longest reservation accepted), probe lease µs (0: no probing),
 --           C costs in other units, F fixed limits, D default limits (used
@@ -25,8 +27,8 @@
 --
 -- Reply (integers only), per key in KEYS order: -1 alone when the key holds
 -- something other than a hash (nothing of it is decided or written), else
--- per request the short form of decide_plain (3 admitted | 2 refused by a
--- limit, wait, remaining, reset) or 11 + C values: allowed 0|1, wait µs
+-- per request the short form of the fast path (3 admitted | 2 refused by
+-- a limit, wait, remaining, reset) or 11 + C values: allowed 0|1, wait µs
 -- (delay when allowed, retry-after when not), remaining (-1: nothing limits the
 -- key), reset-after µs, cause (0 none, 1 limit, 2 quota, 3 blocked, 4
 -- probe), then one quota and the block after the decision: quota limit,
@@ -36,163 +38,23 @@
 -- the marks (Quota.Mark) of the quotas an admitted request spent from, in
 -- requests and then per cost (0: none).
 
-local PROBE_POLL = 20000 -- keystate.ProbePoll, µs
-local COUNT_SPAN = 60000000 -- keystate.CountSpan, µs
-
 local now = script_now(ARGV[1])
+
+-- the reply of every key, in order
+local reply = {}
 
 local function min_remaining(acc, x)
   if acc < 0 or x < acc then return x end
   return acc
 end
 
--- Window limits (internal/keystate/window.go): at most rate events in any
--- window of one period, counted in sub-windows of w µs aligned on the
--- epoch; a decision counts now's sub-window and the k - 1 before it. A
--- window's geometry g is {r = rate, w = sub-window µs, k = slots}.
-local SUB_WINDOWS = 10 -- keystate.SubWindows
-
--- compileWindow: the geometry of rate events per period µs
-local function window_geometry(rate, period)
-  local w = idiv(period + SUB_WINDOWS - 1, SUB_WINDOWS)
-  return {r = rate, w = w, k = idiv(period + w - 1, w) + 1}
-end
-
-
--- DecodeWindow and clampRanges: "<newest> <count> <count> ...", words
--- separated by spaces, the first k + 1 of them of at most 16 decimal
--- digits each (the rest ignored); nil when it does not parse. st.c[j] is
--- what sub-window st.n - j + 1 holds. Read byte by byte: patterns cost
--- far more, and a full key reads every window it holds.
-local function decode_window(s, g)
-  if type(s) ~= 'string' then return nil end
-  local st, words, pos = {n = 0, c = {}}, 0, 1
-  local b = string.byte(s, pos)
-  while b and words <= g.k do
-    if b == 32 then
-      pos = pos + 1
-      b = string.byte(s, pos)
-    else
-      local x, digits = 0, 0
-      while b and b ~= 32 do
-        if b < 48 or b > 57 or digits == 16 then return nil end
-        x, digits = x * 10 + b - 48, digits + 1
-        pos = pos + 1
-        b = string.byte(s, pos)
-      end
-      if words == 0 then
-        st.n = x
-      else
-        st.c[words] = clamp(x, 0, g.r)
-      end
-      words = words + 1
-    end
-  end
-  if words == 0 then return nil end
-  for j = 1, g.k do
-    if not st.c[j] then st.c[j] = 0 end
-  end
-  return st
-end
-
--- EncodeWindow: up to the last count that is not 0, at least one
-local function encode_window(st, g)
-  local last = 1
-  for j = 2, g.k do
-    if st.c[j] ~= 0 then last = j end
-  end
-  local parts = {string.format('%d', st.n)}
-  for j = 1, last do parts[j + 1] = string.format('%d', st.c[j]) end
-  return table.concat(parts, ' ')
-end
-
--- Window.view: the counts aligned on now's sub-window b (c[j] is what
--- sub-window b - j + 1 holds) and their sum. Counts stored ahead of now
--- count as now's.
-local function window_view(st, g)
-  local b = idiv(now, g.w)
-  local c, count = {}, 0
-  for j = 1, g.k do c[j] = 0 end
-  if st then
-    local d = b - math.min(st.n, b)
-    for j = 1, g.k - d do
-      c[j + d] = st.c[j]
-      count = count + st.c[j]
-    end
-  end
-  return b, c, count
-end
-
--- windowView.wait: until enough of the oldest sub-windows left the span
-local function window_wait(g, b, c, count, n)
-  local need = count + n - g.r
-  if need <= 0 then return 0 end
-  for j = g.k, 1, -1 do
-    need = need - c[j]
-    if need <= 0 then return (b - j + 1 + g.k) * g.w - now end
-  end
-  return (b + g.k) * g.w - now
-end
-
--- windowView.until: when the last count leaves the span; 0 when none
-local function window_until(g, b, c)
-  for j = 1, g.k do
-    if c[j] > 0 then return (b - j + 1 + g.k) * g.w end
-  end
-  return 0
-end
-
--- Window.until: window_until of the view of st, without building it
-local function stored_until(st, g)
-  if not st then return 0 end
-  local b = idiv(now, g.w)
-  local newest = math.min(st.n, b)
-  for j = 1, g.k - (b - newest) do
-    if st.c[j] > 0 then return (newest - j + 1 + g.k) * g.w end
-  end
-  return 0
-end
-
--- State.makeRoom's bound (see decide_key)
-local MAX_LIMIT_FIELDS = 64
-
--- bytewise a < b (Lua's own comparison follows the server's locale)
-local function bytes_less(a, b)
-  local n = math.min(#a, #b)
-  for j = 1, n do
-    local x, y = string.byte(a, j), string.byte(b, j)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
-
--- When a window field no request names goes stale, read cheaply (a full
--- key reads every one it holds at every new limit): from its name's period
--- and its newest sub-window, whose count the rules never leave at 0, as
--- stored_until reads what they write. Garbage reads as stale (0), so it
--- goes first.
-local function loaded_end(g, value)
-  local colon = string.find(g, ':', 3, true)
-  local space = string.find(value, ' ', 1, true)
-  if not colon or not space then return 0 end
-  local period, newest = tonumber(string.sub(g, colon + 1)), tonumber(string.sub(value, 1, space - 1))
-  if not period or not newest or period < 1 or period > 1e15 or newest ~= newest then return 0 end
-  local w = idiv(period + SUB_WINDOWS - 1, SUB_WINDOWS)
-  local b = idiv(now, w)
-  if newest > b then newest = b end
-  return (newest + idiv(period + w - 1, w) + 1) * w
-end
-
--- the reply of every key, in order
-local reply = {}
-
 -- decide_plain decides the common case without the machinery of
--- decide_key: requests for pacing limits only, without costs or probes, on
--- a key that holds nothing but those limits' TATs (and its TTL's end ex),
--- or nothing at all. It decides and writes exactly what decide_key would
--- (no block, quota or lease to check; a key that holds nothing has room
--- for every field), which the differential fuzz checks, and replies in
--- short: 3 (admitted) or 2 (refused by a limit), wait, remaining, reset;
+-- decide_key (acquire_full.lua): requests for pacing limits only, without
+-- costs or probes, on a key that holds nothing but those limits' TATs (and
+-- its TTL's end ex), or nothing at all. It decides and writes exactly what
+-- decide_key would (no block, quota or lease to check; a key that holds
+-- nothing has room for every field), which the differential tests check,
+-- and replies in short: 3 (admitted) or 2 (refused by a limit), wait, remaining, reset;
 -- everything else is 0. The requests' arguments start at ARGV[i];
 -- v[slot[f]] is what field f holds.
 local function decide_plain(key, i, nreq, slot, v, ex)
@@ -211,7 +73,7 @@ local function decide_plain(key, i, nreq, slot, v, ex)
       local f = ARGV[a]
       local T, B, P = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
       local t = tat[f]
-      if t == nil then t = tonumber(v[slot[f]]) or 0 end
+      if t == nil then t = tonumber(v[slot[f]] or 0) or 0 end
       t = clamp(t, now, now + math.max(P, B * T) + MAX_RESERVATION)
       at[l] = t
       local w = t + n * T - B * T - now
@@ -250,413 +112,113 @@ local function decide_plain(key, i, nreq, slot, v, ex)
   end
 end
 
--- decide_key decides the requests of key, whose arguments start at
--- ARGV[first] (R), appends their replies and returns where the next
--- key's arguments start.
-local function decide_key(key, first)
-  -- Gather the limit fields the requests name, and the geometry of each
-  -- window among them. The requests are read straight from ARGV, here and
-  -- again below, so a call builds no table per request.
-  local nreq = tonumber(ARGV[first])
-  local fields, slot, geo = {'bu', 'th', 'pl', 'nh', 'ex', 'q', 'ac', 'as', 'rc'}, {}, {}
-  local SCALARS = 9
+-- decide_single is decide_plain for one request with one limit, which
+-- needs no table: held is what the limit's field holds (false: nothing),
+-- ex the key's TTL's end.
+local function decide_single(key, i, held, ex)
+  local n, max_wait = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local f = ARGV[i + 6]
+  local T, B, P = tonumber(ARGV[i + 8]), tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10])
+  if max_wait > MAX_RESERVATION then max_wait = MAX_RESERVATION end
+  local t = clamp(tonumber(held or 0) or 0, now, now + math.max(P, B * T) + MAX_RESERVATION)
+  local gcra_wait = t + n * T - B * T - now
+  if gcra_wait < 0 then gcra_wait = 0 end
+  local admitted = gcra_wait <= max_wait
+  local r = #reply
+  if admitted then
+    t = t + n * T
+    -- grow_ttl, for one field
+    if t + 1000000 > ex then
+      ex = t + 2000000
+      redis.call('HSET', key, f, t, 'ex', ex)
+      redis.call('PEXPIRE', key, idiv(ex - now + 999, 1000))
+    else
+      redis.call('HSET', key, f, t)
+    end
+    reply[r + 1] = 3
+  else
+    reply[r + 1] = 2
+  end
+  reply[r + 2] = gcra_wait
+  reply[r + 3] = math.max(idiv(now + B * T - t, T), 0)
+  reply[r + 4] = math.max(t - now, 0)
+end
+
+-- decide_fast decides the requests of key, whose arguments start at
+-- ARGV[first] (-R), when the caller says they are plain (pacing limits
+-- only, no costs, no probes) and the key holds nothing but the TATs they
+-- name and its TTL's end, or nothing at all: what decide_key would decide
+-- and write, for the cost of two reads at most (HLEN, then HMGET of only
+-- those fields; HLEN alone on a key that holds nothing). It returns where
+-- the next key's arguments start, or nil, having decided nothing, when the
+-- key holds anything else.
+local function decide_fast(key, first, nreq)
+  local len = redis.pcall('HLEN', key)
+  if type(len) == 'table' then
+    -- Not a hash (see decide_key, which then fails the key alone).
+    return nil
+  end
   local i = first + 1
-  -- plain: only pacing limits, no costs, no probes (see decide_plain)
-  local plain = true
+  if nreq == 1 and tonumber(ARGV[i + 4]) + tonumber(ARGV[i + 5]) == 1 then
+    if len == 0 then
+      decide_single(key, i, false, 0)
+    elseif len == 2 then
+      local v = redis.call('HMGET', key, 'ex', ARGV[i + 6])
+      if not (v[1] and v[2]) then return nil end
+      decide_single(key, i, v[2], stored(v[1]))
+    else
+      return nil
+    end
+    return i + 11
+  end
+  -- v[slot[f]] is what field f holds, v[1] the TTL's end
+  local fields, slot = {'ex'}, {}
   for _ = 1, nreq do
-    local ncost = tonumber(ARGV[i + 3])
     local count = tonumber(ARGV[i + 4]) + tonumber(ARGV[i + 5])
-    if ncost ~= 0 or ARGV[i + 2] ~= '0' then plain = false end
-    i = i + 6 + 2 * ncost
+    i = i + 6
     for _ = 1, count do
       local f = ARGV[i]
-      if ARGV[i + 1] ~= '0' then plain = false end
       if not slot[f] then
         fields[#fields + 1] = f
         slot[f] = #fields
-        -- (the interval passed, ARGV[i + 2], is the sub-window computed the
-        -- same way, in Go)
-        if ARGV[i + 1] == '1' then geo[f] = window_geometry(tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])) end
       end
       i = i + 5
     end
   end
-
-  local after = i
-  local v = redis.pcall('HMGET', key, unpack(fields))
-  if v.err then
-    -- Not a hash: this key fails alone. (No other error can come from a
-    -- read; should one, the whole call fails with it.)
-    if not string.find(v.err, 'WRONGTYPE', 1, true) then error(v) end
-    reply[#reply + 1] = -1
-    return after
+  local v = {}
+  if len == #fields then
+    v = redis.call('HMGET', key, unpack(fields))
+    for s = 1, #fields do
+      if not v[s] then return nil end
+    end
+  elseif len ~= 0 then
+    return nil
   end
-  if plain and not (v[1] or v[2] or v[3] or v[4] or v[6] or v[7] or v[8] or v[9]) then
-    -- Nothing but the TATs: all of those the requests name, or (a key
-    -- that holds nothing) none of them.
-    local holds, fits = v[5] ~= false, true
-    for s = SCALARS + 1, #fields do
-      if (v[s] ~= false) ~= holds then fits = false end
-    end
-    if fits then
-      decide_plain(key, first + 1, nreq, slot, v, stored(v[5]))
-      return after
-    end
-  end
-  local bu = stored(v[1])
-  local th = clamp(stored(v[2]), 0, MAX_THROTTLES)
-  local pl = stored(v[3])
-  local nh = stored(v[4])
-  local ex = stored(v[5])
-  local q_stored, pl_stored = v[6], pl
-  -- State.Admitted, AdmittedSince, Refused
-  local ac, as_, rc = clamp(stored(v[7]), 0, MAX_COUNT), stored(v[8]), clamp(stored(v[9]), 0, MAX_COUNT)
-  local counts_stored = {ac, as_, rc}
-  local quotas = decode_quotas(q_stored)
-  -- tat[f] is a pacing field's TAT, win[f] a window field's counts (nil
-  -- when absent or garbage); present[f] says the field exists.
-  local tat, win, dirty, present = {}, {}, {}, {}
-  for f, s in pairs(slot) do
-    if geo[f] then
-      win[f] = decode_window(v[s], geo[f])
-    else
-      tat[f] = tonumber(v[s]) or 0
-    end
-    present[f] = v[s] ~= false
-  end
-  local horizon = 0
-
-  -- State.makeRoom: a key holds at most MAX_LIMIT_FIELDS limit fields, TATs
-  -- and windows together. Past it the stale ones go (a TAT at or before now,
-  -- a window whose counts all left its span), then the one that goes stale
-  -- first, never one the request uses (own: its fields, a set).
-  local tat_count, all_loaded, deleted, ends = nil, false, {}, {}
-
-  -- when field g goes stale: its TAT, or when its window empties (0: it is
-  -- empty, or garbage); ends holds it for the fields no request names, which
-  -- this call never changes.
-  local function stale_at(g)
-    if ends[g] then return ends[g] end
-    if geo[g] == nil then return tat[g] end
-    return stored_until(win[g], geo[g])
-  end
-
-  local swept = false
-  local function make_room(own)
-    if tat_count == nil then
-      local scalars = 0
-      for s = 1, SCALARS do
-        if v[s] then scalars = scalars + 1 end
-      end
-      tat_count = redis.call('HLEN', key) - scalars
-    end
-    if tat_count >= MAX_LIMIT_FIELDS and not swept then
-      if not all_loaded then
-        local h = redis.call('HGETALL', key)
-        for j = 1, #h, 2 do
-          local g = h[j]
-          local prefix = string.sub(g, 1, 2)
-          if present[g] == nil and prefix == 'g:' then
-            tat[g], present[g] = tonumber(h[j + 1]) or 0, true
-          elseif present[g] == nil and prefix == 'w:' then
-            ends[g], present[g] = loaded_end(g, h[j + 1]), true
-          end
-        end
-        all_loaded = true
-      end
-      -- Once swept, nothing goes stale for the rest of the call: now stands
-      -- still and every field the call writes lies ahead of it.
-      local count = 0
-      for g, is in pairs(present) do
-        if is then
-          if stale_at(g) <= now then
-            present[g], dirty[g], deleted[g] = false, nil, true
-          else
-            count = count + 1
-          end
-        end
-      end
-      tat_count, swept = count, true
-    end
-    if tat_count >= MAX_LIMIT_FIELDS then
-      local low, low_at
-      for g, is in pairs(present) do
-        if is and not own[g] then
-          local at_g = stale_at(g)
-          if low == nil or at_g < low_at or at_g == low_at and bytes_less(g, low) then low, low_at = g, at_g end
-        end
-      end
-      if low then
-        present[low], dirty[low], deleted[low] = false, nil, true
-        tat_count = tat_count - 1
-      end
-    end
-    tat_count = tat_count + 1
-  end
-
-  local at = {}
-  i = first + 1
-  for _ = 1, nreq do
-    local n, max_wait, probe = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-    local ncost, nfixed, ndefault = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-    local costs = i + 6 -- cost c: unit ARGV[costs + 2c - 2], n after it
-    -- limit l of this request: field ARGV[lim + 5l], kind, T, B and P after it
-    local lim = costs + 2 * ncost - 5
-    i = costs + 2 * ncost + 5 * (nfixed + ndefault)
-    if max_wait > MAX_RESERVATION then max_wait = MAX_RESERVATION end
-    local function need(unit)
-      if unit == 'requests' then return n end
-      for c = 1, ncost do
-        if ARGV[costs + 2 * c - 2] == unit then return tonumber(ARGV[costs + 2 * c - 1]) end
-      end
-      return 0
-    end
-    local marks = {}
-
-    local dropped
-    quotas, dropped = roll_quotas(quotas, now)
-    if dropped then pl = 0 end
-    local count = nfixed
-    if #quotas == 0 then count = nfixed + ndefault end
-
-    local wait, cause = 0, 0
-    local blocked = bu
-    if blocked > now + MAX_HORIZON then blocked = now + MAX_HORIZON end
-    if blocked > now then wait, cause = blocked - now, 3 end
-    local shown = 0
-    for qi, q in ipairs(quotas) do
-      local w = quota_wait(q, now, need(q.u))
-      if w > wait then wait, cause, shown = w, 2, qi end
-    end
-
-    -- the stored counts of window field f, nil when absent
-    local function counts(f)
-      if present[f] then return win[f] end
-      return nil
-    end
-
-    local gcra_wait, win_wait = 0, 0
-    for l = 1, count do
-      local a = lim + 5 * l
-      local f = ARGV[a]
-      local g = geo[f]
-      if g then
-        local b, c, sum = window_view(counts(f), g)
-        local w = window_wait(g, b, c, sum, n)
-        if w > win_wait then win_wait = w end
-      else
-        local T, B, P = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-        local bound = math.max(P, B * T) + MAX_RESERVATION
-        local t = 0
-        if present[f] then t = tat[f] end
-        at[l] = clamp(t, now, now + bound)
-        local w = at[l] + n * T - B * T - now
-        if w > gcra_wait then gcra_wait = w end
-      end
-    end
-
-    -- State.probeState
-    local applies, free = false, false
-    local bare = nh
-    if bare > now + BARE_FOR then bare = now + BARE_FOR end
-    if probe > 0 and bare <= now then
-      if #quotas == 0 then
-        applies, free = ndefault == 0, pl == 0
-      else
-        local since = -1
-        for _, q in ipairs(quotas) do
-          if q.o < 0 and start(q) > since then since = start(q) end
-        end
-        applies, free = since >= 0, pl <= since
-      end
-    end
-    local lease = pl
-    if lease > now + MAX_HORIZON then lease = now + MAX_HORIZON end
-    if wait == 0 and gcra_wait <= max_wait and win_wait == 0 and applies and lease > now then
-      wait, cause = math.min(lease - now, PROBE_POLL), 4
-    end
-
-    local blocked_for = blocked - now
-    if blocked_for < 0 then blocked_for = 0 end
-    local report = 0
-    if th > 0 then report = 3 elseif #quotas > 0 then report = 1 end
-    local remaining, reset = -1, blocked_for
-
-    -- State.quotaView
-    local function quota_view()
-      for qi, q in ipairs(quotas) do
-        local a = math.max(available(q, now), 0)
-        remaining = min_remaining(remaining, a)
-        if a < q.l and reset_after(q, now) > reset then reset = reset_after(q, now) end
-        if shown == 0 and q.u == 'requests' then shown = qi end
-      end
-      if shown == 0 and #quotas > 0 then shown = 1 end
-      if shown > 0 then
-        local q = quotas[shown]
-        return q.l, math.max(available(q, now), 0), reset_after(q, now)
-      end
-      return 0, 0, 0
-    end
-
-    local allowed, delay = 0, 0
-    if wait > 0 or gcra_wait > max_wait or win_wait > 0 then
-      -- A window is never reserved: the request waits for the later of both.
-      local lim_wait = math.max(gcra_wait, win_wait)
-      if lim_wait > wait and cause ~= 4 then wait, cause = lim_wait, 1 end
-      if blocked > now then remaining = 0 end
-      for l = 1, count do
-        local a = lim + 5 * l
-        local f = ARGV[a]
-        local g = geo[f]
-        if g then
-          local b, c, sum = window_view(counts(f), g)
-          remaining = min_remaining(remaining, math.max(g.r - sum, 0))
-          local u = window_until(g, b, c) - now
-          if u > reset then reset = u end
-        else
-          local T, B = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-          remaining = min_remaining(remaining, math.max(idiv(now + B * T - at[l], T), 0))
-          if at[l] - now > reset then reset = at[l] - now end
-        end
-      end
-      delay = wait
-    else
-      -- Stored fields first, then new ones (which may push others out).
-      local new = {}
-      for l = 1, count do
-        local a = lim + 5 * l
-        local f = ARGV[a]
-        local g = geo[f]
-        if g then
-          local b, c, sum = window_view(counts(f), g)
-          c[1], sum = c[1] + n, sum + n
-          if present[f] then
-            win[f], dirty[f] = {n = b, c = c}, true
-          else
-            new[#new + 1] = l
-          end
-          local u = window_until(g, b, c)
-          if u > horizon then horizon = u end
-          remaining = min_remaining(remaining, g.r - sum)
-          if u - now > reset then reset = u - now end
-        else
-          local T, B = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-          local t = at[l] + n * T
-          if present[f] then
-            tat[f], dirty[f] = t, true
-          else
-            new[#new + 1] = l
-          end
-          if t > horizon then horizon = t end
-          remaining = min_remaining(remaining, math.max(idiv(now + B * T - t, T), 0))
-          if t - now > reset then reset = t - now end
-        end
-      end
-      local own
-      for _, l in ipairs(new) do
-        local a = lim + 5 * l
-        local f = ARGV[a]
-        if not own then
-          own = {}
-          for x = 1, count do own[ARGV[lim + 5 * x]] = true end
-        end
-        make_room(own)
-        local g = geo[f]
-        if g then
-          local c = {}
-          for j = 1, g.k do c[j] = 0 end
-          c[1] = n
-          win[f] = {n = idiv(now, g.w), c = c}
-        else
-          tat[f] = at[l] + n * tonumber(ARGV[a + 2])
-        end
-        present[f], dirty[f], deleted[f] = true, true, nil
-      end
-      for _, q in ipairs(quotas) do
-        local spend = need(q.u)
-        if spend > 0 then
-          q.s = q.s + spend
-          if q.o >= 0 then q.o = math.max(q.o - spend, 0) end
-          q.f, q.fa = in_flight(q, now) + spend, now
-        end
-        if q.u == 'requests' then
-          marks[1] = q.st + 1
-        else
-          for c = 1, ncost do
-            if ARGV[costs + 2 * c - 2] == q.u then marks[c + 1] = q.st + 1 end
-          end
-        end
-        if q.r > now + MAX_HORIZON then q.r = now + MAX_HORIZON end
-        if q.r + q.w > horizon then horizon = q.r + q.w end
-      end
-      if applies and free then
-        pl = now + probe
-        if pl > horizon then horizon = pl end
-        report = 3
-      end
-      if probe > 0 and #quotas == 0 then
-        if as_ == 0 or now - as_ > COUNT_SPAN then as_, ac, rc = now, 0, 0 end
-        ac = ac + n
-        if as_ + COUNT_SPAN > horizon then horizon = as_ + COUNT_SPAN end
-      end
-      allowed, delay, cause = 1, math.max(gcra_wait, 0), 0
-    end
-    local ql, qr, qra = quota_view()
-    reply[#reply + 1] = allowed
-    reply[#reply + 1] = delay
-    reply[#reply + 1] = remaining
-    reply[#reply + 1] = reset
-    reply[#reply + 1] = cause
-    reply[#reply + 1] = ql
-    reply[#reply + 1] = qr
-    reply[#reply + 1] = qra
-    reply[#reply + 1] = blocked_for
-    reply[#reply + 1] = report
-    for c = 1, ncost + 1 do
-      reply[#reply + 1] = marks[c] or 0
-    end
-  end
-
-  if horizon > 0 then
-    local set = {}
-    for f in pairs(dirty) do
-      set[#set + 1] = f
-      if geo[f] then
-        set[#set + 1] = encode_window(win[f], geo[f])
-      else
-        set[#set + 1] = tat[f]
-      end
-    end
-    local encoded = encode_quotas(quotas)
-    local q_changed = encoded ~= (q_stored or '')
-    if q_changed and encoded ~= '' then
-      set[#set + 1] = 'q'
-      set[#set + 1] = encoded
-    end
-    if pl ~= pl_stored then
-      set[#set + 1] = 'pl'
-      set[#set + 1] = pl
-    end
-    local counts = {ac, as_, rc}
-    for j, f in ipairs({'ac', 'as', 'rc'}) do
-      if counts[j] ~= counts_stored[j] then
-        set[#set + 1] = f
-        set[#set + 1] = counts[j]
-      end
-    end
-    local del = {}
-    for f in pairs(deleted) do del[#del + 1] = f end
-    if q_changed and encoded == '' and q_stored then del[#del + 1] = 'q' end
-    if #del > 0 then redis.call('HDEL', key, unpack(del)) end
-    local grown = grow_ttl(set, horizon, ex, now)
-    if #set > 0 then redis.call('HSET', key, unpack(set)) end
-    if grown then redis.call('PEXPIRE', key, idiv(grown - now + 999, 1000)) end
-  end
-  return after
+  decide_plain(key, first + 1, nreq, slot, v, stored(v[1] or 0))
+  return i
 end
 
+-- load_full returns decide_key of acquire_full.lua, defining it and the
+-- quota model it needs: lua.go puts them here, in this function, so a
+-- call whose keys all take the fast path never creates their closures
+-- (each captured upvalue costs the script time on every call).
+-- @full
+
+local decide_key
 local next_arg = 2
 for k = 1, #KEYS do
-  next_arg = decide_key(KEYS[k], next_arg)
+  local key, first = KEYS[k], next_arg
+  local nreq = tonumber(ARGV[first])
+  local after
+  if nreq < 0 then
+    -- The caller vouches that the requests are plain.
+    nreq = -nreq
+    after = decide_fast(key, first, nreq)
+  end
+  if not after then
+    if not decide_key then decide_key = load_full() end
+    after = decide_key(key, first, nreq)
+  end
+  next_arg = after
 end
 return reply

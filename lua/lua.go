@@ -8,12 +8,22 @@
 // a Redis Cluster). Times are integer microseconds on the
 // Redis clock (TIME) unless the caller passes its own; replies are
 // integers, and the quotas travel as the text of the hash field that holds
-// them. Each script is prelude.lua (integer helpers and the quota model)
-// followed by its own file. The Go twin of the arithmetic is
+// them. Each script is base.lua (bounds and integer helpers), prelude.lua
+// (the quota model) and its own file, except that acquire keeps the
+// prelude and acquire_full.lua inside a function it calls only for a key
+// its fast path cannot decide: every closure a script defines is created
+// again on every call, and those with many upvalues cost more than the
+// fast path's decision. The Go twin of the arithmetic is
 // internal/keystate.
 package lua
 
-import _ "embed"
+import (
+	_ "embed"
+	"strings"
+)
+
+//go:embed base.lua
+var base string
 
 //go:embed prelude.lua
 var prelude string
@@ -21,19 +31,35 @@ var prelude string
 //go:embed acquire.lua
 var acquire string
 
+//go:embed acquire_full.lua
+var acquireFull string
+
 //go:embed observe.lua
 var observe string
 
 //go:embed status.lua
 var status string
 
-// The scripts, each with the prelude.
+// The scripts, each with what it shares.
 var (
 	// Acquire decides and spends a group of requests; see acquire.lua.
-	Acquire = prelude + acquire
+	Acquire = withFull(base + acquire)
 	// Observe merges what a response said about the server's budget; see
 	// observe.lua.
-	Observe = prelude + observe
+	Observe = base + prelude + observe
 	// Status reads one key's raw state; see status.lua.
-	Status = prelude + status
+	Status = base + prelude + status
 )
+
+// fullMark is the line of acquire.lua where load_full goes.
+const fullMark = "-- @full\n"
+
+// withFull puts load_full, the prelude and acquire_full.lua in one
+// function, in place of src's fullMark.
+func withFull(src string) string {
+	head, tail, ok := strings.Cut(src, fullMark)
+	if !ok {
+		panic("lua: acquire.lua lost its " + strings.TrimSpace(fullMark) + " line")
+	}
+	return head + "local function load_full()\n" + prelude + "\n" + acquireFull + "\nreturn decide_key\nend\n" + tail
+}

@@ -146,6 +146,32 @@ func acquireArgs(now int64, items []keystate.Item) []any {
 	return appendGroup(args, items)
 }
 
+// plainCounts holds -R boxed for the R of most groups: an int outside
+// 0..255 allocates each time it becomes an argument.
+var plainCounts = func() (a [256]any) {
+	for i := range a {
+		a[i] = -i
+	}
+	return a
+}()
+
+// allPlain says whether every item counts only in requests, against
+// pacing limits only, without probing.
+func allPlain(items []keystate.Item) bool {
+	for i := range items {
+		it := &items[i]
+		if it.Probe != 0 || len(it.Costs) != 0 {
+			return false
+		}
+		for _, l := range it.All {
+			if l.Kind != keystate.KindPacing {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // groupArgs is how many arguments one key's requests take.
 func groupArgs(items []keystate.Item) int {
 	size := 1
@@ -156,9 +182,20 @@ func groupArgs(items []keystate.Item) int {
 }
 
 // appendGroup appends one key's part of acquire's ARGV: R, then each
-// request.
+// request. R is negative when every request is plain, which lets the
+// script take its fast path (decide_fast) on a key that holds nothing
+// else.
 func appendGroup(args []any, items []keystate.Item) []any {
-	args = append(args, len(items))
+	n := len(items)
+	var r any = n
+	switch {
+	case !allPlain(items):
+	case n < len(plainCounts):
+		r = plainCounts[n]
+	default:
+		r = -n
+	}
+	args = append(args, r)
 	for i := range items {
 		args = appendItem(args, &items[i])
 	}
