@@ -62,14 +62,13 @@ func newDenyCache() *denyCache {
 
 // signature hashes what makes two requests the same refusal: the costs,
 // the reservation bound, the probe lease and every limit, its kind
-// included (FNV-1a over their integers).
+// included (a multiply-xorshift over their integers, a word at a time:
+// bytewise FNV cost 5% of a decision's CPU).
 func (c *denyCache) signature(r srl.Request) uint64 {
 	h := uint64(14695981039346656037)
 	mix := func(v int64) {
-		for i := 0; i < 64; i += 8 {
-			h ^= uint64(v>>i) & 0xff
-			h *= 1099511628211
-		}
+		h = (h ^ uint64(v)) * 0x9e3779b97f4a7c15
+		h ^= h >> 29
 	}
 	mix(int64(r.N))
 	mix(int64(r.MaxWait))

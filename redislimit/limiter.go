@@ -185,13 +185,21 @@ func call[T any](ctx context.Context, l *Limiter, key, redisKey string, honours 
 	} else {
 		v, err = within(ctx, l, l.ctxTimeouts, func(ctx context.Context) (T, error) { return f(ctx, node) })
 	}
+	ok, err = l.settle(ctx, brk, t, key, redisKey, err)
+	return v, ok, err
+}
+
+// settle feeds the outcome of a call made with ticket t back to brk, and
+// says, as call does, whether the caller must decide by the failure
+// policy (ok=false) and with which error.
+func (l *Limiter) settle(ctx context.Context, brk *breaker, t ticket, key, redisKey string, err error) (ok bool, _ error) {
 	if err == nil {
 		brk.success(t)
-		return v, true, nil
+		return true, nil
 	}
 	if errors.Is(err, ErrClosedLimiter) {
 		brk.release(t)
-		return v, true, err
+		return true, err
 	}
 	kind := classify(err)
 	if obs := l.cfg.observer; obs != nil && kind != kindCaller {
@@ -208,13 +216,13 @@ func call[T any](ctx context.Context, l *Limiter, key, redisKey string, honours 
 			// breaker.
 			l.brk.cluster.ReloadState(ctx)
 		}
-		return v, false, wrapped
+		return false, wrapped
 	case kindCaller:
 		brk.release(t)
-		return v, true, wrapFailure(kind, key, redisKey, err)
+		return true, wrapFailure(kind, key, redisKey, err)
 	default:
 		brk.success(t)
-		return v, true, wrapFailure(kind, key, redisKey, err)
+		return true, wrapFailure(kind, key, redisKey, err)
 	}
 }
 
@@ -337,16 +345,21 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 		N: int64(r.N), MaxWait: min(r.MaxWait, srl.MaxReservation).Microseconds(), All: all, NFixed: nFixed,
 		Costs: keystate.CompileCosts(costs[:], r.Costs), Probe: r.Probe.Microseconds(),
 	}
-	res, ok, err := call(ctx, l, r.Key, rk, true, func(ctx context.Context, node string) (keystate.Result, error) {
-		res, err := l.batcherFor(node).acquire(ctx, rk, &it)
+	// call, spelled out: a closure would move it and its buffers to the
+	// heap on every decision.
+	var res keystate.Result
+	ok, err := false, errBreakerOpen
+	brk, node := l.breakerFor(ctx, rk)
+	if t, useRedis := brk.allow(time.Now()); useRedis {
+		res, err = l.batcherFor(node).acquire(ctx, rk, &it)
 		if errors.Is(err, errNodeRetired) {
 			// The node stopped being a master while the decision waited:
 			// ask the key's master now.
 			_, node = l.breakerFor(ctx, rk)
 			res, err = l.batcherFor(node).acquire(ctx, rk, &it)
 		}
-		return res, err
-	})
+		ok, err = l.settle(ctx, brk, t, r.Key, rk, err)
+	}
 	var d srl.Decision
 	switch {
 	case !ok:
