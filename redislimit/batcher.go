@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"slices"
 	"sync"
@@ -183,13 +184,16 @@ func (b *batcher) work() {
 	}
 }
 
-// budgetSpent marks the failures of a batch that ran out of its budget as
+// budgetSpent marks the timeouts of a batch that ran out of its budget as
 // the exceeded budget: a client that sets its socket deadlines from the
 // context reports an i/o timeout, which can reach the caller a moment
 // before the caller's own budget timer fires.
 func budgetSpent(groups []scripts.Group) {
 	for i := range groups {
-		if err := groups[i].Err; err != nil && !errors.Is(err, errDecisionTimeout) {
+		err := groups[i].Err
+		var netErr net.Error
+		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
+		if timedOut && !errors.Is(err, errDecisionTimeout) {
 			groups[i].Err = fmt.Errorf("%w: %w", errDecisionTimeout, err)
 		}
 	}
