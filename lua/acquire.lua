@@ -54,9 +54,9 @@ end
 -- its TTL's end ex), or nothing at all. It decides and writes exactly what
 -- decide_key would (no block, quota or lease to check; a key that holds
 -- nothing has room for every field), which the differential tests check,
--- and replies in short: 3 (admitted) or 2 (refused by a limit), wait, remaining, reset;
--- everything else is 0. The requests' arguments start at ARGV[i];
--- v[slot[f]] is what field f holds.
+-- and replies in short: 3 (admitted) or 2 (refused by a limit), wait,
+-- remaining, reset; everything else is 0. The requests' arguments start
+-- at ARGV[i]; v[slot[f]] is what field f holds (nil or false: nothing).
 local function decide_plain(key, i, nreq, slot, v, ex)
   local tat, at = {}, {}
   local set, horizon = {}, 0
