@@ -96,9 +96,7 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 	p := pendings.Get().(*pending)
 	p.key, p.err, p.res = key, nil, keystate.Result{}
 	p.abandoned.Store(false)
-	p.item = *it
-	p.item.All = p.limits[:copy(p.limits[:], it.All)]
-	p.item.Costs = p.costs[:copy(p.costs[:], it.Costs)]
+	it.CopyTo(&p.item, p.limits[:], p.costs[:])
 	select {
 	case b.queue <- p:
 	default:

@@ -51,6 +51,18 @@ type Item struct {
 	Probe  int64 // µs, the probe lease; 0: never probe
 }
 
+// CopyTo copies the item into dst, its limits and costs into the given
+// buffers (which must hold them), so that nothing of dst points into it:
+// a caller's item, built on its stack, stays there. Every field of Item is
+// copied here.
+func (it *Item) CopyTo(dst *Item, limits []Limit, costs []Cost) {
+	*dst = Item{
+		N: it.N, MaxWait: it.MaxWait, NFixed: it.NFixed, Probe: it.Probe,
+		All:   limits[:copy(limits, it.All)],
+		Costs: costs[:copy(costs, it.Costs)],
+	}
+}
+
 // costIndex is unit's place in a Result's Marks: 0 for requests, 1+i for
 // Costs[i]; -1 when the item costs nothing in it.
 func (it *Item) costIndex(unit string) int {
