@@ -31,6 +31,7 @@ import (
 
 func main() {
 	dur := flag.Duration("d", 3*time.Second, "measuring time per contender and scenario")
+	roundsFlag := flag.Int("rounds", 3, "split each decision measurement into this many rounds, the contenders in rotation, so that the machine's drift reaches all of them alike")
 	addr := flag.String("redis", os.Getenv("REDIS_ADDR"), "Redis address; default: start redis-server on a free port")
 	only := flag.String("only", "", "run only the sections whose name contains this (decisions, transport, memory, fleet)")
 	who := flag.String("contender", "", "measure only the limiter of this name, or those whose name contains it")
@@ -47,6 +48,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	scenarioFilter = *scenarioFlag
+	rounds = max(*roundsFlag, 1)
 	if *who != "" {
 		var kept []contender
 		for _, c := range contenders {
@@ -83,8 +85,8 @@ func main() {
 			version = v
 		}
 	}
-	fmt.Printf("# smartratelimit benchmarks\n\n%s, %s/%s, GOMAXPROCS=%d, %d CPUs; Redis %s on loopback (%s), sharing the CPUs with the benchmark. %v per measurement.\n\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU(), version, *addr, *dur)
+	fmt.Printf("# smartratelimit benchmarks\n\n%s, %s/%s, GOMAXPROCS=%d, %d CPUs; Redis %s on loopback (%s), sharing the CPUs with the benchmark. %v per measurement (decisions: in %d rounds, the contenders in rotation).\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU(), version, *addr, *dur, rounds)
 
 	run := func(section string, f func()) {
 		if *only == "" || strings.Contains(section, *only) {
@@ -132,6 +134,9 @@ const goroutines = 64
 // scenarioFilter is the -scenario flag.
 var scenarioFilter string
 
+// rounds is how many rounds a decision measurement is split into (-rounds).
+var rounds = 3
+
 type scenario struct {
 	name string
 	keys int
@@ -159,31 +164,41 @@ func decisions(rdb *redis.Client, addr string, d time.Duration) {
 			cpu  redisCPU
 			err  error
 		}
-		var rows []row
-		var ours float64
-		for _, c := range contenders {
-			_ = rdb.FlushAll(context.Background()).Err()
-			e := &env{addr: addr, prefix: "b" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}
-			decide, closeIt, err := c.build(e, sc.open)
-			if err != nil {
-				rows = append(rows, row{name: c.name, err: err})
-				continue
-			}
-			if !sc.open {
-				_, _ = decide(context.Background(), keys[0]) // spend the one admission
-			}
-			var cpu redisCPU
-			r := measureAround(decide, keys, goroutines, d, func() func(int64) {
-				if c.local {
-					return nil
+		rows := make([]row, len(contenders))
+		for round := 0; round < rounds; round++ {
+			for i, c := range contenders {
+				rw := &rows[i]
+				rw.name = c.name
+				if rw.err != nil {
+					continue
 				}
-				return cpu.start(rdb)
-			})
-			closeIt()
-			if c.name == "smartratelimit" {
-				ours = r.perSecond()
+				_ = rdb.FlushAll(context.Background()).Err()
+				e := &env{addr: addr, prefix: "b" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}
+				decide, closeIt, err := c.build(e, sc.open)
+				if err != nil {
+					rw.err = err
+					continue
+				}
+				if !sc.open {
+					_, _ = decide(context.Background(), keys[0]) // spend the one admission
+				}
+				var cpu redisCPU
+				r := measureAround(decide, keys, goroutines, d/time.Duration(rounds), func() func(int64) {
+					if c.local {
+						return nil
+					}
+					return cpu.start(rdb)
+				})
+				closeIt()
+				rw.r.add(r)
+				rw.cpu.add(cpu)
 			}
-			rows = append(rows, row{name: c.name, r: r, cpu: cpu})
+		}
+		var ours float64
+		for _, rw := range rows {
+			if rw.name == "smartratelimit" && rw.err == nil {
+				ours = rw.r.perSecond()
+			}
 		}
 		fmt.Printf("## Decisions: %s (%d goroutines)\n\n", sc.name, goroutines)
 		fmt.Println("| limiter | decisions/s | p50 | p99 | allocs/decision | Redis CPU/decision | commands (µs per call) | smartratelimit ÷ this |")
@@ -273,6 +288,24 @@ func (c *redisCPU) start(rdb *redis.Client) func(int64) {
 				}
 			}
 		}
+	}
+}
+
+// add merges another round's figures.
+func (c *redisCPU) add(o redisCPU) {
+	if !o.measured {
+		return
+	}
+	if !c.measured {
+		*c = o
+		return
+	}
+	c.ops, c.cpu = c.ops+o.ops, c.cpu+o.cpu
+	for n, v := range o.calls {
+		c.calls[n] += v
+	}
+	for n, v := range o.usec {
+		c.usec[n] += v
 	}
 }
 

@@ -82,6 +82,26 @@ type result struct {
 	p50, p99           time.Duration
 	allocsPerOp        float64
 	firstErr           error
+	// lat is the recorded run's latencies, kept so that rounds merge.
+	lat *latency
+}
+
+// add merges the result of another round of the same measurement.
+func (r *result) add(o result) {
+	if r.lat == nil {
+		*r = o
+		return
+	}
+	mallocs := r.allocsPerOp*float64(r.ops) + o.allocsPerOp*float64(o.ops)
+	r.ops, r.allowed, r.errs, r.elapsed = r.ops+o.ops, r.allowed+o.allowed, r.errs+o.errs, r.elapsed+o.elapsed
+	if r.firstErr == nil {
+		r.firstErr = o.firstErr
+	}
+	r.lat.merge(o.lat)
+	r.p50, r.p99 = r.lat.quantile(0.50), r.lat.quantile(0.99)
+	if r.ops > 0 {
+		r.allocsPerOp = mallocs / float64(r.ops)
+	}
 }
 
 func (r result) perSecond() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -150,7 +170,7 @@ func measureAround(decide decideFunc, keys []string, goroutines int, d time.Dura
 			for _, h := range hists {
 				total.merge(h)
 			}
-			r.p50, r.p99 = total.quantile(0.50), total.quantile(0.99)
+			r.p50, r.p99, r.lat = total.quantile(0.50), total.quantile(0.99), total
 			if r.ops > 0 {
 				r.allocsPerOp = float64(after.Mallocs-before.Mallocs) / float64(r.ops)
 			}
