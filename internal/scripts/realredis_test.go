@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,10 +19,11 @@ import (
 
 // TestDifferentialRealRedis runs the differential test against a real
 // redis-server, whose Lua (5.1 on C doubles, Redis's own number
-// formatting) is not miniredis's: the seed inputs, then each mutated at a
-// few bytes and grown at random (a fixed seed, so a failure repeats), each
-// compared with the Go twin. It skips when redis-server is not installed;
-// CI installs it.
+// formatting) is not miniredis's: the seed inputs and the corpus in
+// testdata (inputs that once failed), then the seeds mutated at a few bytes
+// and grown at random (a fixed seed, so a failure repeats), each compared
+// with the Go twin. It skips when redis-server is not installed; CI
+// installs it.
 func TestDifferentialRealRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts redis-server")
@@ -30,10 +35,14 @@ func TestDifferentialRealRedis(t *testing.T) {
 	rdb := startRedis(t, bin)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 11))
+	corpus := append(slices.Clone(fuzzSeeds), corpusInputs(t, "testdata/fuzz/FuzzDifferential")...)
 	const inputs = 1500
 	for i := 0; i < inputs; i++ {
-		data := slices.Clone(fuzzSeeds[i%len(fuzzSeeds)])
-		if i >= len(fuzzSeeds) {
+		var data []byte
+		if i < len(corpus) {
+			data = slices.Clone(corpus[i])
+		} else {
+			data = slices.Clone(fuzzSeeds[i%len(fuzzSeeds)])
 			for range 1 + rng.IntN(4) {
 				data[rng.IntN(len(data))] = byte(rng.Uint32())
 			}
@@ -49,6 +58,32 @@ func TestDifferentialRealRedis(t *testing.T) {
 			t.Fatalf("input %d: %x", i, data)
 		}
 	}
+}
+
+// corpusInputs reads the []byte inputs of a fuzz corpus directory (the
+// "go test fuzz v1" files).
+func corpusInputs(t *testing.T, dir string) [][]byte {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inputs [][]byte
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		header, value, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		lit, ok := strings.CutPrefix(value, "[]byte(")
+		lit, ok2 := strings.CutSuffix(lit, ")")
+		data, err := strconv.Unquote(lit)
+		if header != "go test fuzz v1" || !ok || !ok2 || err != nil {
+			t.Fatalf("%s: not a corpus file of one []byte", e.Name())
+		}
+		inputs = append(inputs, []byte(data))
+	}
+	return inputs
 }
 
 // startRedis starts bin on a free loopback port for the test's lifetime.
