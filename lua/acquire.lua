@@ -11,10 +11,8 @@
 --
 -- KEYS      the keys' hashes
 -- ARGV[1]   now in µs, or 0 to read the Redis clock
--- then per key, in KEYS order: R, the number of its requests (negated,
--- -R, when every request is plain: pacing limits only, no costs, no
--- probe lease; such a key is tried on the fast path, decide_fast), and
--- per request:
+-- then per key, in KEYS order: R, the number of its requests, and per
+-- request (but see plain keys, below):
 --           n (the cost in requests and in every limit), max wait µs (the
 --           longest reservation accepted), probe lease µs (0: no probing),
 --           C costs in other units, F fixed limits, D default limits (used
@@ -24,6 +22,10 @@
 --           is its emission interval; for a window limit (kind 1) the field
 --           holds its sub-window counts, the interval is the sub-window's
 --           length and the burst its rate (keystate.Limit.Args).
+--           A key whose requests are all plain (pacing limits only, no
+--           costs, no probe lease) sends -R instead of R, and its requests
+--           in runs of identical ones: k, then the request once. Such a key
+--           is tried on the fast path (decide_fast).
 --
 -- Reply (integers only), per key in KEYS order: -1 alone when the key holds
 -- something other than a hash (nothing of it is decided or written), else
@@ -48,6 +50,13 @@ local function min_remaining(acc, x)
   return acc
 end
 
+-- A plain key's requests come in runs of identical requests: k, then the
+-- request's arguments once (see the header). run_size is how many
+-- arguments the run at ARGV[i] takes, k included.
+local function run_size(i)
+  return 7 + 5 * (tonumber(ARGV[i + 5]) + tonumber(ARGV[i + 6]))
+end
+
 -- decide_plain decides the common case without the machinery of
 -- decide_key (acquire_full.lua): requests for pacing limits only, without
 -- costs or probes, on a key that holds nothing but those limits' TATs (and
@@ -55,54 +64,60 @@ end
 -- decide_key would (no block, quota or lease to check; a key that holds
 -- nothing has room for every field), which the differential tests check,
 -- and replies in short: 3 (admitted) or 2 (refused by a limit), wait,
--- remaining, reset; everything else is 0. The requests' arguments start
--- at ARGV[i]; v[slot[f]] is what field f holds (nil or false: nothing).
+-- remaining, reset; everything else is 0. The runs of the nreq requests
+-- start at ARGV[i]; v[slot[f]] is what field f holds (nil or false:
+-- nothing).
 local function decide_plain(key, i, nreq, slot, v, ex)
   local tat, at = {}, {}
   local set, horizon = {}, 0
-  for _ = 1, nreq do
-    local n, max_wait = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-    local count = tonumber(ARGV[i + 4]) + tonumber(ARGV[i + 5])
+  local done = 0
+  while done < nreq do
+    local k = tonumber(ARGV[i])
+    local n, max_wait = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+    local count = tonumber(ARGV[i + 5]) + tonumber(ARGV[i + 6])
     -- limit l: field ARGV[lim + 5l], kind, T, B and P after it
-    local lim = i + 1
-    i = i + 6 + 5 * count
+    local lim = i + 2
+    i = i + 7 + 5 * count
+    done = done + k
     if max_wait > MAX_RESERVATION then max_wait = MAX_RESERVATION end
-    local gcra_wait = 0
-    for l = 1, count do
-      local a = lim + 5 * l
-      local f = ARGV[a]
-      local T, B, P = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-      local t = tat[f]
-      if t == nil then t = tonumber(v[slot[f]] or 0) or 0 end
-      t = clamp(t, now, now + math.max(P, B * T) + MAX_RESERVATION)
-      at[l] = t
-      local w = t + n * T - B * T - now
-      if w > gcra_wait then gcra_wait = w end
-    end
-    local remaining, reset = -1, 0
-    local admitted = gcra_wait <= max_wait
-    for l = 1, count do
-      local a = lim + 5 * l
-      local T, B = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-      local t = at[l]
-      if admitted then
-        t = t + n * T
+    for _ = 1, k do
+      local gcra_wait = 0
+      for l = 1, count do
+        local a = lim + 5 * l
         local f = ARGV[a]
-        if tat[f] == nil then
-          set[#set + 1] = f
-          set[#set + 1] = 0
-        end
-        tat[f] = t
-        if t > horizon then horizon = t end
+        local T, B, P = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+        local t = tat[f]
+        if t == nil then t = tonumber(v[slot[f]] or 0) or 0 end
+        t = clamp(t, now, now + math.max(P, B * T) + MAX_RESERVATION)
+        at[l] = t
+        local w = t + n * T - B * T - now
+        if w > gcra_wait then gcra_wait = w end
       end
-      remaining = min_remaining(remaining, math.max(idiv(now + B * T - t, T), 0))
-      if t - now > reset then reset = t - now end
+      local remaining, reset = -1, 0
+      local admitted = gcra_wait <= max_wait
+      for l = 1, count do
+        local a = lim + 5 * l
+        local T, B = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+        local t = at[l]
+        if admitted then
+          t = t + n * T
+          local f = ARGV[a]
+          if tat[f] == nil then
+            set[#set + 1] = f
+            set[#set + 1] = 0
+          end
+          tat[f] = t
+          if t > horizon then horizon = t end
+        end
+        remaining = min_remaining(remaining, math.max(idiv(now + B * T - t, T), 0))
+        if t - now > reset then reset = t - now end
+      end
+      local r = #reply
+      if admitted then reply[r + 1] = 3 else reply[r + 1] = 2 end
+      reply[r + 2] = gcra_wait
+      reply[r + 3] = remaining
+      reply[r + 4] = reset
     end
-    local r = #reply
-    if admitted then reply[r + 1] = 3 else reply[r + 1] = 2 end
-    reply[r + 2] = gcra_wait
-    reply[r + 3] = remaining
-    reply[r + 4] = reset
   end
   if horizon > 0 then
     for s = 1, #set, 2 do set[s + 1] = tat[set[s]] end
@@ -112,21 +127,34 @@ local function decide_plain(key, i, nreq, slot, v, ex)
   end
 end
 
--- decide_single is decide_plain for one request with one limit, which
--- needs no table: held is what the limit's field holds (false: nothing),
--- ex the key's TTL's end.
-local function decide_single(key, i, held, ex)
-  local n, max_wait = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  local f = ARGV[i + 6]
-  local T, B, P = tonumber(ARGV[i + 8]), tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10])
+-- decide_run is decide_plain for one run of k requests with one limit,
+-- which needs no table: held is what the limit's field holds (false:
+-- nothing), ex the key's TTL's end.
+local function decide_run(key, i, k, held, ex)
+  local n, max_wait = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local f = ARGV[i + 7]
+  local T, B, P = tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10]), tonumber(ARGV[i + 11])
   if max_wait > MAX_RESERVATION then max_wait = MAX_RESERVATION end
-  local t = clamp(tonumber(held or 0) or 0, now, now + math.max(P, B * T) + MAX_RESERVATION)
-  local gcra_wait = t + n * T - B * T - now
-  if gcra_wait < 0 then gcra_wait = 0 end
-  local admitted = gcra_wait <= max_wait
-  local r = #reply
-  if admitted then
-    t = t + n * T
+  local upper = now + math.max(P, B * T) + MAX_RESERVATION
+  local t = tonumber(held or 0) or 0
+  local spent = false
+  for _ = 1, k do
+    t = clamp(t, now, upper)
+    local gcra_wait = t + n * T - B * T - now
+    if gcra_wait < 0 then gcra_wait = 0 end
+    local r = #reply
+    if gcra_wait <= max_wait then
+      t = t + n * T
+      spent = true
+      reply[r + 1] = 3
+    else
+      reply[r + 1] = 2
+    end
+    reply[r + 2] = gcra_wait
+    reply[r + 3] = math.max(idiv(now + B * T - t, T), 0)
+    reply[r + 4] = math.max(t - now, 0)
+  end
+  if spent then
     -- grow_ttl, for one field
     if t + 1000000 > ex then
       ex = t + 2000000
@@ -135,23 +163,17 @@ local function decide_single(key, i, held, ex)
     else
       redis.call('HSET', key, f, t)
     end
-    reply[r + 1] = 3
-  else
-    reply[r + 1] = 2
   end
-  reply[r + 2] = gcra_wait
-  reply[r + 3] = math.max(idiv(now + B * T - t, T), 0)
-  reply[r + 4] = math.max(t - now, 0)
 end
 
 -- decide_fast decides the requests of key, whose arguments start at
--- ARGV[first] (-R), when the caller says they are plain (pacing limits
--- only, no costs, no probes) and the key holds nothing but the TATs they
--- name and its TTL's end, or nothing at all: what decide_key would decide
--- and write, for the cost of two reads at most (HLEN, then HMGET of only
--- those fields; HLEN alone on a key that holds nothing). It returns where
--- the next key's arguments start, or nil, having decided nothing, when the
--- key holds anything else.
+-- ARGV[first] (-R, then runs), when the caller says they are plain
+-- (pacing limits only, no costs, no probes) and the key holds nothing but
+-- the TATs they name and its TTL's end, or nothing at all: what
+-- decide_key would decide and write, for the cost of two reads at most
+-- (HLEN, then HMGET of only those fields; HLEN alone on a key that holds
+-- nothing). It returns where the next key's arguments start, or nil,
+-- having decided nothing, when the key holds anything else.
 local function decide_fast(key, first, nreq)
   local len = redis.pcall('HLEN', key)
   if type(len) == 'table' then
@@ -159,31 +181,33 @@ local function decide_fast(key, first, nreq)
     return nil
   end
   local i = first + 1
-  if nreq == 1 and tonumber(ARGV[i + 4]) + tonumber(ARGV[i + 5]) == 1 then
+  if tonumber(ARGV[i]) == nreq and tonumber(ARGV[i + 5]) + tonumber(ARGV[i + 6]) == 1 then
+    -- one run, one limit
     if len == 0 then
-      decide_single(key, i, false, 0)
+      decide_run(key, i, nreq, false, 0)
     elseif len == 2 then
-      local v = redis.call('HMGET', key, 'ex', ARGV[i + 6])
+      local v = redis.call('HMGET', key, 'ex', ARGV[i + 7])
       if not (v[1] and v[2]) then return nil end
-      decide_single(key, i, v[2], stored(v[1]))
+      decide_run(key, i, nreq, v[2], stored(v[1]))
     else
       return nil
     end
-    return i + 11
+    return i + 12
   end
   -- v[slot[f]] is what field f holds, v[1] the TTL's end
   local fields, slot = {'ex'}, {}
-  for _ = 1, nreq do
-    local count = tonumber(ARGV[i + 4]) + tonumber(ARGV[i + 5])
-    i = i + 6
-    for _ = 1, count do
-      local f = ARGV[i]
+  local done = 0
+  while done < nreq do
+    done = done + tonumber(ARGV[i])
+    local after = i + run_size(i)
+    for a = i + 7, after - 1, 5 do
+      local f = ARGV[a]
       if not slot[f] then
         fields[#fields + 1] = f
         slot[f] = #fields
       end
-      i = i + 5
     end
+    i = after
   end
   local v = {}
   if len == #fields then
@@ -198,6 +222,22 @@ local function decide_fast(key, first, nreq)
   return i
 end
 
+-- expand writes the runs of a plain key's nreq requests, at ARGV[first]
+-- (-R), out as decide_key reads them: R, then every request. It returns
+-- them and where the next key's arguments start.
+local function expand(first, nreq)
+  local out, i, done = {nreq}, first + 1, 0
+  while done < nreq do
+    local k, size = tonumber(ARGV[i]), run_size(i)
+    for _ = 1, k do
+      for a = i + 1, i + size - 1 do out[#out + 1] = ARGV[a] end
+    end
+    done = done + k
+    i = i + size
+  end
+  return out, i
+end
+
 -- load_full returns decide_key of acquire_full.lua, defining it and the
 -- quota model it needs: lua.go puts them here, in this function, so a
 -- call whose keys all take the fast path never creates their closures
@@ -209,16 +249,19 @@ local next_arg = 2
 for k = 1, #KEYS do
   local key, first = KEYS[k], next_arg
   local nreq = tonumber(ARGV[first])
-  local after
   if nreq < 0 then
     -- The caller vouches that the requests are plain.
     nreq = -nreq
-    after = decide_fast(key, first, nreq)
-  end
-  if not after then
+    next_arg = decide_fast(key, first, nreq)
+    if not next_arg then
+      local args
+      args, next_arg = expand(first, nreq)
+      if not decide_key then decide_key = load_full() end
+      decide_key(key, 1, nreq, args)
+    end
+  else
     if not decide_key then decide_key = load_full() end
-    after = decide_key(key, first, nreq)
+    next_arg = decide_key(key, first, nreq, ARGV)
   end
-  next_arg = after
 end
 return reply

@@ -145,9 +145,11 @@ local function loaded_end(g, value)
 end
 
 -- decide_key decides the nreq requests of key, whose arguments start at
--- ARGV[first] (R, or -R for plain requests the fast path declined),
--- appends their replies and returns where the next key's arguments start.
-local function decide_key(key, first, nreq)
+-- args[first] (R), appends their replies and returns where the next key's
+-- arguments start. args is the script's ARGV, or a plain key's runs
+-- written out (expand).
+local function decide_key(key, first, nreq, args)
+  local ARGV = args
   -- Gather the limit fields the requests name, and the geometry of each
   -- window among them. The requests are read straight from ARGV, here and
   -- again below, so a call builds no table per request.

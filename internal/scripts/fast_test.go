@@ -17,8 +17,9 @@ import (
 // the script's fast path, which may decide it only on a key that holds
 // nothing but its TATs. On a key that holds anything else the decision
 // must still be the twin's: each case leaves such a state, then plain
-// requests of one and of two limits are decided alone and in a group,
-// on miniredis and, when installed, on a real redis-server.
+// requests of one and of two limits are decided alone and in groups (sent
+// as runs of identical requests), on miniredis and, when installed, on a
+// real redis-server.
 func TestFastPathDefersToState(t *testing.T) {
 	backends := map[string]*redis.Client{}
 	_, backends["miniredis"] = fuzzBackend(t)
@@ -67,6 +68,9 @@ func TestFastPathDefersToState(t *testing.T) {
 	plain := []keystate.Item{
 		item(srl.Request{N: 1, Limits: []srl.Limit{pacing}}),
 		item(srl.Request{N: 2, Limits: []srl.Limit{pacing, other}}),
+		// the first but for its limit, and but for its reservation bound
+		item(srl.Request{N: 1, Limits: []srl.Limit{other}}),
+		item(srl.Request{N: 1, Limits: []srl.Limit{pacing}, MaxWait: time.Second}),
 	}
 	for name, rdb := range backends {
 		for _, c := range cases {
@@ -110,14 +114,18 @@ func TestFastPathDefersToState(t *testing.T) {
 							t.Fatalf("round %d, %d limit(s) alone: lua %+v (%v)\n go %+v", round, len(it.All), got, err, want)
 						}
 					}
-					group := []keystate.Item{plain[0], plain[1], plain[0]}
-					want := make([]keystate.Result, len(group))
-					for i := range group {
-						twin.Acquire(now, &group[i], &want[i])
-					}
-					got := make([]keystate.Result, len(group))
-					if err := run.AcquireGroup(ctx, key, group, got); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
-						t.Fatalf("round %d, a group: lua %+v (%v)\n go %+v", round, got, err, want)
+					// Groups go in runs of identical requests: one run of
+					// one limit, runs of two limits, runs of each.
+					p0, p1, p2, p3 := plain[0], plain[1], plain[2], plain[3]
+					for _, group := range [][]keystate.Item{{p0, p0, p0, p0}, {p1, p1}, {p0, p1, p0}, {p1, p1, p0, p0, p0, p1}, {p0, p2, p0, p3, p3, p3, p3}} {
+						want := make([]keystate.Result, len(group))
+						for i := range group {
+							twin.Acquire(now, &group[i], &want[i])
+						}
+						got := make([]keystate.Result, len(group))
+						if err := run.AcquireGroup(ctx, key, group, got); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+							t.Fatalf("round %d, a group of %d: lua %+v (%v)\n go %+v", round, len(group), got, err, want)
+						}
 					}
 				}
 			})

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -172,7 +173,8 @@ func allPlain(items []keystate.Item) bool {
 	return true
 }
 
-// groupArgs is how many arguments one key's requests take.
+// groupArgs is how many arguments one key's requests take at most (runs
+// of plain requests take fewer).
 func groupArgs(items []keystate.Item) int {
 	size := 1
 	for i := range items {
@@ -182,24 +184,39 @@ func groupArgs(items []keystate.Item) int {
 }
 
 // appendGroup appends one key's part of acquire's ARGV: R, then each
-// request. R is negative when every request is plain, which lets the
-// script take its fast path (decide_fast) on a key that holds nothing
-// else.
+// request. When every request is plain, which lets the script take its
+// fast path (decide_fast) on a key that holds nothing else, it is -R, then
+// the requests in runs of identical ones: the run's length, then its
+// request once (a hot key's batch is mostly one run).
 func appendGroup(args []any, items []keystate.Item) []any {
 	n := len(items)
-	var r any = n
-	switch {
-	case !allPlain(items):
-	case n < len(plainCounts):
-		r = plainCounts[n]
-	default:
-		r = -n
+	if !allPlain(items) {
+		args = append(args, n)
+		for i := range items {
+			args = appendItem(args, &items[i])
+		}
+		return args
 	}
-	args = append(args, r)
-	for i := range items {
+	if n < len(plainCounts) {
+		args = append(args, plainCounts[n])
+	} else {
+		args = append(args, -n)
+	}
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && sameItem(&items[i], &items[j]) {
+			j++
+		}
+		args = append(args, j-i)
 		args = appendItem(args, &items[i])
+		i = j
 	}
 	return args
+}
+
+// sameItem says whether two plain items are the same request.
+func sameItem(a, b *keystate.Item) bool {
+	return a.N == b.N && a.MaxWait == b.MaxWait && a.NFixed == b.NFixed && slices.Equal(a.All, b.All)
 }
 
 // acquireReply is the number of values acquire replies per request
