@@ -29,9 +29,12 @@
 // gets a call per key. An idle process pays a goroutine handoff, not a
 // delay; a busy one pays a fraction of a round trip and of a script run
 // per decision. Batches never span cluster nodes, and a key that holds
-// something other than a hash fails alone. A key runs two Redis commands
-// (HMGET, HSET), a call one TIME; the hash remembers when its TTL ends, so
-// most writes leave the TTL alone.
+// something other than a hash fails alone. A key of plain requests
+// (pacing limits only) that holds nothing but their arrival times runs
+// HLEN, an HMGET of those fields and HSET, and a batch's identical requests
+// for it travel once with a count; any other key runs HMGET and HSET. A
+// call runs one TIME; the hash remembers when its TTL ends, so most writes
+// leave the TTL alone.
 //
 // A refusal is remembered in process until the earliest moment it could
 // end (for a request that accepts a reservation, that much earlier), and
