@@ -25,7 +25,8 @@
 --           A key whose requests are all plain (pacing limits only, no
 --           costs, no probe lease) sends -R instead of R, and its requests
 --           in runs of identical ones: k, then the request once. Such a key
---           is tried on the fast path (decide_fast).
+--           is tried on the fast path (decide_fast). A key whose requests
+--           are the same plain ones as the previous key's sends '=' alone.
 --
 -- Reply (integers only), per key in KEYS order: -1 alone when the key holds
 -- something other than a hash (nothing of it is decided or written), else
@@ -127,22 +128,36 @@ local function decide_plain(key, i, nreq, slot, v, ex)
   end
 end
 
--- decide_run is decide_plain for one run of k requests with one limit,
--- which needs no table: held is what the limit's field holds (false:
--- nothing), ex the key's TTL's end.
-local function decide_run(key, i, k, held, ex)
-  local n, max_wait = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local f = ARGV[i + 7]
+-- one_run[first] is the request of the plain key whose arguments start at
+-- ARGV[first], parsed, when its requests are one run with one limit
+-- (false when they are not): n, max wait, field, T, B, the clamp's upper
+-- bound, and where the next key's arguments start. Keys that send '=' (the
+-- previous key's requests) reuse it: their numbers are parsed once a call.
+local one_run = {}
+
+local function parse_run(first, nreq)
+  local i = first + 1
+  if tonumber(ARGV[i]) ~= nreq or tonumber(ARGV[i + 5]) + tonumber(ARGV[i + 6]) ~= 1 then
+    return false
+  end
   local T, B, P = tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10]), tonumber(ARGV[i + 11])
+  local max_wait = tonumber(ARGV[i + 2])
   if max_wait > MAX_RESERVATION then max_wait = MAX_RESERVATION end
-  local upper = now + math.max(P, B * T) + MAX_RESERVATION
+  return {tonumber(ARGV[i + 1]), max_wait, ARGV[i + 7], T, B, now + math.max(P, B * T) + MAX_RESERVATION, i + 12}
+end
+
+-- decide_run is decide_plain for one run of k requests with one limit
+-- (one_run), which needs no table: held is what the limit's field holds
+-- (false: nothing), ex the key's TTL's end.
+local function decide_run(key, run, k, held, ex)
+  local n, max_wait, f, T, B, upper = run[1], run[2], run[3], run[4], run[5], run[6]
   local t = tonumber(held or 0) or 0
   local spent = false
+  local r = #reply
   for _ = 1, k do
     t = clamp(t, now, upper)
     local gcra_wait = t + n * T - B * T - now
     if gcra_wait < 0 then gcra_wait = 0 end
-    local r = #reply
     if gcra_wait <= max_wait then
       t = t + n * T
       spent = true
@@ -153,6 +168,7 @@ local function decide_run(key, i, k, held, ex)
     reply[r + 2] = gcra_wait
     reply[r + 3] = math.max(idiv(now + B * T - t, T), 0)
     reply[r + 4] = math.max(t - now, 0)
+    r = r + 4
   end
   if spent then
     -- grow_ttl, for one field
@@ -180,20 +196,24 @@ local function decide_fast(key, first, nreq)
     -- Not a hash (see decide_key, which then fails the key alone).
     return nil
   end
-  local i = first + 1
-  if tonumber(ARGV[i]) == nreq and tonumber(ARGV[i + 5]) + tonumber(ARGV[i + 6]) == 1 then
-    -- one run, one limit
+  local run = one_run[first]
+  if run == nil then
+    run = parse_run(first, nreq)
+    one_run[first] = run
+  end
+  if run then
     if len == 0 then
-      decide_run(key, i, nreq, false, 0)
+      decide_run(key, run, nreq, false, 0)
     elseif len == 2 then
-      local v = redis.call('HMGET', key, 'ex', ARGV[i + 7])
+      local v = redis.call('HMGET', key, 'ex', run[3])
       if not (v[1] and v[2]) then return nil end
-      decide_run(key, i, nreq, v[2], stored(v[1]))
+      decide_run(key, run, nreq, v[2], stored(v[1]))
     else
       return nil
     end
-    return i + 12
+    return run[7]
   end
+  local i = first + 1
   -- v[slot[f]] is what field f holds, v[1] the TTL's end
   local fields, slot = {'ex'}, {}
   local done = 0
@@ -245,13 +265,23 @@ end
 -- @full
 
 local decide_key
-local next_arg = 2
+-- plain is where the last plain key's arguments start (its -R)
+local next_arg, plain = 2, nil
 for k = 1, #KEYS do
   local key, first = KEYS[k], next_arg
+  -- '=': the same plain requests as the previous key's, one argument
+  local after
+  if ARGV[first] == '=' then
+    if not plain then return redis.error_reply('ERR acquire: = with no plain key before it') end
+    -- two statements: gopher-lua (miniredis) assigns a, b = x, a + 1 in turn
+    after = first + 1
+    first = plain
+  end
   local nreq = tonumber(ARGV[first])
   if nreq < 0 then
     -- The caller vouches that the requests are plain.
     nreq = -nreq
+    plain = first
     next_arg = decide_fast(key, first, nreq)
     if not next_arg then
       local args
@@ -259,6 +289,7 @@ for k = 1, #KEYS do
       if not decide_key then decide_key = load_full() end
       decide_key(key, 1, nreq, args)
     end
+    next_arg = after or next_arg
   else
     if not decide_key then decide_key = load_full() end
     next_arg = decide_key(key, first, nreq, ARGV)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,50 +22,9 @@ import (
 // as runs of identical requests), on miniredis and, when installed, on a
 // real redis-server.
 func TestFastPathDefersToState(t *testing.T) {
-	backends := map[string]*redis.Client{}
-	_, backends["miniredis"] = fuzzBackend(t)
-	if bin, err := exec.LookPath("redis-server"); err == nil && !testing.Short() {
-		backends["redis-server"] = startRedis(t, bin)
-	}
-	spent := srl.Observation{Quotas: []srl.QuotaObservation{{Unit: srl.UnitRequests, Limit: 10, Remaining: 0, Reset: 30 * time.Second}}, Succeeded: true}
-	refused := srl.Observation{Limited: true, RetryAfter: 5 * time.Second}
-	lots := srl.Observation{Quotas: []srl.QuotaObservation{{Unit: srl.UnitRequests, Limit: 1000, Remaining: 1, Reset: time.Minute}}, Succeeded: true}
-	pacing := srl.PerSecond(5).WithBurst(3)
-	other := srl.PerMinute(50)
-	cases := []struct {
-		name    string
-		prepare func(do func(keystate.Item), observe func(srl.Observation))
-	}{
-		{"empty", func(func(keystate.Item), func(srl.Observation)) {}},
-		{"its own TAT", func(do func(keystate.Item), _ func(srl.Observation)) {
-			do(item(srl.Request{N: 1, Limits: []srl.Limit{pacing}}))
-		}},
-		{"a spent quota", func(do func(keystate.Item), observe func(srl.Observation)) {
-			do(item(srl.Request{N: 1, Limits: []srl.Limit{pacing}}))
-			observe(spent)
-		}},
-		{"a quota with one left", func(do func(keystate.Item), observe func(srl.Observation)) {
-			observe(lots)
-		}},
-		{"a block", func(do func(keystate.Item), observe func(srl.Observation)) {
-			do(item(srl.Request{N: 1, Limits: []srl.Limit{pacing}}))
-			observe(refused)
-		}},
-		{"another limit's TAT", func(do func(keystate.Item), _ func(srl.Observation)) {
-			do(item(srl.Request{N: 1, Limits: []srl.Limit{other}}))
-		}},
-		{"a window", func(do func(keystate.Item), _ func(srl.Observation)) {
-			do(item(srl.Request{N: 1, Limits: []srl.Limit{srl.Window(2, time.Second)}}))
-		}},
-		{"a probe lease", func(do func(keystate.Item), _ func(srl.Observation)) {
-			do(item(srl.Request{N: 1, Probe: time.Second}))
-		}},
-		{"a full key", func(do func(keystate.Item), _ func(srl.Observation)) {
-			for i := range keystate.MaxLimitFields {
-				do(item(srl.Request{N: 1, Limits: []srl.Limit{srl.Every(1000+i, time.Hour)}}))
-			}
-		}},
-	}
+	backends := fastBackends(t)
+	pacing, other := fastPacing, fastOther
+	cases := stateCases()
 	plain := []keystate.Item{
 		item(srl.Request{N: 1, Limits: []srl.Limit{pacing}}),
 		item(srl.Request{N: 2, Limits: []srl.Limit{pacing, other}}),
@@ -131,4 +91,156 @@ func TestFastPathDefersToState(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Keys decided in one call send '=' for requests the same as the previous
+// key's. Each key must still be decided as the twin decides it in its own
+// state: every state of stateCases, next to keys whose requests differ, to
+// a key that is not a hash and to one whose requests are not plain, over
+// rounds that shift which keys share requests.
+func TestKeysSharingRequests(t *testing.T) {
+	p0 := item(srl.Request{N: 1, Limits: []srl.Limit{fastPacing}})
+	p1 := item(srl.Request{N: 2, Limits: []srl.Limit{fastPacing, fastOther}})
+	p2 := item(srl.Request{N: 1, Limits: []srl.Limit{fastOther}})
+	probe := item(srl.Request{N: 1, Limits: []srl.Limit{fastPacing}, Probe: time.Second})
+	patterns := [][]keystate.Item{{p0}, {p0}, {p0}, {p0, p0}, {p0, p0}, {probe}, {p0}, {p1, p0}, {p1, p0}, {p2}, {p2}}
+	cases := stateCases()
+	for name, rdb := range fastBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			if err := rdb.FlushAll(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			now := fuzzEpoch
+			run := NewRunner(rdb, func() time.Time { return time.UnixMicro(now) })
+			const squatted = 2 // the index of the key that is not a hash
+			var keys []string
+			var twins []*keystate.State
+			for i := range 2 * len(cases) {
+				key := fmt.Sprintf("share{%d}", i)
+				keys, twins = append(keys, key), append(twins, new(keystate.State))
+				if i == squatted {
+					if err := rdb.Set(ctx, key, "not a hash", 0).Err(); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				twin := twins[i]
+				cases[i%len(cases)].prepare(func(it keystate.Item) {
+					var want keystate.Result
+					twin.Acquire(now, &it, &want)
+					if got, err := acquireOne(ctx, run, key, it); err != nil || got != want {
+						t.Fatalf("preparing %s: lua %+v (%v)\n go %+v", key, got, err, want)
+					}
+				}, func(o srl.Observation) {
+					n, err := o.Normalize()
+					if err != nil {
+						t.Fatal(err)
+					}
+					obs, params := keystate.ObsFrom(n), keystate.Params(keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
+					want, _ := twin.Observe(now, obs, params)
+					if got, err := run.Observe(ctx, key, obs, params); err != nil || got != want {
+						t.Fatalf("preparing %s: lua %+v (%v)\n go %+v", key, got, err, want)
+					}
+				})
+			}
+			shared := 0
+			for round := range len(patterns) {
+				now += 70_000
+				groups := make([]Group, len(keys))
+				for i, key := range keys {
+					groups[i] = Group{Key: key, Items: patterns[(i+round)%len(patterns)]}
+					if i > 0 && samePlainGroup(groups[i-1].Items, groups[i].Items) {
+						shared++
+					}
+				}
+				run.AcquireGroups(ctx, groups)
+				if calls := len(run.plan(groups)); calls != 1 {
+					t.Fatalf("the keys went in %d calls, want 1", calls)
+				}
+				for i, g := range groups {
+					if i == squatted {
+						if g.Err == nil || !strings.Contains(g.Err.Error(), "WRONGTYPE") {
+							t.Fatalf("round %d: the string key: %v, want WRONGTYPE", round, g.Err)
+						}
+						continue
+					}
+					want := make([]keystate.Result, len(g.Items))
+					for r := range g.Items {
+						twins[i].Acquire(now, &g.Items[r], &want[r])
+					}
+					if g.Err != nil || fmt.Sprint(g.Results) != fmt.Sprint(want) {
+						t.Fatalf("round %d, %s (%s, %d requests): lua %+v (%v)\n go %+v", round, g.Key, cases[i%len(cases)].name, len(g.Items), g.Results, g.Err, want)
+					}
+				}
+			}
+			if shared == 0 {
+				t.Fatal("no key shared the previous key's requests")
+			}
+		})
+	}
+}
+
+// The limits the fast path's tests decide, and the states they leave.
+var (
+	fastPacing = srl.PerSecond(5).WithBurst(3)
+	fastOther  = srl.PerMinute(50)
+)
+
+// stateCase leaves a key in some state, deciding with do and observing
+// with observe.
+type stateCase struct {
+	name    string
+	prepare func(do func(keystate.Item), observe func(srl.Observation))
+}
+
+// stateCases are the states a fast path must defer to (all but "empty"
+// and "its own TAT" hold more than plain TATs).
+func stateCases() []stateCase {
+	pacing, other := fastPacing, fastOther
+	spent := srl.Observation{Quotas: []srl.QuotaObservation{{Unit: srl.UnitRequests, Limit: 10, Remaining: 0, Reset: 30 * time.Second}}, Succeeded: true}
+	refused := srl.Observation{Limited: true, RetryAfter: 5 * time.Second}
+	lots := srl.Observation{Quotas: []srl.QuotaObservation{{Unit: srl.UnitRequests, Limit: 1000, Remaining: 1, Reset: time.Minute}}, Succeeded: true}
+	return []stateCase{
+		{"empty", func(func(keystate.Item), func(srl.Observation)) {}},
+		{"its own TAT", func(do func(keystate.Item), _ func(srl.Observation)) {
+			do(item(srl.Request{N: 1, Limits: []srl.Limit{pacing}}))
+		}},
+		{"a spent quota", func(do func(keystate.Item), observe func(srl.Observation)) {
+			do(item(srl.Request{N: 1, Limits: []srl.Limit{pacing}}))
+			observe(spent)
+		}},
+		{"a quota with one left", func(do func(keystate.Item), observe func(srl.Observation)) {
+			observe(lots)
+		}},
+		{"a block", func(do func(keystate.Item), observe func(srl.Observation)) {
+			do(item(srl.Request{N: 1, Limits: []srl.Limit{pacing}}))
+			observe(refused)
+		}},
+		{"another limit's TAT", func(do func(keystate.Item), _ func(srl.Observation)) {
+			do(item(srl.Request{N: 1, Limits: []srl.Limit{other}}))
+		}},
+		{"a window", func(do func(keystate.Item), _ func(srl.Observation)) {
+			do(item(srl.Request{N: 1, Limits: []srl.Limit{srl.Window(2, time.Second)}}))
+		}},
+		{"a probe lease", func(do func(keystate.Item), _ func(srl.Observation)) {
+			do(item(srl.Request{N: 1, Probe: time.Second}))
+		}},
+		{"a full key", func(do func(keystate.Item), _ func(srl.Observation)) {
+			for i := range keystate.MaxLimitFields {
+				do(item(srl.Request{N: 1, Limits: []srl.Limit{srl.Every(1000+i, time.Hour)}}))
+			}
+		}},
+	}
+}
+
+// fastBackends is miniredis and, when installed, a real redis-server.
+func fastBackends(t *testing.T) map[string]*redis.Client {
+	t.Helper()
+	backends := map[string]*redis.Client{}
+	_, backends["miniredis"] = fuzzBackend(t)
+	if bin, err := exec.LookPath("redis-server"); err == nil && !testing.Short() {
+		backends["redis-server"] = startRedis(t, bin)
+	}
+	return backends
 }
