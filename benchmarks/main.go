@@ -332,7 +332,7 @@ func (c redisCPU) commands() string {
 		if c.calls[n] == 0 {
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s %.1f/decision (%.1f)", n, float64(c.calls[n])/float64(c.ops), float64(c.usec[n])/float64(c.calls[n])))
+		parts = append(parts, fmt.Sprintf("%s %.2f/decision (%.1f)", n, float64(c.calls[n])/float64(c.ops), float64(c.usec[n])/float64(c.calls[n])))
 	}
 	return strings.Join(parts, ", ")
 }
