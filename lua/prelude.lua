@@ -9,10 +9,11 @@
 -- every value is bounded (ClampRanges).
 local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
 
+-- at most 16 digits (the pattern has checked s is -?%d+); without a
+-- substring, which a decode would otherwise make 15 times
 local function short_number(s)
-  local digits = #s
-  if string.sub(s, 1, 1) == '-' then digits = digits - 1 end
-  return digits <= 16
+  local n = #s
+  return n <= 16 or n == 17 and string.byte(s) == 45
 end
 
 local function decode_quotas(s)
