@@ -186,32 +186,42 @@ end
 -- ARGV[first] (-R, then runs), when the caller says they are plain
 -- (pacing limits only, no costs, no probes) and the key holds nothing but
 -- the TATs they name and its TTL's end, or nothing at all: what
--- decide_key would decide and write, for the cost of two reads at most
--- (HLEN, then HMGET of only those fields; HLEN alone on a key that holds
--- nothing). It returns where the next key's arguments start, or nil,
--- having decided nothing, when the key holds anything else.
+-- decide_key would decide and write, for the cost of one read when the
+-- requests are one run with one limit (HGETALL: at most two fields on a
+-- key it decides), two otherwise (HLEN, then HMGET of only those fields;
+-- HLEN alone on a key that holds nothing). It returns where the next
+-- key's arguments start, or nil, having decided nothing, when the key
+-- holds anything else.
 local function decide_fast(key, first, nreq)
-  local len = redis.pcall('HLEN', key)
-  if type(len) == 'table' then
-    -- Not a hash (see decide_key, which then fails the key alone).
-    return nil
-  end
   local run = one_run[first]
   if run == nil then
     run = parse_run(first, nreq)
     one_run[first] = run
   end
   if run then
+    local h = redis.pcall('HGETALL', key)
+    if h.err then return nil end
+    local len = #h
     if len == 0 then
       decide_run(key, run, nreq, false, 0)
-    elseif len == 2 then
-      local v = redis.call('HMGET', key, 'ex', run[3])
-      if not (v[1] and v[2]) then return nil end
-      decide_run(key, run, nreq, v[2], stored(v[1]))
+    elseif len == 4 then
+      local f = run[3]
+      if h[1] == 'ex' and h[3] == f then
+        decide_run(key, run, nreq, h[4], stored(h[2]))
+      elseif h[3] == 'ex' and h[1] == f then
+        decide_run(key, run, nreq, h[2], stored(h[4]))
+      else
+        return nil
+      end
     else
       return nil
     end
     return run[7]
+  end
+  local len = redis.pcall('HLEN', key)
+  if type(len) == 'table' then
+    -- Not a hash (see decide_key, which then fails the key alone).
+    return nil
   end
   local i = first + 1
   -- v[slot[f]] is what field f holds, v[1] the TTL's end
