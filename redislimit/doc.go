@@ -31,8 +31,10 @@
 // per decision. Batches never span cluster nodes, and a key that holds
 // something other than a hash fails alone. A key of plain requests
 // (pacing limits only) that holds nothing but their arrival times runs
-// HLEN, an HMGET of those fields and HSET, and a batch's identical requests
-// for it travel once with a count; any other key runs HMGET and HSET. A
+// one read (HGETALL for one limit; HLEN and an HMGET of those fields for
+// several) and HSET; a batch's identical requests for it travel once with
+// a count, and a key whose requests are the previous key's in the call
+// travels as one argument. Any other key runs HMGET and HSET. A
 // call runs one TIME; the hash remembers when its TTL ends, so most writes
 // leave the TTL alone.
 //
