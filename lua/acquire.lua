@@ -147,8 +147,8 @@ local function parse_run(first, nreq)
 end
 
 -- decide_run is decide_plain for one run of k requests with one limit
--- (one_run), which needs no table: held is what the limit's field holds
--- (false: nothing), ex the key's TTL's end.
+-- (run, from one_run), which needs no table of its own: held is what the
+-- limit's field holds (false: nothing), ex the key's TTL's end.
 local function decide_run(key, run, k, held, ex)
   local n, max_wait, f, T, B, upper = run[1], run[2], run[3], run[4], run[5], run[6]
   local t = tonumber(held or 0) or 0
