@@ -43,27 +43,7 @@ func TestFastPathDefersToState(t *testing.T) {
 				run := NewRunner(rdb, func() time.Time { return time.UnixMicro(now) })
 				var twin keystate.State
 				const key = "fast{k}"
-				do := func(it keystate.Item) {
-					t.Helper()
-					var want keystate.Result
-					twin.Acquire(now, &it, &want)
-					if got, err := acquireOne(ctx, run, key, it); err != nil || got != want {
-						t.Fatalf("preparing: lua %+v (%v)\n go %+v", got, err, want)
-					}
-				}
-				observe := func(o srl.Observation) {
-					t.Helper()
-					n, err := o.Normalize()
-					if err != nil {
-						t.Fatal(err)
-					}
-					obs, params := keystate.ObsFrom(n), keystate.Params(keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
-					want, _ := twin.Observe(now, obs, params)
-					if got, err := run.Observe(ctx, key, obs, params); err != nil || got != want {
-						t.Fatalf("preparing: lua %+v (%v)\n go %+v", got, err, want)
-					}
-				}
-				c.prepare(do, observe)
+				c.prepare(preparers(t, run, key, &twin, now))
 				for round := range 3 {
 					now += 50_000
 					for _, it := range plain {
@@ -125,24 +105,7 @@ func TestKeysSharingRequests(t *testing.T) {
 					}
 					continue
 				}
-				twin := twins[i]
-				cases[i%len(cases)].prepare(func(it keystate.Item) {
-					var want keystate.Result
-					twin.Acquire(now, &it, &want)
-					if got, err := acquireOne(ctx, run, key, it); err != nil || got != want {
-						t.Fatalf("preparing %s: lua %+v (%v)\n go %+v", key, got, err, want)
-					}
-				}, func(o srl.Observation) {
-					n, err := o.Normalize()
-					if err != nil {
-						t.Fatal(err)
-					}
-					obs, params := keystate.ObsFrom(n), keystate.Params(keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
-					want, _ := twin.Observe(now, obs, params)
-					if got, err := run.Observe(ctx, key, obs, params); err != nil || got != want {
-						t.Fatalf("preparing %s: lua %+v (%v)\n go %+v", key, got, err, want)
-					}
-				})
+				cases[i%len(cases)].prepare(preparers(t, run, key, twins[i], now))
 			}
 			shared := 0
 			for round := range len(patterns) {
@@ -232,6 +195,35 @@ func stateCases() []stateCase {
 			}
 		}},
 	}
+}
+
+// preparers return a stateCase's do and observe for key at now: each
+// decides or observes on the script and on twin, and fails t unless the
+// two agree.
+func preparers(t *testing.T, run *Runner, key string, twin *keystate.State, now int64) (func(keystate.Item), func(srl.Observation)) {
+	t.Helper()
+	ctx := context.Background()
+	do := func(it keystate.Item) {
+		t.Helper()
+		var want keystate.Result
+		twin.Acquire(now, &it, &want)
+		if got, err := acquireOne(ctx, run, key, it); err != nil || got != want {
+			t.Fatalf("preparing %s: lua %+v (%v)\n go %+v", key, got, err, want)
+		}
+	}
+	observe := func(o srl.Observation) {
+		t.Helper()
+		n, err := o.Normalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		obs, params := keystate.ObsFrom(n), keystate.Params(keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
+		want, _ := twin.Observe(now, obs, params)
+		if got, err := run.Observe(ctx, key, obs, params); err != nil || got != want {
+			t.Fatalf("preparing %s: lua %+v (%v)\n go %+v", key, got, err, want)
+		}
+	}
+	return do, observe
 }
 
 // fastBackends is miniredis and, when installed, a real redis-server.
