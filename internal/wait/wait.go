@@ -31,8 +31,12 @@ const QuotaPoll = 250 * time.Millisecond
 // SendMargin is kept free before a context's deadline: a wait that would
 // end closer to it than this fails fast, because what it admitted could no
 // longer be sent in time (the sleep's timer and the deadline's fire
-// together, and either may win).
-const SendMargin = 5 * time.Millisecond
+// together, and either may win), and a refused request wakes with at
+// least this much left to look again. 5 ms was too little on a loaded
+// machine: in the integration fleet (hundreds of waiters on two cores,
+// woken together at a window's edge) a request admitted in the last
+// milliseconds sometimes reached its connection only after the deadline.
+const SendMargin = 20 * time.Millisecond
 
 // Acquirer decides admission; every Backend is one.
 type Acquirer interface {
