@@ -2,6 +2,7 @@ package smartratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -158,4 +159,33 @@ type Backend interface {
 	Peek(ctx context.Context, r Request) (Status, error)
 	// Reset forgets everything stored for the key.
 	Reset(ctx context.Context, key string) error
+}
+
+// ManyObserver is implemented by a Backend that merges several
+// observations of one key in one round trip. ObserveMany(ctx, key, os) has
+// the effect of calling Observe(ctx, key, o) for each o in os, in order,
+// at one instant; an invalid observation is left out and named in the
+// returned error, the others are stored. httpclient uses it to store the
+// responses it deferred (see its "One round trip per request").
+type ManyObserver interface {
+	ObserveMany(ctx context.Context, key string, os []Observation) error
+}
+
+// ObserveMany stores observations of key through b, in order: in one call
+// when b is a ManyObserver, else by one Observe each, where an invalid
+// observation is left out and named in the returned error.
+func ObserveMany(ctx context.Context, b Backend, key string, os []Observation) error {
+	if many, ok := b.(ManyObserver); ok {
+		return many.ObserveMany(ctx, key, os)
+	}
+	var errs []error
+	for _, o := range os {
+		if err := b.Observe(ctx, key, o); err != nil {
+			if !errors.Is(err, ErrInvalidObservation) {
+				return errors.Join(append([]error{err}, errs...)...)
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

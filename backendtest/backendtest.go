@@ -62,6 +62,7 @@ func Run(t *testing.T, newHarness Factory) {
 		{"Quota", testQuota},
 		{"QuotaWindowRollover", testQuotaWindowRollover},
 		{"OutOfOrderObserve", testOutOfOrderObserve},
+		{"ObserveManyIsObserveInTurn", testObserveMany},
 		{"RetryAfterBlocks", testRetryAfterBlocks},
 		{"ThrottleBackoff", testThrottleBackoff},
 		{"RefusalWithQuota", testRefusalWithQuota},
@@ -402,6 +403,63 @@ func testOutOfOrderObserve(t *testing.T, f Factory) {
 		if got := remaining(); got != s.want {
 			t.Fatalf("%s: remaining %d, want %d", s.name, got, s.want)
 		}
+	}
+}
+
+// testObserveMany stores one sequence of responses on two keys, one at a
+// time on the first and in one ObserveMany on the second: settled spends,
+// a late response, a refusal with Retry-After, an invalid observation and
+// a new window. Both keys must end alike.
+func testObserveMany(t *testing.T, f Factory) {
+	e := newEnv(t, f)
+	ctx := context.Background()
+	date := Epoch.Add(time.Second)
+	tokens := func(left int, reset time.Duration) srl.Observation {
+		return srl.Observation{Date: date, Limit: 100, Remaining: left / 40, Reset: reset, Succeeded: true,
+			Quotas: []srl.QuotaObservation{{Unit: srl.UnitTokens, Limit: 4000, Remaining: left, Reset: reset}}}
+	}
+	var batch [2][]srl.Observation
+	for k, key := range []string{"one-by-one", "many"} {
+		e.observe(key, tokens(4000, 30*time.Second))
+		for i := 1; i <= 3; i++ {
+			d := e.acquire(srl.Request{Key: key, N: 1, Costs: []srl.Cost{{Unit: srl.UnitTokens, N: 400}}})
+			if !d.Allowed {
+				t.Fatalf("%s: spend %d refused: %+v", key, i, d)
+			}
+			o := tokens(4000-250*i, 30*time.Second-time.Duration(i)*time.Millisecond)
+			o.Charged = d.Charged
+			batch[k] = append(batch[k], o)
+		}
+		batch[k] = append(batch[k],
+			tokens(3900, 29*time.Second),
+			srl.Observation{Remaining: -1, Limit: 100},
+			srl.Observation{Limited: true, RetryAfter: 2 * time.Second, Date: date},
+			tokens(3999, 90*time.Second))
+	}
+	var errs [2]error
+	for _, o := range batch[0] {
+		errs[0] = errors.Join(errs[0], e.h.Backend.Observe(ctx, "one-by-one", o))
+	}
+	errs[1] = srl.ObserveMany(ctx, e.h.Backend, "many", batch[1])
+	for k, err := range errs {
+		if !errors.Is(err, srl.ErrInvalidObservation) {
+			t.Fatalf("key %d: error %v, want the invalid observation named", k, err)
+		}
+	}
+	one, many := e.peek("one-by-one"), e.peek("many")
+	one.Key, many.Key = "", ""
+	if !reflect.DeepEqual(one, many) {
+		t.Fatalf("ObserveMany differs from Observe in turn:\n one by one %+v\n many       %+v", one, many)
+	}
+	if one.BlockedFor <= 0 || len(one.Quotas) < 2 {
+		t.Fatalf("the sequence left no block or no quotas: %+v", one)
+	}
+	for _, key := range []string{"one-by-one", "many"} {
+		e.at(3 * time.Second)
+		if d := e.acquire(srl.Request{Key: key, N: 1, Costs: []srl.Cost{{Unit: srl.UnitTokens, N: 400}}}); !d.Allowed {
+			t.Fatalf("%s: refused after the block: %+v", key, d)
+		}
+		e.at(0)
 	}
 }
 

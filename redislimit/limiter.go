@@ -420,20 +420,54 @@ func unmarked(charges []srl.Charge) []srl.Charge {
 // Redis is unavailable it goes to the in-memory twin (FallbackLocal, in
 // this process's share), is dropped (FailOpen) or fails (FailClosed).
 func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) error {
+	return l.ObserveMany(ctx, key, []srl.Observation{o})
+}
+
+// MaxObservationsPerCall bounds the observations ObserveMany sends in one
+// script call; more take one call per MaxObservationsPerCall.
+const MaxObservationsPerCall = 32
+
+// ObserveMany merges several observations of key, in order, as that many
+// Observe calls would, in one round trip (one script call per
+// MaxObservationsPerCall); it implements smartratelimit.ManyObserver. An
+// invalid observation is left out and named in the returned error; the
+// others are stored. Redis being unavailable is handled as in Observe.
+func (l *Limiter) ObserveMany(ctx context.Context, key string, os []srl.Observation) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
 	if key == "" {
 		return fmt.Errorf("%w: empty key", srl.ErrInvalidRequest)
 	}
-	o, err := o.Normalize()
-	if err != nil || o.IsZero() {
-		return err
+	var invalid []error
+	valid := make([]srl.Observation, 0, len(os))
+	for _, o := range os {
+		o, err := o.Normalize()
+		if err != nil {
+			invalid = append(invalid, err)
+			continue
+		}
+		if !o.IsZero() {
+			valid = append(valid, o)
+		}
 	}
+	for start := 0; start < len(valid); start += MaxObservationsPerCall {
+		if err := l.observe(ctx, key, valid[start:min(start+MaxObservationsPerCall, len(valid))]); err != nil {
+			return errors.Join(append([]error{err}, invalid...)...)
+		}
+	}
+	return errors.Join(invalid...)
+}
+
+// observe stores normalized observations of key in one script call.
+func (l *Limiter) observe(ctx context.Context, key string, os []srl.Observation) error {
 	rk := RedisKey(l.cfg.prefix, key)
-	obs, params := keystate.ObsFrom(o), keystate.Params(l.cfg.backoffBase, l.cfg.backoffMax)
+	obs, params := make([]keystate.Obs, len(os)), keystate.Params(l.cfg.backoffBase, l.cfg.backoffMax)
+	for i := range os {
+		obs[i] = keystate.ObsFrom(os[i])
+	}
 	res, ok, err := call(ctx, l, key, rk, false, func(ctx context.Context, _ string) (keystate.ObserveResult, error) {
-		return l.run.Observe(ctx, rk, obs, params)
+		return l.run.ObserveMany(ctx, rk, obs, params)
 	})
 	switch {
 	case !ok:
@@ -443,15 +477,20 @@ func (l *Limiter) Observe(ctx context.Context, key string, o srl.Observation) er
 		case FailClosed:
 			return err
 		}
-		quotas := make([]srl.QuotaObservation, len(o.Quotas))
-		for i, q := range o.Quotas {
-			q.Limit /= l.cfg.replicas
-			q.Remaining /= l.cfg.replicas
-			quotas[i] = q
+		for _, o := range os {
+			quotas := make([]srl.QuotaObservation, len(o.Quotas))
+			for i, q := range o.Quotas {
+				q.Limit /= l.cfg.replicas
+				q.Remaining /= l.cfg.replicas
+				quotas[i] = q
+			}
+			o.Quotas = quotas
+			o.Charged = unmarked(o.Charged)
+			if err := l.twin.Observe(ctx, key, o); err != nil {
+				return err
+			}
 		}
-		o.Quotas = quotas
-		o.Charged = unmarked(o.Charged)
-		return l.twin.Observe(ctx, key, o)
+		return nil
 	case err != nil:
 		return err
 	}

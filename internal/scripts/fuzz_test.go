@@ -273,18 +273,28 @@ func differentialOn(t *testing.T, rdb *redis.Client, data []byte) {
 				t.Fatalf("step %d acquire %+v at %d:\n lua %+v\n go  %+v", step, r, now-fuzzEpoch, got, want)
 			}
 		case 1:
-			o, err := in.observation(now).Normalize()
-			if err != nil || o.IsZero() {
+			// One observation, or up to four in one call: the call must
+			// equal the twin merging each in turn.
+			params := keystate.Params(keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
+			var batch []keystate.Obs
+			var want keystate.ObserveResult
+			for j := 0; j < 1+int(in.next()%4); j++ {
+				o, err := in.observation(now).Normalize()
+				if err != nil || o.IsZero() {
+					continue
+				}
+				batch = append(batch, keystate.ObsFrom(o))
+				want, _ = twin.Observe(now, batch[len(batch)-1], params)
+			}
+			if len(batch) == 0 {
 				continue
 			}
-			obs, params := keystate.ObsFrom(o), keystate.Params(keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
-			want, _ := twin.Observe(now, obs, params)
-			got, err := run.Observe(ctx, key, obs, params)
+			got, err := run.ObserveMany(ctx, key, batch, params)
 			if err != nil {
-				t.Fatalf("step %d observe %+v: %v", step, o, err)
+				t.Fatalf("step %d observe %+v: %v", step, batch, err)
 			}
 			if got != want {
-				t.Fatalf("step %d observe %+v at %d:\n lua %+v\n go  %+v", step, o, now-fuzzEpoch, got, want)
+				t.Fatalf("step %d observe %+v at %d:\n lua %+v\n go  %+v", step, batch, now-fuzzEpoch, got, want)
 			}
 		case 2:
 			all, _ := keystate.CompileRequest(nil, palette, nil)
@@ -351,8 +361,20 @@ func TestDifferentialScenario(t *testing.T) {
 				Quotas: []srl.QuotaObservation{{Unit: srl.UnitTokens, Limit: 9000, Remaining: 9000 - 20*i, Reset: time.Duration(i%30+1) * time.Second}},
 			}.Normalize()
 			obs, params := keystate.ObsFrom(o), keystate.Params(keystate.DefaultBackoffBase, keystate.DefaultBackoffMax)
-			want, _ := twin.Observe(now, obs, params)
-			got, err := run.Observe(ctx, "scenario", obs, params)
+			batch := []keystate.Obs{obs}
+			if i%2 == 1 {
+				// A deferred batch: a settled success before this one.
+				earlier, _ := srl.Observation{
+					Limit: 40, Remaining: 41 - i%41, Reset: time.Duration(60-i%60) * time.Second, Succeeded: true,
+					Date: time.UnixMicro(now).Add(-time.Second), Charged: []srl.Charge{{Unit: srl.UnitRequests, N: 1}},
+				}.Normalize()
+				batch = append([]keystate.Obs{keystate.ObsFrom(earlier)}, batch...)
+			}
+			var want keystate.ObserveResult
+			for _, o := range batch {
+				want, _ = twin.Observe(now, o, params)
+			}
+			got, err := run.ObserveMany(ctx, "scenario", batch, params)
 			if err != nil || got != want {
 				t.Fatalf("observe %d: lua %+v (%v), go %+v", i, got, err, want)
 			}

@@ -453,8 +453,36 @@ func (r *Runner) plan(groups []Group) [][]int {
 	return calls
 }
 
-// Observe runs observe.lua.
+// Observe runs observe.lua for one observation.
 func (r *Runner) Observe(ctx context.Context, key string, o keystate.Obs, p keystate.ObserveParams) (keystate.ObserveResult, error) {
+	return r.ObserveMany(ctx, key, []keystate.Obs{o}, p)
+}
+
+// ObserveMany runs observe.lua once for several observations of key,
+// merged in order at one now, as that many State.Observe calls would; the
+// result is the state after the last.
+func (r *Runner) ObserveMany(ctx context.Context, key string, os []keystate.Obs, p keystate.ObserveParams) (keystate.ObserveResult, error) {
+	size := 4
+	for i := range os {
+		size += 6 + 3*len(os[i].Charged) + 2*len(os[i].Refunded) + 6*len(os[i].Quotas)
+	}
+	args := make([]any, 0, size)
+	args = append(args, r.nowArg(), p.Tolerance, p.BackoffBase, p.BackoffMax)
+	for i := range os {
+		args = appendObs(args, &os[i])
+	}
+	v, err := r.run(ctx, Observe, key, args)
+	if err != nil {
+		return keystate.ObserveResult{}, err
+	}
+	if len(v) != 4 || v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0 {
+		return keystate.ObserveResult{}, fmt.Errorf("%w: observe script replied %v", srl.ErrBadReply, v)
+	}
+	return keystate.ObserveResult{QuotaLimit: v[0], QuotaRemaining: v[1], ResetAfter: v[2], BlockedFor: v[3]}, nil
+}
+
+// appendObs appends one observation's part of observe's ARGV.
+func appendObs(args []any, o *keystate.Obs) []any {
 	flags := 0
 	if o.Limited {
 		flags |= 1
@@ -468,8 +496,7 @@ func (r *Runner) Observe(ctx context.Context, key string, o keystate.Obs, p keys
 	if o.Charged != nil {
 		flags |= 8
 	}
-	args := make([]any, 0, 10+3*len(o.Charged)+2*len(o.Refunded)+6*len(o.Quotas))
-	args = append(args, r.nowArg(), o.Retry, flags, o.Date, p.Tolerance, p.BackoffBase, p.BackoffMax, len(o.Charged))
+	args = append(args, o.Retry, flags, o.Date, len(o.Charged))
 	for _, c := range o.Charged {
 		args = append(args, c.Unit, c.N, c.Mark)
 	}
@@ -481,14 +508,7 @@ func (r *Runner) Observe(ctx context.Context, key string, o keystate.Obs, p keys
 	for _, q := range o.Quotas {
 		args = append(args, q.Unit, q.Limit, q.Remaining, q.Reset, q.Window, q.Slack)
 	}
-	v, err := r.run(ctx, Observe, key, args)
-	if err != nil {
-		return keystate.ObserveResult{}, err
-	}
-	if len(v) != 4 || v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0 {
-		return keystate.ObserveResult{}, fmt.Errorf("%w: observe script replied %v", srl.ErrBadReply, v)
-	}
-	return keystate.ObserveResult{QuotaLimit: v[0], QuotaRemaining: v[1], ResetAfter: v[2], BlockedFor: v[3]}, nil
+	return args
 }
 
 // Status runs status.lua and rebuilds the stored state of the given
