@@ -15,57 +15,149 @@ import (
 // background at once; past it they are stored before RoundTrip returns.
 const MaxDeferredObserves = 128
 
-// deferredObserveTimeout bounds one background observation.
+// deferredFlushAfter is how long a deferred observation waits for others
+// of its key, so that a key's responses are stored together, one round
+// trip for many, and the store of one request's response does not queue
+// in front of the next request's decision.
+const deferredFlushAfter = 5 * time.Millisecond
+
+// maxObservationsPerFlush stores a key's deferred observations as soon as
+// this many wait, whatever deferredFlushAfter says.
+const maxObservationsPerFlush = 32
+
+// deferredObserveTimeout bounds one background store.
 const deferredObserveTimeout = 10 * time.Second
 
-// deferrer runs observations in the background and lets callers wait for
-// those started before them. It is safe for concurrent use.
+// deferrer stores observations in the background, each key's together,
+// and lets callers wait for those deferred before them. It is safe for
+// concurrent use.
 type deferrer struct {
+	backend srl.Backend
+	// after is how long an observation waits for others of its key
+	// (deferredFlushAfter).
+	after time.Duration
 	slots chan struct{}
 	mu    sync.Mutex
 	next  uint64
+	// waiting holds each key's observations not yet sent.
+	waiting map[string]*pending
 	// running holds the tickets of the observations not yet stored;
-	// changed is closed (and replaced) whenever one is.
+	// changed is closed (and replaced) whenever some are.
 	running map[uint64]struct{}
 	changed chan struct{}
 }
 
-func newDeferrer() *deferrer {
-	return &deferrer{slots: make(chan struct{}, MaxDeferredObserves), running: map[uint64]struct{}{}, changed: make(chan struct{})}
+// pending is one key's observations waiting for their flush, in the order
+// their responses arrived, with their tickets.
+type pending struct {
+	observations []srl.Observation
+	tickets      []uint64
+	timer        *time.Timer
 }
 
-// observe stores o for key in the background and reports true, or reports
-// false when MaxDeferredObserves are already pending.
-func (d *deferrer) observe(ctx context.Context, b srl.Backend, key string, o srl.Observation) bool {
+func newDeferrer(b srl.Backend, after time.Duration) *deferrer {
+	return &deferrer{backend: b, after: after, slots: make(chan struct{}, MaxDeferredObserves),
+		waiting: map[string]*pending{}, running: map[uint64]struct{}{}, changed: make(chan struct{})}
+}
+
+// observe defers o for key and reports true, or reports false when
+// MaxDeferredObserves are already pending.
+func (d *deferrer) observe(key string, o srl.Observation) bool {
 	select {
 	case d.slots <- struct{}{}:
 	default:
 		return false
 	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	ticket := d.next
 	d.next++
 	d.running[ticket] = struct{}{}
-	d.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deferredObserveTimeout)
-	go func() {
-		defer cancel()
-		_ = b.Observe(ctx, key, o)
-		d.mu.Lock()
-		delete(d.running, ticket)
-		close(d.changed)
-		d.changed = make(chan struct{})
-		d.mu.Unlock()
-		<-d.slots
-	}()
+	p := d.waiting[key]
+	if p == nil {
+		p = &pending{}
+		p.timer = time.AfterFunc(d.after, func() { d.flush(key, p) })
+		d.waiting[key] = p
+	}
+	p.observations = append(p.observations, o)
+	p.tickets = append(p.tickets, ticket)
+	if len(p.observations) >= maxObservationsPerFlush {
+		d.detach(key, p)
+		go d.store(key, p)
+	}
 	return true
 }
 
-// wait returns once every observation deferred before the call is stored,
-// or with ctx's error.
+// detach takes p, key's waiting observations, out of d.waiting; d.mu is
+// held.
+func (d *deferrer) detach(key string, p *pending) {
+	p.timer.Stop()
+	delete(d.waiting, key)
+}
+
+// flush stores p when its timer fires, unless it was taken meanwhile.
+func (d *deferrer) flush(key string, p *pending) {
+	d.mu.Lock()
+	if d.waiting[key] != p {
+		d.mu.Unlock()
+		return
+	}
+	d.detach(key, p)
+	d.mu.Unlock()
+	d.store(key, p)
+}
+
+// store sends p's observations of key in one call (bounded by its own
+// timeout: what a response said outlives the request) and marks them
+// stored.
+func (d *deferrer) store(key string, p *pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), deferredObserveTimeout)
+	defer cancel()
+	_ = srl.ObserveMany(ctx, d.backend, key, p.observations)
+	d.done(p)
+}
+
+// done marks p's observations stored and frees their slots.
+func (d *deferrer) done(p *pending) {
+	d.mu.Lock()
+	for _, ticket := range p.tickets {
+		delete(d.running, ticket)
+	}
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
+	for range p.tickets {
+		<-d.slots
+	}
+}
+
+// storeNow stores o for key before returning, with the observations of key
+// still waiting (in one call, in order, so o is merged after the responses
+// that came before it).
+func (d *deferrer) storeNow(ctx context.Context, key string, o srl.Observation) error {
+	d.mu.Lock()
+	p := d.waiting[key]
+	if p != nil {
+		d.detach(key, p)
+	}
+	d.mu.Unlock()
+	if p == nil {
+		return d.backend.Observe(ctx, key, o)
+	}
+	err := srl.ObserveMany(ctx, d.backend, key, append(p.observations, o))
+	d.done(p)
+	return err
+}
+
+// wait sends every observation deferred before the call at once and
+// returns when they are stored, or with ctx's error.
 func (d *deferrer) wait(ctx context.Context) error {
 	d.mu.Lock()
 	limit := d.next
+	for key, p := range d.waiting {
+		d.detach(key, p)
+		go d.store(key, p)
+	}
 	for {
 		pending := false
 		for ticket := range d.running {

@@ -67,11 +67,16 @@
 // advertised quota has more than an eighth of its limit left, with no
 // probe or streak waiting on it) is returned at once and stored in the
 // background, at most MaxDeferredObserves at a time: its request stays
-// in flight meanwhile, so decisions made before it lands count it.
-// Refusals, blocks, probes and nearly spent quotas are stored before the
-// response is returned, so the next decision anywhere in the fleet sees
-// them. Status waits for what was deferred before it, Close for all of
-// it; WithInlineObserve stores everything first.
+// in flight meanwhile, so decisions made before it lands count it. A
+// deferred response waits 5 ms for others of its key, and all of them,
+// up to 32, are stored in one call (redislimit merges them in one script
+// run), so storing responses neither costs a round trip each nor queues
+// in front of the next decision. Refusals, blocks, probes and nearly
+// spent quotas are stored before the response is returned, together with
+// the deferred responses of their key that came before them, so the next
+// decision anywhere in the fleet sees them. Status sends what was deferred
+// before it and waits for it, Close for all of it; WithInlineObserve
+// stores everything first.
 //
 // The Transport keeps the net/http RoundTripper contract: the request is
 // not modified, its body is closed on every path (a rejected request's

@@ -86,7 +86,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) *Transport {
 		t.backend = fallback.New()
 	}
 	if remote(t.backend) {
-		t.deferred = newDeferrer()
+		t.deferred = newDeferrer(t.backend, deferredFlushAfter)
 	}
 	return t
 }
@@ -365,8 +365,11 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 	if t.cfg.reserve > 0 {
 		o = t.withReserve(o)
 	}
-	if !t.mayDefer(d, o) || !t.deferred.observe(ctx, t.backend, learnedKey, o) {
+	switch {
+	case t.deferred == nil:
 		_ = t.backend.Observe(context.WithoutCancel(ctx), learnedKey, o)
+	case !t.mayDefer(d, o) || !t.deferred.observe(learnedKey, o):
+		_ = t.deferred.storeNow(context.WithoutCancel(ctx), learnedKey, o)
 	}
 	t.announce(learnedKey, said.Observation)
 	return said
