@@ -37,7 +37,7 @@ func StartCluster(tb testing.TB, masters, replicas int) *Cluster {
 	}
 	c := &Cluster{}
 	for i := 0; i < masters*(1+replicas); i++ {
-		c.Nodes = append(c.Nodes, startServer(tb, &Server{args: []string{
+		c.Nodes = append(c.Nodes, startServer(tb, &Server{cluster: true, args: []string{
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "1500", "--cluster-replica-validity-factor", "0",
 			"--cluster-require-full-coverage", "no",

@@ -7,12 +7,14 @@ package redisserver
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +37,9 @@ type Server struct {
 	Port int
 	Dir  string
 	args []string
+	// cluster says the server is a cluster node, whose bus listens 10,000
+	// ports above Port: Port must be at most 55535 and that port free too.
+	cluster bool
 	// conf, when set, is a config file passed before the arguments (for
 	// sentinels, which rewrite it).
 	conf string
@@ -54,15 +59,30 @@ func Start(tb testing.TB, extra ...string) *Server {
 	return startServer(tb, &Server{args: extra})
 }
 
-// startServer fills in s's port and directory and starts it.
+// startServer fills in s's port and directory and starts it. A server
+// that exits before it answers (its port taken in the moment since it was
+// free) is started again on another port, up to three times.
 func startServer(tb testing.TB, s *Server) *Server {
 	tb.Helper()
-	s.Port = FreePort(tb)
-	s.Addr = "127.0.0.1:" + strconv.Itoa(s.Port)
 	if s.Dir == "" {
 		s.Dir = tb.TempDir()
 	}
-	if err := s.start(); err != nil {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if s.cluster {
+			s.Port, err = freeClusterPort()
+		} else {
+			s.Port, err = freePort()
+		}
+		if err != nil {
+			break
+		}
+		s.Addr = "127.0.0.1:" + strconv.Itoa(s.Port)
+		if err = s.start(); !errors.Is(err, errExited) {
+			break
+		}
+	}
+	if err != nil {
 		tb.Fatalf("redisserver: %v", err)
 	}
 	tb.Cleanup(s.Kill)
@@ -102,12 +122,20 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.cmd = cmd
 	s.mu.Unlock()
-	go func() { _ = cmd.Wait() }()
-	return s.waitReady(10 * time.Second)
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	return s.waitReady(10*time.Second, exited)
 }
 
-// waitReady polls PING until the server answers or the deadline passes.
-func (s *Server) waitReady(d time.Duration) error {
+// errExited says a server ended before it answered.
+var errExited = errors.New("redis-server exited before it answered")
+
+// waitReady polls PING until the server answers, it exits or the deadline
+// passes.
+func (s *Server) waitReady(d time.Duration, exited <-chan struct{}) error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond, TLSConfig: s.TLS})
 	defer rdb.Close()
 	deadline := time.Now().Add(d)
@@ -122,7 +150,15 @@ func (s *Server) waitReady(d time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("redis at %s not ready after %v: %w (log in %s)", s.Addr, d, err, s.Dir)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-exited:
+			s.mu.Lock()
+			s.cmd = nil
+			s.mu.Unlock()
+			log, _ := os.ReadFile(filepath.Join(s.Dir, fmt.Sprintf("redis-%d.log", s.Port)))
+			return fmt.Errorf("%w: at %s: %s", errExited, s.Addr, lastLines(log, 3))
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
@@ -200,4 +236,31 @@ func freePort() (int, error) {
 		return 0, fmt.Errorf("free port: unexpected address %v", l.Addr())
 	}
 	return addr.Port, nil
+}
+
+// freeClusterPort returns a port for a cluster node: at most 55535, with
+// the port 10,000 above it (the node's bus) free as well.
+func freeClusterPort() (int, error) {
+	for try := 0; try < 100; try++ {
+		p, err := freePort()
+		if err != nil {
+			return 0, err
+		}
+		if p > 55535 {
+			continue
+		}
+		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		if err != nil {
+			continue
+		}
+		_ = bus.Close()
+		return p, nil
+	}
+	return 0, errors.New("free port: no port at or under 55535 with its cluster bus port free in 100 tries")
+}
+
+// lastLines returns the last n lines of a log, for an error message.
+func lastLines(log []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(log), "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], " | ")
 }
