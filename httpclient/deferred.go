@@ -40,16 +40,16 @@ type deferrer struct {
 	mu    sync.Mutex
 	next  uint64
 	// waiting holds each key's observations not yet sent.
-	waiting map[string]*pending
+	waiting map[string]*keyBatch
 	// running holds the tickets of the observations not yet stored;
 	// changed is closed (and replaced) whenever some are.
 	running map[uint64]struct{}
 	changed chan struct{}
 }
 
-// pending is one key's observations waiting for their flush, in the order
+// keyBatch is one key's observations waiting for their flush, in the order
 // their responses arrived, with their tickets.
-type pending struct {
+type keyBatch struct {
 	observations []srl.Observation
 	tickets      []uint64
 	timer        *time.Timer
@@ -57,7 +57,7 @@ type pending struct {
 
 func newDeferrer(b srl.Backend, after time.Duration) *deferrer {
 	return &deferrer{backend: b, after: after, slots: make(chan struct{}, MaxDeferredObserves),
-		waiting: map[string]*pending{}, running: map[uint64]struct{}{}, changed: make(chan struct{})}
+		waiting: map[string]*keyBatch{}, running: map[uint64]struct{}{}, changed: make(chan struct{})}
 }
 
 // observe defers o for key and reports true, or reports false when
@@ -75,7 +75,7 @@ func (d *deferrer) observe(key string, o srl.Observation) bool {
 	d.running[ticket] = struct{}{}
 	p := d.waiting[key]
 	if p == nil {
-		p = &pending{}
+		p = &keyBatch{}
 		p.timer = time.AfterFunc(d.after, func() { d.flush(key, p) })
 		d.waiting[key] = p
 	}
@@ -90,13 +90,13 @@ func (d *deferrer) observe(key string, o srl.Observation) bool {
 
 // detach takes p, key's waiting observations, out of d.waiting; d.mu is
 // held.
-func (d *deferrer) detach(key string, p *pending) {
+func (d *deferrer) detach(key string, p *keyBatch) {
 	p.timer.Stop()
 	delete(d.waiting, key)
 }
 
 // flush stores p when its timer fires, unless it was taken meanwhile.
-func (d *deferrer) flush(key string, p *pending) {
+func (d *deferrer) flush(key string, p *keyBatch) {
 	d.mu.Lock()
 	if d.waiting[key] != p {
 		d.mu.Unlock()
@@ -110,7 +110,7 @@ func (d *deferrer) flush(key string, p *pending) {
 // store sends p's observations of key in one call (bounded by its own
 // timeout: what a response said outlives the request) and marks them
 // stored.
-func (d *deferrer) store(key string, p *pending) {
+func (d *deferrer) store(key string, p *keyBatch) {
 	ctx, cancel := context.WithTimeout(context.Background(), deferredObserveTimeout)
 	defer cancel()
 	_ = srl.ObserveMany(ctx, d.backend, key, p.observations)
@@ -118,7 +118,7 @@ func (d *deferrer) store(key string, p *pending) {
 }
 
 // done marks p's observations stored and frees their slots.
-func (d *deferrer) done(p *pending) {
+func (d *deferrer) done(p *keyBatch) {
 	d.mu.Lock()
 	for _, ticket := range p.tickets {
 		delete(d.running, ticket)
