@@ -44,8 +44,8 @@ var status string
 var (
 	// Acquire decides and spends a group of requests; see acquire.lua.
 	Acquire = withFull(base + acquire)
-	// Observe merges what a response said about the server's budget; see
-	// observe.lua.
+	// Observe merges what one or more responses said about the server's
+	// budget, in turn; see observe.lua.
 	Observe = base + prelude + observe
 	// Status reads one key's raw state; see status.lua.
 	Status = base + prelude + status
