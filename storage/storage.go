@@ -315,7 +315,10 @@ func Open(rawURL string, opts ...Option) (srl.Backend, io.Closer, error) {
 
 // RedisClient returns a go-redis client for a Redis URL, in any of the
 // forms Open accepts (one server, Cluster, Sentinel), without connecting.
-// The caller closes it.
+// The caller closes it. Like the client Open builds, it honours context
+// deadlines on its sockets (ContextTimeoutEnabled, which a URL cannot
+// set), as redislimit recommends: its decision budget then bounds a call
+// without a goroutine of its own.
 func RedisClient(rawURL string, opts ...Option) (redis.UniversalClient, error) {
 	t, err := Parse(rawURL)
 	if err != nil {
@@ -356,6 +359,7 @@ func (t *Target) redisClient(o options) (redis.UniversalClient, error) {
 		if err := trust(opts.TLSConfig); err != nil {
 			return fail(err)
 		}
+		opts.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(opts), nil
 	case KindSentinel:
 		opts, err := sentinelOptions(t.url)
@@ -365,6 +369,7 @@ func (t *Target) redisClient(o options) (redis.UniversalClient, error) {
 		if err := trust(opts.TLSConfig); err != nil {
 			return fail(err)
 		}
+		opts.ContextTimeoutEnabled = true
 		return redis.NewFailoverClient(opts), nil
 	default:
 		opts, err := redis.ParseURL(t.raw)
@@ -374,6 +379,7 @@ func (t *Target) redisClient(o options) (redis.UniversalClient, error) {
 		if err := trust(opts.TLSConfig); err != nil {
 			return fail(err)
 		}
+		opts.ContextTimeoutEnabled = true
 		return redis.NewClient(opts), nil
 	}
 }

@@ -153,20 +153,29 @@ func TestOpenRedisClosesWhatItOpened(t *testing.T) {
 
 func TestRedisClient(t *testing.T) {
 	mr := miniredis.RunT(t)
-	for _, u := range []string{"redis://" + mr.Addr() + "/0", "redis://" + mr.Addr() + "?addr=" + mr.Addr()} {
-		rdb, err := RedisClient(u)
+	// Each is built to honour context deadlines on its sockets.
+	for _, c := range []struct {
+		url, kind string
+	}{
+		{"redis://" + mr.Addr() + "/0", "one server"},
+		{"redis://" + mr.Addr() + "?addr=" + mr.Addr(), "cluster"},
+		{"redis+sentinel://127.0.0.1:1/m/2", "one server"},
+	} {
+		rdb, err := RedisClient(c.url)
 		if err != nil {
-			t.Fatalf("%s: %v", u, err)
+			t.Fatalf("%s: %v", c.url, err)
 		}
 		_ = rdb.Close()
-	}
-	rdb, err := RedisClient("redis+sentinel://127.0.0.1:1/m/2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = rdb.Close()
-	if _, ok := rdb.(*redis.Client); !ok {
-		t.Fatalf("sentinel URL built a %T", rdb)
+		kind, honours := "", false
+		switch r := rdb.(type) {
+		case *redis.Client:
+			kind, honours = "one server", r.Options().ContextTimeoutEnabled
+		case *redis.ClusterClient:
+			kind, honours = "cluster", r.Options().ContextTimeoutEnabled
+		}
+		if kind != c.kind || !honours {
+			t.Fatalf("%s built a %T (ContextTimeoutEnabled %v), want a %s client that honours context deadlines", c.url, rdb, honours, c.kind)
+		}
 	}
 	for _, u := range []string{"memory://", "sqlite:///x.db"} {
 		if _, err := RedisClient(u); !errors.Is(err, ErrBadURL) || !strings.Contains(err.Error(), "not a Redis URL") {
