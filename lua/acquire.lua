@@ -27,6 +27,9 @@
 --           in runs of identical ones: k, then the request once. Such a key
 --           is tried on the fast path (decide_fast). A key whose requests
 --           are the same plain ones as the previous key's sends '=' alone.
+--           A key that sends R and whose requests ask for requests alone
+--           (no costs, no fixed limits) is tried on the quota path
+--           (decide_quota).
 --
 -- Reply (integers only), per key in KEYS order: -1 alone when the key holds
 -- something other than a hash (nothing of it is decided or written), else
@@ -271,8 +274,77 @@ end
 -- load_full returns decide_key of acquire_full.lua, defining it and the
 -- quota model it needs: lua.go puts them here, in this function, so a
 -- call whose keys all take the fast path never creates their closures
--- (each captured upvalue costs the script time on every call).
+-- (each captured upvalue costs the script time on every call). lua.go
+-- also puts load_quota here: the quota model alone, in a table.
 -- @full
+
+-- the quota model (load_quota), once a key needs it
+local quota_model
+
+-- decide_quota decides the common request of an HTTP client on a key whose
+-- server quota is known: requests only (no costs, no fixed limits; the
+-- default limits a known quota sets aside are skipped), on a key holding
+-- one quota, in requests, whose window has not ended, whose last observed
+-- remaining covers every request (so no probe applies and none waits),
+-- and no block in force. It decides, replies and writes exactly what
+-- decide_key would (the differential tests check it), without the tables
+-- and closures decide_key builds for the general case, which cost more
+-- than this decision. It returns where the next key's arguments start, or
+-- nil, having decided and written nothing, when the key or its requests
+-- are anything else.
+local function decide_quota(key, first, nreq)
+  local i, total = first + 1, 0
+  for _ = 1, nreq do
+    local n = tonumber(ARGV[i])
+    if n < 1 or tonumber(ARGV[i + 1]) < 0 or ARGV[i + 3] ~= '0' or ARGV[i + 4] ~= '0' then return nil end
+    total = total + n
+    i = i + 6 + 5 * tonumber(ARGV[i + 5])
+  end
+  local after = i
+  -- (a key that is not a hash replies an error, which has no v[4])
+  local v = redis.pcall('HMGET', key, 'bu', 'th', 'ex', 'q')
+  if type(v[4]) ~= 'string' or string.find(v[4], ';', 1, true) or stored(v[1]) > now then
+    return nil
+  end
+  if not quota_model then quota_model = load_quota() end
+  local m = quota_model
+  local qs = m.decode_quotas(v[4])
+  local q = qs[1]
+  if #qs ~= 1 or q.u ~= 'requests' or q.o < total or now >= m.roll_at(q) then return nil end
+  local report = 1
+  if clamp(stored(v[2]), 0, MAX_THROTTLES) > 0 then report = 3 end
+  local horizon = 0
+  i = first + 1
+  for _ = 1, nreq do
+    local n = tonumber(ARGV[i])
+    i = i + 6 + 5 * tonumber(ARGV[i + 5])
+    q.s = q.s + n
+    q.o = math.max(q.o - n, 0)
+    q.f, q.fa = m.in_flight(q, now) + n, now
+    if q.r > now + MAX_HORIZON then q.r = now + MAX_HORIZON end
+    if q.r + q.w > horizon then horizon = q.r + q.w end
+    local left, reset_after = math.max(m.available(q, now), 0), m.reset_after(q, now)
+    local reset = 0
+    if left < q.l then reset = reset_after end
+    local r = #reply
+    reply[r + 1] = 1
+    reply[r + 2] = 0
+    reply[r + 3] = left
+    reply[r + 4] = reset
+    reply[r + 5] = 0
+    reply[r + 6] = q.l
+    reply[r + 7] = left
+    reply[r + 8] = reset_after
+    reply[r + 9] = 0
+    reply[r + 10] = report
+    reply[r + 11] = q.st + 1
+  end
+  local set = {'q', m.encode_quotas(qs)}
+  local grown = grow_ttl(set, horizon, stored(v[3]), now)
+  redis.call('HSET', key, unpack(set))
+  if grown then redis.call('PEXPIRE', key, idiv(grown - now + 999, 1000)) end
+  return after
+end
 
 local decide_key
 -- plain is where the last plain key's arguments start (its -R)
@@ -301,8 +373,11 @@ for k = 1, #KEYS do
     end
     next_arg = after or next_arg
   else
-    if not decide_key then decide_key = load_full() end
-    next_arg = decide_key(key, first, nreq, ARGV)
+    next_arg = decide_quota(key, first, nreq)
+    if not next_arg then
+      if not decide_key then decide_key = load_full() end
+      next_arg = decide_key(key, first, nreq, ARGV)
+    end
   end
 end
 return reply

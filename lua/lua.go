@@ -11,9 +11,10 @@
 // them. Each script is base.lua (bounds and integer helpers), prelude.lua
 // (the quota model) and its own file, except that acquire keeps the
 // prelude and acquire_full.lua inside a function it calls only for a key
-// its fast path cannot decide: every closure a script defines is created
-// again on every call, and those with many upvalues cost more than the
-// fast path's decision. The Go twin of the arithmetic is
+// its fast paths cannot decide, and the prelude alone inside another, for
+// its quota path: every closure a script defines is created again on
+// every call, and those with many upvalues cost more than the fast path's
+// decision. The Go twin of the arithmetic is
 // internal/keystate.
 package lua
 
@@ -54,12 +55,18 @@ var (
 // fullMark is the line of acquire.lua where load_full goes.
 const fullMark = "-- @full\n"
 
-// withFull puts load_full, the prelude and acquire_full.lua in one
-// function, in place of src's fullMark.
+// quotaModel ends load_quota: the prelude's functions decide_quota uses.
+const quotaModel = "return {decode_quotas = decode_quotas, encode_quotas = encode_quotas, roll_at = roll_at,\n" +
+	"  in_flight = in_flight, available = available, reset_after = reset_after}\n"
+
+// withFull puts load_full (the prelude and acquire_full.lua) and
+// load_quota (the prelude alone) in functions of their own, in place of
+// src's fullMark.
 func withFull(src string) string {
 	head, tail, ok := strings.Cut(src, fullMark)
 	if !ok {
 		panic("lua: acquire.lua lost its " + strings.TrimSpace(fullMark) + " line")
 	}
-	return head + "local function load_full()\n" + prelude + "\n" + acquireFull + "\nreturn decide_key\nend\n" + tail
+	return head + "local function load_full()\n" + prelude + "\n" + acquireFull + "\nreturn decide_key\nend\n" +
+		"local function load_quota()\n" + prelude + "\n" + quotaModel + "end\n" + tail
 }
