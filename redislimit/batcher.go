@@ -22,14 +22,22 @@ import (
 // server (one cluster slot) in one script call. Requests for the same key
 // share a group (the script applies them in order), so a hot key costs
 // Redis one script run per batch instead of one per decision; many keys
-// share one call and one round trip. An idle system pays a goroutine handoff, not a delay: a
-// worker sends as soon as it has anything.
+// share one call and one round trip. An idle system pays no delay: a
+// worker sends as soon as it has anything, and with a client that honours
+// context deadlines on its sockets a decision that finds nothing else of
+// its node waiting or in flight is sent by its caller, on its own
+// goroutine (see acquire).
 type batcher struct {
 	run     *scripts.Runner
 	queue   chan *pending
 	timeout time.Duration
-	stop    chan struct{}
-	stopped sync.Once
+	// direct says the client bounds a call by its context's deadline, so
+	// a caller may send its own decision and still keep the budget.
+	direct bool
+	// deciding counts the decisions between acquire's start and end.
+	deciding atomic.Int32
+	stop     chan struct{}
+	stopped  sync.Once
 	// stopErr is what a decision not yet sent gets when the batcher stops:
 	// ErrClosedLimiter, or errNodeRetired (set before stop is closed).
 	stopErr error
@@ -70,8 +78,8 @@ const (
 // (requests for one key only share a script call within one batch).
 func batchWorkers() int { return max(2, min(runtime.GOMAXPROCS(0), 8)) }
 
-func newBatcher(run *scripts.Runner, timeout time.Duration) *batcher {
-	b := &batcher{run: run, queue: make(chan *pending, queueSize), timeout: timeout, stop: make(chan struct{})}
+func newBatcher(run *scripts.Runner, timeout time.Duration, direct bool) *batcher {
+	b := &batcher{run: run, queue: make(chan *pending, queueSize), timeout: timeout, direct: direct, stop: make(chan struct{})}
 	for i := 0; i < batchWorkers(); i++ {
 		b.workers.Add(1)
 		go b.work()
@@ -87,12 +95,24 @@ var (
 	timers   = sync.Pool{New: func() any { return time.NewTimer(time.Hour) }}
 )
 
-// acquire queues one decision and waits for it, for ctx, or for the
-// decision budget, whichever ends first. It honours the budget itself,
-// with a pooled timer, so a decision costs no context of its own: the
-// caller's context ending is reported as callerDone, the budget as
-// errDecisionTimeout.
+// acquire decides one request, for ctx or the decision budget, whichever
+// ends first: the caller's context ending is reported as callerDone, the
+// budget as errDecisionTimeout.
+//
+// A decision alone on its node (nothing else waiting or in flight: a
+// sequential caller, an idle process) is sent by the caller itself when
+// the client honours context deadlines: a worker that sleeps between
+// requests costs a wake-up to hand the decision to and another to hand it
+// back (an HTTP client's sequential requests on a 2-core machine: a median
+// 16 µs a request, as much as the script). Otherwise it is queued for the
+// workers, which honour the budget with a pooled timer, so a decision
+// costs no context of its own, and decisions that arrive together share
+// calls.
 func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (keystate.Result, error) {
+	defer b.deciding.Add(-1)
+	if b.deciding.Add(1) == 1 && b.direct {
+		return b.decideNow(ctx, key, it)
+	}
 	p := pendings.Get().(*pending)
 	p.key, p.err, p.res = key, nil, keystate.Result{}
 	p.abandoned.Store(false)
@@ -130,6 +150,26 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 			return keystate.Result{}, b.stopErr
 		}
 	}
+}
+
+// decideNow sends one decision from the caller's goroutine, under the
+// decision budget as a context deadline, which the client honours.
+func (b *batcher) decideNow(ctx context.Context, key string, it *keystate.Item) (keystate.Result, error) {
+	select {
+	case <-b.stop:
+		return keystate.Result{}, b.stopErr
+	default:
+	}
+	budgetEnds := time.Now().Add(b.timeout)
+	callCtx, cancel := context.WithDeadlineCause(ctx, budgetEnds, errDecisionTimeout)
+	items := [1]keystate.Item{*it}
+	var out [1]keystate.Result
+	err := b.run.AcquireGroup(callCtx, key, items[:], out[:])
+	cancel()
+	if err != nil {
+		return keystate.Result{}, budgetError(ctx, budgetEnds, err)
+	}
+	return out[0], nil
 }
 
 // close stops the workers once the batches in flight are done, waiting at

@@ -52,8 +52,8 @@
 // error. Each call is bounded by the decision budget (WithDecisionTimeout,
 // 50ms by default), which the limiter enforces itself: a go-redis client
 // without ContextTimeoutEnabled ignores context deadlines on its sockets,
-// so such calls run in their own goroutine and are abandoned at the
-// deadline.
+// so such calls are made by another goroutine (a batch worker, or one of
+// their own) and abandoned at the deadline.
 //
 // # When Redis fails
 //
@@ -85,5 +85,12 @@
 // The limiter works with any client, but a client built for it should set
 // ContextTimeoutEnabled, short read and write timeouts (100ms) and
 // MaxRetries -1: go-redis retries a script whose reply was lost after it
-// ran, which spends the budget twice.
+// ran, which spends the budget twice. With ContextTimeoutEnabled (which
+// the clients package storage builds from URLs set), a decision that finds
+// nothing else of its node waiting or in flight (a sequential caller, a
+// quiet process) is sent from the caller's own goroutine, on the caller's
+// context: no handoff to a batch worker and back (a median 16 µs of an
+// HTTP client's sequential request on a 2-core machine), and the caller's
+// context values (a tracing span) reach the client's hooks. Decisions
+// that arrive together still go to the workers and share calls.
 package redislimit

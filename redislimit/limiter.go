@@ -102,7 +102,7 @@ func (l *Limiter) batcherFor(addr string) *batcher {
 	if b, ok := l.batchers.Load(addr); ok {
 		return b.(*batcher)
 	}
-	b := newBatcher(l.run, l.cfg.decisionTimeout)
+	b := newBatcher(l.run, l.cfg.decisionTimeout, l.ctxTimeouts)
 	if actual, loaded := l.batchers.LoadOrStore(addr, b); loaded {
 		b.close(0, ErrClosedLimiter)
 		return actual.(*batcher)
@@ -585,10 +585,7 @@ func (l *Limiter) Close() error {
 // within runs f under the decision budget. When the client ignores context
 // deadlines on its sockets, f runs in its own goroutine and is abandoned
 // at the deadline; the abandoned call ends at the client's own read
-// timeout. A failure is reported as the caller's context error when the
-// caller's context ended, and as the exceeded budget when the budget ran
-// out, whatever error the client surfaced first (its socket deadline can
-// fire a moment before the context's timer).
+// timeout. A failure is reported as budgetError says.
 func within[T any](parent context.Context, l *Limiter, direct bool, f func(context.Context) (T, error)) (T, error) {
 	budgetEnds := time.Now().Add(l.cfg.decisionTimeout)
 	ctx, cancel := context.WithDeadlineCause(parent, budgetEnds, errDecisionTimeout)
@@ -597,17 +594,26 @@ func within[T any](parent context.Context, l *Limiter, direct bool, f func(conte
 	if err == nil {
 		return v, nil
 	}
+	return v, budgetError(parent, budgetEnds, err)
+}
+
+// budgetError is what a call made under parent and a budget ending at
+// budgetEnds failed with: the caller's context error when parent ended,
+// the exceeded budget when the budget ran out, whatever error the client
+// surfaced first (its socket deadline can fire a moment before the
+// context's timer), else err.
+func budgetError(parent context.Context, budgetEnds time.Time, err error) error {
 	if perr := parent.Err(); perr != nil {
-		return v, callerDone{perr}
+		return callerDone{perr}
 	}
 	now := time.Now()
 	if dl, ok := parent.Deadline(); ok && !now.Before(dl) {
-		return v, callerDone{context.DeadlineExceeded}
+		return callerDone{context.DeadlineExceeded}
 	}
 	if !now.Before(budgetEnds) && !errors.Is(err, errDecisionTimeout) {
 		err = fmt.Errorf("%w: %w", errDecisionTimeout, err)
 	}
-	return v, err
+	return err
 }
 
 // errTooManyInFlight fails a call at once when too many raced calls are

@@ -3,7 +3,10 @@ package redislimit
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,5 +268,109 @@ func TestRefusalCacheTellsKindsApart(t *testing.T) {
 	}
 	if d, err := l.Allow(ctx, "kinds", srl.PerHour(1)); err != nil || !d.Allowed {
 		t.Fatalf("pacing 1/h after the window's refusal: %+v, %v; want allowed (its own field)", d, err)
+	}
+}
+
+// callerMark marks the caller's context in TestLoneDecisionIsSentByItsCaller.
+type callerMark struct{}
+
+// scriptContexts is a go-redis hook that records, for each script call,
+// whether its context carries callerMark, and holds calls while hold is
+// not nil.
+type scriptContexts struct {
+	mu     sync.Mutex
+	marked []bool
+	hold   chan struct{}
+}
+
+func (*scriptContexts) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*scriptContexts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *scriptContexts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "evalsha" {
+			h.mu.Lock()
+			h.marked = append(h.marked, ctx.Value(callerMark{}) != nil)
+			hold := h.hold
+			h.mu.Unlock()
+			if hold != nil {
+				<-hold
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *scriptContexts) calls() []bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.marked)
+}
+
+// TestLoneDecisionIsSentByItsCaller: with a client that honours context
+// deadlines, a decision with nothing else of its node waiting or in
+// flight is sent on its caller's context (so the caller's values, a
+// tracing span say, reach the client's hooks), and decisions arriving
+// while it is in flight still go to the workers. A
+// client that ignores deadlines always goes through the workers, which
+// keep the budget.
+func TestLoneDecisionIsSentByItsCaller(t *testing.T) {
+	limit := srl.PerSecond(1000).WithBurst(1000)
+	for _, honours := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ContextTimeoutEnabled=%v", honours), func(t *testing.T) {
+			_, rdb := newMini(t, &redis.Options{ContextTimeoutEnabled: honours})
+			hook := &scriptContexts{}
+			rdb.AddHook(hook)
+			l := New(rdb, WithDecisionTimeout(5*time.Second))
+			ctx := context.WithValue(context.Background(), callerMark{}, true)
+			for range 3 {
+				if d, err := l.Allow(ctx, "k", limit); err != nil || !d.Allowed {
+					t.Fatalf("%+v, %v", d, err)
+				}
+			}
+			if got, want := hook.calls(), []bool{honours, honours, honours}; !slices.Equal(got, want) {
+				t.Fatalf("sequential decisions: the caller's context reached %v of the script calls, want %v", got, want)
+			}
+			if !honours {
+				return
+			}
+			// One decision held in flight; eight more arrive meanwhile.
+			hook.mu.Lock()
+			hook.marked, hook.hold = nil, make(chan struct{})
+			hook.mu.Unlock()
+			var wg sync.WaitGroup
+			errs := make(chan error, 9)
+			decide := func() {
+				defer wg.Done()
+				if d, err := l.Allow(ctx, "k", limit); err != nil || !d.Allowed {
+					errs <- fmt.Errorf("%+v, %v", d, err)
+				}
+			}
+			wg.Add(1)
+			go decide()
+			eventually(t, 5*time.Second, "the first decision in flight", func() bool { return len(hook.calls()) == 1 })
+			for range 8 {
+				wg.Add(1)
+				go decide()
+			}
+			eventually(t, 5*time.Second, "nine decisions deciding", func() bool { return l.batcherFor("").deciding.Load() == 9 })
+			hook.mu.Lock()
+			hold := hook.hold
+			hook.hold = nil
+			hook.mu.Unlock()
+			close(hold)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			// The first on its caller's context; the others queued and were
+			// sent by the workers (in as many calls as workers took turns).
+			got := hook.calls()
+			if len(got) < 2 || len(got) > 9 || !got[0] || slices.Contains(got[1:], true) {
+				t.Fatalf("script calls (true: on the caller's context) %v, want the lone decision's, then the workers' for the eight that queued", got)
+			}
+		})
 	}
 }
