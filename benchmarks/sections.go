@@ -35,8 +35,8 @@ func transport(addr string) {
 	defer srv.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
-	// The client redislimit's doc recommends: with deadlines on its
-	// sockets, a lone decision needs no goroutine of its own.
+	// The client redislimit's doc recommends, and storage builds from a
+	// URL: the decision budget bounds its calls on the socket.
 	bounded := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	defer bounded.Close()
 
@@ -52,6 +52,8 @@ func transport(addr string) {
 			httpclient.WithRedis(bounded, redislimit.WithKeyPrefix("bc"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")))},
 		{"httpclient, Redis, WithInlineObserve", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 			httpclient.WithRedis(rdb, redislimit.WithKeyPrefix("bi"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")), httpclient.WithInlineObserve())},
+		{"httpclient, decided without Redis, responses stored in Redis (a diagnostic)", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+			httpclient.WithBackend(admitAll{redislimit.New(bounded, redislimit.WithKeyPrefix("bd"+strconv.FormatInt(time.Now().UnixNano(), 36)+":"))}))},
 	}
 	fmt.Println("## Transport overhead (one goroutine, sequential GETs on loopback)")
 	fmt.Println()
@@ -82,6 +84,39 @@ func transport(addr string) {
 	fmt.Printf("\nOne Redis round trip (PING, same client, same loop): p50 %v, p99 %v.\n", ping.p50, ping.p99)
 	between := pingBetween(srv.URL, clients[0].client, rdb, 2*time.Second)
 	fmt.Printf("The same PING timed between bare GETs (a loop of GET, then PING): p50 %v, p99 %v.\n\n", between.quantile(0.50), between.quantile(0.99))
+
+	// The transport's decision alone: redislimit's Acquire in a loop, for
+	// the request the transport makes on a host whose quota it learned.
+	fmt.Println("The decision alone (redislimit `Acquire` in a loop, on a key with a learned quota):")
+	fmt.Println()
+	fmt.Println("| client | p50 | p99 | added to PING's p50 |")
+	fmt.Println("|---|---:|---:|---:|")
+	for _, c := range []struct {
+		name string
+		rdb  *redis.Client
+	}{{"go-redis defaults", rdb}, {"ContextTimeoutEnabled", bounded}} {
+		l := redislimit.New(c.rdb, redislimit.WithKeyPrefix("ba"+strconv.FormatInt(time.Now().UnixNano(), 36)+":"))
+		ctx := context.Background()
+		_ = l.Observe(ctx, "api.example.com", srl.Observation{Limit: 1_000_000_000, Remaining: 999_999_999, Reset: time.Hour, Succeeded: true})
+		r := measure(func(ctx context.Context, _ string) (bool, error) {
+			d, err := l.Acquire(ctx, srl.Request{Key: "api.example.com", N: 1, Probe: httpclient.DefaultProbeTimeout, MaxWait: 30 * time.Second})
+			return d.Allowed, err
+		}, []string{""}, 1, 2*time.Second)
+		_ = l.Close()
+		fmt.Printf("| %s | %v | %v | %v |\n", c.name, r.p50, r.p99, r.p50-ping.p50)
+	}
+	fmt.Println()
+}
+
+// admitAll is a backend that admits every request at once, with a roomy
+// quota, and stores observations in the limiter it wraps: the transport's
+// cost with Redis when the decision costs nothing.
+type admitAll struct{ *redislimit.Limiter }
+
+func (admitAll) Acquire(context.Context, srl.Request) (srl.Decision, error) {
+	return srl.Decision{Allowed: true, Remaining: -1, Quota: srl.QuotaStatus{
+		Known: true, Unit: srl.UnitRequests, Limit: 1_000_000_000, Remaining: 999_999_999, ResetAfter: time.Hour,
+	}}, nil
 }
 
 // pingBetween times a PING after each GET of url through bare, for d: a
