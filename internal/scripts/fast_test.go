@@ -36,19 +36,15 @@ func TestFastPathDefersToState(t *testing.T) {
 		for _, c := range cases {
 			t.Run(name+"/"+c.name, func(t *testing.T) {
 				ctx := context.Background()
-				if err := rdb.FlushAll(ctx).Err(); err != nil {
-					t.Fatal(err)
-				}
-				now := fuzzEpoch
-				run := NewRunner(rdb, func() time.Time { return time.UnixMicro(now) })
+				run, now := emptied(t, rdb)
 				var twin keystate.State
 				const key = "fast{k}"
-				c.prepare(preparers(t, run, key, &twin, now))
+				c.prepare(preparers(t, run, key, &twin, *now))
 				for round := range 3 {
-					now += 50_000
+					*now += 50_000
 					for _, it := range plain {
 						var want keystate.Result
-						twin.Acquire(now, &it, &want)
+						twin.Acquire(*now, &it, &want)
 						got, err := acquireOne(ctx, run, key, it)
 						if err != nil || got != want {
 							t.Fatalf("round %d, %d limit(s) alone: lua %+v (%v)\n go %+v", round, len(it.All), got, err, want)
@@ -60,7 +56,7 @@ func TestFastPathDefersToState(t *testing.T) {
 					for _, group := range [][]keystate.Item{{p0, p0, p0, p0}, {p1, p1}, {p0, p1, p0}, {p1, p1, p0, p0, p0, p1}, {p0, p2, p0, p3, p3, p3, p3}} {
 						want := make([]keystate.Result, len(group))
 						for i := range group {
-							twin.Acquire(now, &group[i], &want[i])
+							twin.Acquire(*now, &group[i], &want[i])
 						}
 						got := make([]keystate.Result, len(group))
 						if err := run.AcquireGroup(ctx, key, group, got); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
@@ -224,6 +220,18 @@ func preparers(t *testing.T, run *Runner, key string, twin *keystate.State, now 
 		}
 	}
 	return do, observe
+}
+
+// emptied flushes rdb and returns a Runner on it whose clock reads *now,
+// which starts at fuzzEpoch.
+func emptied(t *testing.T, rdb *redis.Client) (*Runner, *int64) {
+	t.Helper()
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := new(int64)
+	*now = fuzzEpoch
+	return NewRunner(rdb, func() time.Time { return time.UnixMicro(*now) }), now
 }
 
 // fastBackends is miniredis and, when installed, a real redis-server.

@@ -74,17 +74,13 @@ func TestQuotaPathMatchesTwin(t *testing.T) {
 		for _, c := range cases {
 			t.Run(name+"/"+c.name, func(t *testing.T) {
 				ctx := context.Background()
-				if err := rdb.FlushAll(ctx).Err(); err != nil {
-					t.Fatal(err)
-				}
-				now := fuzzEpoch
-				run := NewRunner(rdb, func() time.Time { return time.UnixMicro(now) })
+				run, now := emptied(t, rdb)
 				var twin keystate.State
 				const key = "quota{k}"
 				check := func(what string) {
 					t.Helper()
 					gotNow, st, err := run.Status(ctx, key, limits)
-					if err != nil || gotNow != now || !sameState(now, st, twin, limits) {
+					if err != nil || gotNow != *now || !sameState(*now, st, twin, limits) {
 						t.Fatalf("%s: state lua %+v (%v)\n go %+v", what, st, err, twin)
 					}
 					// as stored, too: a status read clamps what it decodes
@@ -93,9 +89,9 @@ func TestQuotaPathMatchesTwin(t *testing.T) {
 					}
 				}
 				for _, o := range c.prepare {
-					_, observe := preparers(t, run, key, &twin, now)
+					_, observe := preparers(t, run, key, &twin, *now)
 					observe(o)
-					now += 10_000
+					*now += 10_000
 				}
 				if c.raw != "" {
 					if err := rdb.HSet(ctx, key, "q", c.raw).Err(); err != nil {
@@ -114,7 +110,7 @@ func TestQuotaPathMatchesTwin(t *testing.T) {
 				for round := range 8 {
 					for i, it := range requests {
 						var want keystate.Result
-						twin.Acquire(now, &it, &want)
+						twin.Acquire(*now, &it, &want)
 						got, err := acquireOne(ctx, run, key, it)
 						if err != nil || got != want {
 							t.Fatalf("round %d, request %d alone: lua %+v (%v)\n go %+v", round, i, got, err, want)
@@ -124,7 +120,7 @@ func TestQuotaPathMatchesTwin(t *testing.T) {
 					for gi, group := range groups {
 						want := make([]keystate.Result, len(group))
 						for i := range group {
-							twin.Acquire(now, &group[i], &want[i])
+							twin.Acquire(*now, &group[i], &want[i])
 						}
 						got := make([]keystate.Result, len(group))
 						if err := run.AcquireGroup(ctx, key, group, got); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
@@ -134,16 +130,16 @@ func TestQuotaPathMatchesTwin(t *testing.T) {
 					check(fmt.Sprintf("round %d, groups", round))
 					// Past the window's end without a response between
 					// rounds 2 and 5, then past what counts as in flight.
-					now += 450_000
+					*now += 450_000
 					if round == 5 {
-						now += keystate.InFlightAge.Microseconds() + 1
+						*now += keystate.InFlightAge.Microseconds() + 1
 					}
 					if round == 1 || round == 6 {
 						// The response to what was admitted: the server's
 						// count, which settles what is in flight (the
 						// first not a success: a throttle streak outlives
 						// it).
-						_, observe := preparers(t, run, key, &twin, now)
+						_, observe := preparers(t, run, key, &twin, *now)
 						observe(srl.Observation{Quotas: []srl.QuotaObservation{quota(1000, 800-round*20, answer)}, Succeeded: round == 6})
 					}
 				}
