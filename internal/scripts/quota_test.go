@@ -18,8 +18,8 @@ import (
 // must be the twin's: each case leaves a state, then such requests (and
 // requests the quota path must not take) are decided alone and in groups,
 // over rounds in which the clock moves past the window's end and past
-// what counts as in flight, and responses say what is left, on miniredis and, when installed, on a
-// real redis-server.
+// what counts as in flight, and responses say what is left, on miniredis
+// and, when installed, on a real redis-server.
 func TestQuotaPathMatchesTwin(t *testing.T) {
 	quota := func(limit, remaining int, reset time.Duration) srl.QuotaObservation {
 		return srl.QuotaObservation{Unit: srl.UnitRequests, Limit: limit, Remaining: remaining, Reset: reset}
@@ -58,9 +58,9 @@ func TestQuotaPathMatchesTwin(t *testing.T) {
 		}, Succeeded: true}}},
 		{name: "a limit only", prepare: []srl.Observation{{Limit: 5}}},
 	}
-	probe := item(srl.Request{N: 1, Probe: 2 * time.Second, MaxWait: 30 * time.Second})
 	requests := []keystate.Item{
-		probe,
+		// the transport's request
+		item(srl.Request{N: 1, Probe: 2 * time.Second, MaxWait: 30 * time.Second}),
 		item(srl.Request{N: 3}),
 		item(srl.Request{N: 1, DefaultLimits: []srl.Limit{fastPacing}, Probe: time.Second}),
 		// not for the quota path: a fixed limit, a cost in tokens
