@@ -19,6 +19,7 @@ import (
 
 	"github.com/didip/tollbooth/v7"
 	"github.com/go-chi/httprate"
+	"github.com/redis/go-redis/v9"
 	"github.com/sethvargo/go-limiter/httplimit"
 	"github.com/sethvargo/go-limiter/memorystore"
 	"github.com/throttled/throttled/v2"
@@ -299,8 +300,12 @@ func runRealFleet(t *testing.T, url, prefix string, d, nearEnd, maxWait time.Dur
 		base := http.DefaultTransport.(*http.Transport).Clone()
 		base.MaxIdleConnsPerHost = realGoroutines
 		t.Cleanup(base.CloseIdleConnections)
+		// Half the pods use the client storage builds from a URL, whose
+		// lone decisions go out from their callers' goroutines; the others
+		// go-redis's defaults, whose decisions all go through the workers.
+		rdbOpts := &redis.Options{ContextTimeoutEnabled: p%2 == 1}
 		client := httpclient.Wrap(&http.Client{Transport: base}, append([]httpclient.Option{
-			httpclient.WithRedis(newClient(t, addr, nil), redislimit.WithKeyPrefix(prefix), redislimit.WithDecisionTimeout(2*time.Second)),
+			httpclient.WithRedis(newClient(t, addr, rdbOpts), redislimit.WithKeyPrefix(prefix), redislimit.WithDecisionTimeout(2*time.Second)),
 			httpclient.WithMaxWait(maxWait),
 		}, opts...)...)
 		if c, ok := client.Transport.(io.Closer); ok {
