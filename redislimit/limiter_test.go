@@ -312,9 +312,8 @@ func (h *scriptContexts) calls() []bool {
 // deadlines, a decision with nothing else of its node waiting or in
 // flight is sent on its caller's context (so the caller's values, a
 // tracing span say, reach the client's hooks), and decisions arriving
-// while it is in flight still go to the workers. A
-// client that ignores deadlines always goes through the workers, which
-// keep the budget.
+// while it is in flight still go to the workers. A client that ignores
+// deadlines always goes through the workers, which keep the budget.
 func TestLoneDecisionIsSentByItsCaller(t *testing.T) {
 	limit := srl.PerSecond(1000).WithBurst(1000)
 	for _, honours := range []bool{false, true} {
