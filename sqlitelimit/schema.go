@@ -82,6 +82,21 @@ func readHeader(ctx context.Context, c *sql.Conn) (header, error) {
 	return h, rows.Err()
 }
 
+// readHeaderAtOnce is readHeader in a read transaction of its own, so its
+// reads see one state of the file: read one by one, they could see the
+// application id from before another process's migration and the schema
+// version from after it, a header no store ever had.
+func readHeaderAtOnce(ctx context.Context, c *sql.Conn) (header, error) {
+	if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+		return header{}, err
+	}
+	h, err := readHeader(ctx, c)
+	if _, endErr := c.ExecContext(ctx, "ROLLBACK"); err == nil {
+		err = endErr
+	}
+	return h, err
+}
+
 // check says whether h is a store this build can open, migrated or not.
 func (h header) check(path string) error {
 	switch {

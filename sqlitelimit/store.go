@@ -146,7 +146,7 @@ func (s *Store) init(ctx context.Context) error {
 	var h header
 	if err := s.retry(ctx, func() error {
 		var err error
-		h, err = readHeader(ctx, conn)
+		h, err = readHeaderAtOnce(ctx, conn)
 		return err
 	}); err != nil {
 		return err
