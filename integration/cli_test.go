@@ -68,9 +68,12 @@ func runCLI(t *testing.T, stdin string, env []string, args ...string) (int, stri
 	return code, out.String(), errOut.String()
 }
 
-// seed puts state for two keys in Redis the way a fleet would.
+// seed puts state for two keys in Redis the way a fleet would. It builds
+// the command first: the assertions read times that run from the seeding,
+// and a first build on a machine with no build cache takes many seconds.
 func seed(t *testing.T, addr, prefix string) {
 	t.Helper()
+	cli(t)
 	l := redislimit.New(newClient(t, addr, nil), redislimit.WithKeyPrefix(prefix), redislimit.WithDecisionTimeout(5*time.Second))
 	ctx := context.Background()
 	for i := 0; i < 15; i++ {
