@@ -11,7 +11,8 @@ type EventKind int
 
 const (
 	// EventDecided: the limiter decided a request (Allowed, Degraded,
-	// Cause). Emitted by redislimit for every Acquire.
+	// Cause). Emitted by redislimit for every Acquire, and by httpclient
+	// for a request admitted from its lease (Leased; see WithLease).
 	EventDecided EventKind = iota + 1
 	// EventWaited: a request waited Wait for its budget before it was
 	// sent.
@@ -87,6 +88,9 @@ type Event struct {
 	ErrorKind string
 	Err       error
 	Costs     []Cost
+	// Leased: the request was admitted from the process's lease, with no
+	// call to the backend.
+	Leased bool
 }
 
 // Observer hears events. Event is called synchronously on the goroutine

@@ -78,6 +78,27 @@
 // before it and waits for it, Close for all of it; WithInlineObserve
 // stores everything first.
 //
+// # Leases
+//
+// WithLease(n) takes the decision's round trip off most requests too. When
+// a key's last decision saw its server quota (in requests, its only one)
+// with more than an eighth of its limit left and over a second to its
+// reset, the next request asks the backend for up to n requests at once
+// (at most a 64th of what is left, and at least 2): one decision, atomic
+// like any other, that spends them all from the shared budget (they count
+// in flight for the whole fleet from then on). That request and the next
+// of the key are admitted from memory until the lease is used up or
+// LeaseFor (100 ms) has passed; what is left then goes back to the fleet with
+// the key's deferred responses, as it does on Close, when a response of
+// the key must be stored at once (a refusal, a block, a nearly spent
+// quota) or a request gets no response. So a lease never lets the fleet
+// spend past the server's quota, and a response this process gets is seen
+// by its next request as without a lease; what it gives up is that a
+// refusal or block another process saw reaches this one at its next
+// decision by the backend: after at most n−1 requests or LeaseFor. Keys
+// with configured limits, costs in other units (LLM tokens) or a small
+// quota are never leased: their decisions stay per request.
+//
 // The Transport keeps the net/http RoundTripper contract: the request is
 // not modified, its body is closed on every path (a rejected request's
 // too), a response obtained is returned with a nil error, retries rebuild

@@ -49,6 +49,7 @@ type config struct {
 	cost         CostFunc
 	// inlineObserve stores every observation before RoundTrip returns.
 	inlineObserve bool
+	lease         int
 	err           error
 }
 
@@ -239,6 +240,22 @@ func WithProbe(timeout time.Duration) Option {
 // quotas are always stored first.
 func WithInlineObserve() Option {
 	return func(c *config) { c.inlineObserve = true }
+}
+
+// WithLease lets the Transport take up to n requests at once from a roomy
+// server quota in the shared backend and admit them one by one from
+// memory, so that most requests make no round trip before they are sent
+// (see "Leases" in the package doc for what it takes and what it gives
+// up). n is at most MaxLease; 0 or 1 (the default) leases nothing.
+// WithInlineObserve turns leases off.
+func WithLease(n int) Option {
+	return func(c *config) {
+		if n < 0 || n > MaxLease {
+			c.fail("lease of %d requests outside [0, %d]", n, MaxLease)
+			return
+		}
+		c.lease = n
+	}
 }
 
 // WithRaiseOnLimit makes a request that is not admitted at once fail with a

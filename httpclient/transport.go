@@ -41,6 +41,7 @@ type Transport struct {
 	// deferred stores roomy successes' observations in the background;
 	// nil for an in-memory backend.
 	deferred *deferrer
+	leases   leases
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -58,7 +59,7 @@ func NewTransport(base http.RoundTripper, opts ...Option) *Transport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	t := &Transport{base: base, cfg: cfg}
+	t := &Transport{base: base, cfg: cfg, leases: leases{size: cfg.lease}}
 	switch {
 	case cfg.backend != nil:
 		t.backend = cfg.backend
@@ -183,7 +184,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		key := t.scopes.key(base, req)
 		r := srl.Request{Key: key, N: 1, Costs: cost.Costs, Limits: fixed, DefaultLimits: defaults, Probe: t.cfg.probe}
-		d, err := t.admit(ctx, r, budget)
+		d, err := t.decide(ctx, r, budget)
 		if err != nil {
 			closeBody(req)
 			if attempt > 0 {
@@ -245,7 +246,11 @@ func (t *Transport) unsent(ctx context.Context, key string, d srl.Decision, err 
 			o.Refunded[i] = srl.Cost{Unit: c.Unit, N: c.N}
 		}
 		t.emit(srl.Event{Kind: srl.EventRefunded, Key: key, Costs: o.Refunded})
-	} else if !d.Report {
+	}
+	// The server may be failing: what this process leased of the key
+	// goes back, and its next request asks the fleet.
+	t.endLease(key)
+	if len(o.Refunded) == 0 && !d.Report {
 		return
 	}
 	o.Bare = true
@@ -368,7 +373,12 @@ func (t *Transport) learn(ctx context.Context, base, key string, req *http.Reque
 	switch {
 	case t.deferred == nil:
 		_ = t.backend.Observe(context.WithoutCancel(ctx), learnedKey, o)
-	case !t.mayDefer(d, o) || !t.deferred.observe(learnedKey, o):
+	case !t.mayDefer(d, o):
+		// What made this response urgent ends what this process leased of
+		// the key: its next request asks the fleet, which will know.
+		t.endLease(key)
+		_ = t.deferred.storeNow(context.WithoutCancel(ctx), learnedKey, o)
+	case !t.deferred.observe(learnedKey, o):
 		_ = t.deferred.storeNow(context.WithoutCancel(ctx), learnedKey, o)
 	}
 	t.announce(learnedKey, said.Observation)
@@ -505,8 +515,12 @@ func (t *Transport) Close() error {
 	t.closed.Store(true)
 	t.CloseIdleConnections()
 	if t.deferred != nil {
-		// What responses said is stored before the backend closes (each
+		// What was leased and not spent goes back to the fleet, and what
+		// responses said is stored, before the backend closes (each
 		// observation is bounded by its own timeout).
+		for key, left := range t.leases.dropAll() {
+			t.refund(key, left)
+		}
 		_ = t.deferred.wait(context.Background())
 	}
 	if t.owned != nil {

@@ -1,0 +1,288 @@
+package httpclient_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/httpclient"
+	"github.com/smartratelimit/smartratelimit/redislimit"
+)
+
+// countingServer is a server with a quota of limit requests an hour: it
+// counts what it serves, says what is left, and refuses (uncounted) once
+// it is spent or while refuse is set.
+type countingServer struct {
+	*httptest.Server
+	limit            int64
+	served, refusals atomic.Int64
+	refuse           atomic.Bool
+}
+
+func newCountingServer(t *testing.T, limit int64) *countingServer {
+	t.Helper()
+	s := &countingServer{limit: limit}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.FormatInt(limit, 10))
+		h.Set("X-RateLimit-Reset", "3600")
+		if s.refuse.Load() || s.served.Load() >= limit {
+			s.refusals.Add(1)
+			h.Set("X-RateLimit-Remaining", "0")
+			h.Set("Retry-After", "60")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		h.Set("X-RateLimit-Remaining", strconv.FormatInt(limit-s.served.Add(1), 10))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// acquireLog is a backend that records the cost of every Acquire.
+type acquireLog struct {
+	*redislimit.Limiter
+	mu sync.Mutex
+	ns []int
+}
+
+func (b *acquireLog) Acquire(ctx context.Context, r srl.Request) (srl.Decision, error) {
+	b.mu.Lock()
+	b.ns = append(b.ns, r.N)
+	b.mu.Unlock()
+	return b.Limiter.Acquire(ctx, r)
+}
+
+func (b *acquireLog) costs() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.ns...)
+}
+
+// refunds counts the requests the transport gave back.
+type refunds struct{ n atomic.Int64 }
+
+func (r *refunds) Event(e srl.Event) {
+	if e.Kind == srl.EventRefunded {
+		for _, c := range e.Costs {
+			r.n.Add(int64(c.N))
+		}
+	}
+}
+
+func leaseClient(t *testing.T, addr string, opts ...httpclient.Option) (*http.Client, *acquireLog, *refunds) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	b := &acquireLog{Limiter: redislimit.New(rdb)}
+	t.Cleanup(func() { b.Close() })
+	var given refunds
+	c := httpclient.New(append([]httpclient.Option{httpclient.WithBackend(b), httpclient.WithObserver(&given),
+		httpclient.WithMaxWait(time.Second)}, opts...)...)
+	return c, b, &given
+}
+
+func get(c *http.Client, url string) (int, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// Once a decision has seen a roomy quota, a request takes a lease of 8
+// and the next 7 are admitted from memory; every leased request is
+// either sent or given back, and once every response is stored and the
+// rest given back, the fleet's count is the server's own.
+func TestLeaseAdmitsFromMemory(t *testing.T) {
+	mr := miniredis.RunT(t)
+	srv := newCountingServer(t, 1_000_000)
+	c, b, given := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
+	const requests = 17
+	for i := 0; i < requests; i++ {
+		if code, err := get(c, srv.URL); err != nil || code != http.StatusOK {
+			t.Fatalf("request %d: %d, %v", i, code, err)
+		}
+	}
+	if err := httpclient.TransportOf(c).Close(); err != nil {
+		t.Fatal(err)
+	}
+	ns := b.costs()
+	// The probe and the decision that first sees the quota ask for one.
+	if len(ns) < 3 || ns[0] != 1 || ns[1] != 1 {
+		t.Fatalf("acquired %v: want 1, 1, then leases", ns)
+	}
+	taken := 0
+	for _, n := range ns[2:] {
+		if n != 8 {
+			t.Fatalf("acquired %v: every request after the second takes a lease of 8", ns)
+		}
+		taken += n
+	}
+	if sent := requests - 2; int64(taken) != int64(sent)+given.n.Load() {
+		t.Fatalf("leases took %d requests, %d were sent and %d given back", taken, sent, given.n.Load())
+	}
+	if len(ns) > requests/2 {
+		t.Fatalf("%d decisions by the backend for %d requests: leases admitted too few", len(ns), requests)
+	}
+	st, err := b.Peek(context.Background(), srl.Request{Key: strings.TrimPrefix(srv.URL, "http://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int(srv.limit - srv.served.Load()); st.Quota.Remaining != want {
+		t.Fatalf("the fleet sees %d left after Close, the server %d", st.Quota.Remaining, want)
+	}
+}
+
+// What a lease leaves unused goes back to the fleet when its time is up.
+func TestLeaseGivesBackWhatItDidNotUse(t *testing.T) {
+	mr := miniredis.RunT(t)
+	srv := newCountingServer(t, 1_000_000)
+	c, b, given := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
+	defer httpclient.TransportOf(c).Close()
+	for i := 0; i < 3; i++ { // the third takes a lease of 8 and uses one
+		if code, err := get(c, srv.URL); err != nil || code != http.StatusOK {
+			t.Fatalf("request %d: %d, %v", i, code, err)
+		}
+	}
+	key := strings.TrimPrefix(srv.URL, "http://")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st, err := b.Peek(context.Background(), srl.Request{Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Quota.Remaining == int(srv.limit-srv.served.Load()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s on, the fleet sees %d left and the server %d (%d given back)", st.Quota.Remaining, srv.limit-srv.served.Load(), given.n.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if given.n.Load() != 7 {
+		t.Fatalf("%d requests given back, want the lease's 7", given.n.Load())
+	}
+}
+
+// A refusal ends the lease of the process that got it: its next request
+// asks the fleet, which knows the block, and is not sent.
+func TestLeaseEndsWithARefusal(t *testing.T) {
+	mr := miniredis.RunT(t)
+	srv := newCountingServer(t, 1_000_000)
+	c, _, given := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
+	defer httpclient.TransportOf(c).Close()
+	for i := 0; i < 3; i++ {
+		if code, err := get(c, srv.URL); err != nil || code != http.StatusOK {
+			t.Fatalf("request %d: %d, %v", i, code, err)
+		}
+	}
+	srv.refuse.Store(true)
+	if code, err := get(c, srv.URL); err != nil || code != http.StatusTooManyRequests {
+		t.Fatalf("the refused request: %d, %v", code, err)
+	}
+	_, err := get(c, srv.URL)
+	var le *srl.LimitError
+	if !errors.As(err, &le) {
+		t.Fatalf("after a refusal: %v, want a LimitError", err)
+	}
+	if n := srv.refusals.Load(); n != 1 {
+		t.Fatalf("the server refused %d requests: the one after the refusal was sent", n)
+	}
+	if given.n.Load() != 6 {
+		t.Fatalf("%d requests given back, want the 6 the lease had left", given.n.Load())
+	}
+}
+
+// Another process's refusal reaches a process holding a lease at its next
+// decision by the fleet: after at most what the lease had left.
+func TestLeaseBoundsWhatAnotherProcessMisses(t *testing.T) {
+	mr := miniredis.RunT(t)
+	srv := newCountingServer(t, 1_000_000)
+	leased, _, _ := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
+	defer httpclient.TransportOf(leased).Close()
+	other, _, _ := leaseClient(t, mr.Addr())
+	defer httpclient.TransportOf(other).Close()
+	for i := 0; i < 3; i++ {
+		if code, err := get(leased, srv.URL); err != nil || code != http.StatusOK {
+			t.Fatalf("request %d: %d, %v", i, code, err)
+		}
+	}
+	srv.refuse.Store(true)
+	if code, err := get(other, srv.URL); err != nil || code != http.StatusTooManyRequests {
+		t.Fatalf("the other process's request: %d, %v", code, err)
+	}
+	srv.refuse.Store(false)
+	before := srv.served.Load()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, err := get(leased, srv.URL)
+		var le *srl.LimitError
+		if errors.As(err, &le) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("10 s after another process's refusal, a leased process still sends")
+		}
+	}
+	if missed := srv.served.Load() - before; missed > 7 {
+		t.Fatalf("%d requests sent after another process's refusal; a lease of 8 had at most 7 left", missed)
+	}
+}
+
+// Leases never spend more than the server's quota: goroutines racing for
+// the last of it get no refusal from the server, and the quota is spent.
+func TestLeasesNeverOverspend(t *testing.T) {
+	mr := miniredis.RunT(t)
+	srv := newCountingServer(t, 600)
+	c, _, _ := leaseClient(t, mr.Addr(), httpclient.WithLease(8), httpclient.WithMaxWait(100*time.Millisecond))
+	defer httpclient.TransportOf(c).Close()
+	var wg sync.WaitGroup
+	var unexpected atomic.Value
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				_, err := get(c, srv.URL)
+				var le *srl.LimitError
+				if err != nil && !errors.As(err, &le) {
+					unexpected.Store(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := unexpected.Load(); err != nil {
+		t.Fatalf("an error other than a limit: %v", err)
+	}
+	if n := srv.refusals.Load(); n != 0 {
+		t.Fatalf("the server refused %d requests", n)
+	}
+	if n := srv.served.Load(); n < 540 {
+		t.Fatalf("%d of the quota's 600 requests were sent", n)
+	}
+}
+
+func TestWithLeaseRejectsASizeOutOfRange(t *testing.T) {
+	for _, n := range []int{-1, httpclient.MaxLease + 1} {
+		c := httpclient.New(httpclient.WithLease(n))
+		_, err := c.Get("http://127.0.0.1:1/")
+		if err == nil || !strings.Contains(err.Error(), "lease of "+strconv.Itoa(n)) {
+			t.Errorf("WithLease(%d): %v", n, err)
+		}
+	}
+}
