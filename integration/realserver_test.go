@@ -63,6 +63,9 @@ type realServer struct {
 	build func(app http.Handler) (http.Handler, serverlog.Windowing)
 	// opts are extra client options (default limits for a silent server).
 	opts []httpclient.Option
+	// lease, when positive, is every pod's WithLease: a quarter of the
+	// requests the server admits must then come from leases.
+	lease int
 	// silent servers send no rate-limit header at all: the fleet must
 	// not get a single 429.
 	silent bool
@@ -104,6 +107,19 @@ func realServers() []realServer {
 			name: "ulule fixed window", budget: 75, period: 15 * time.Second, run: 64 * time.Second,
 			build: func(app http.Handler) (http.Handler, serverlog.Windowing) {
 				rate := limiter.Rate{Period: 15 * time.Second, Limit: 75}
+				mw := ulule.NewMiddleware(limiter.New(ululemem.NewStore(), rate))
+				return mw.Handler(app), serverlog.Expiring(rate.Period)
+			},
+		},
+		{
+			// ulule/limiter as above, with a roomy budget, and pods that
+			// take leases (WithLease(8)): while more than an eighth of a
+			// window is left they admit most requests from memory, and
+			// the leases must neither spend past the window nor leave
+			// its budget unused.
+			name: "ulule fixed window, leased", budget: 1500, period: 15 * time.Second, run: 50 * time.Second, lease: 8,
+			build: func(app http.Handler) (http.Handler, serverlog.Windowing) {
+				rate := limiter.Rate{Period: 15 * time.Second, Limit: 1500}
 				mw := ulule.NewMiddleware(limiter.New(ululemem.NewStore(), rate))
 				return mw.Handler(app), serverlog.Expiring(rate.Period)
 			},
@@ -448,13 +464,23 @@ func runRealServer(t *testing.T, srv realServer) serverlog.Summary {
 	ts := httptest.NewServer(log.Wrap(h))
 	// A fail-fast deadline error is legitimate when the request's slot,
 	// behind at most the whole fleet queued at the server's pace and one
-	// window, is after the end of the run.
+	// window (whose end the server tells in whole seconds), is after the
+	// end of the run.
 	fleet := time.Duration(realPods * realGoroutines)
-	nearEnd := srv.period + fleet*srv.period/time.Duration(srv.budget) + 100*time.Millisecond
+	nearEnd := srv.period + fleet*srv.period/time.Duration(srv.budget) + time.Second + 100*time.Millisecond
 	// A request may wait as long as the run: 32 callers share a budget of a
 	// few a second, and which of them the next free unit goes to is not
 	// fair, so one may wait many windows; the run's deadline bounds it.
-	out := runRealFleet(t, ts.URL, uniquePrefix(t), srv.run, nearEnd, srv.run, srv.opts...)
+	opts := srv.opts
+	var leased atomic.Int64
+	if srv.lease > 0 {
+		opts = append(opts[:len(opts):len(opts)], httpclient.WithLease(srv.lease), httpclient.WithObserver(srl.ObserverFunc(func(e srl.Event) {
+			if e.Leased {
+				leased.Add(1)
+			}
+		})))
+	}
+	out := runRealFleet(t, ts.URL, uniquePrefix(t), srv.run, nearEnd, srv.run, opts...)
 	ts.Close() // waits for every request in flight
 	recs := log.Records()
 	s := serverlog.Summarize(recs, windowing, out.start, out.stop, srv.budget, srv.period)
@@ -474,6 +500,13 @@ func runRealServer(t *testing.T, srv realServer) serverlog.Summary {
 	t.Logf("clients: responses %v; %d fail-fast deadline errors (at most %v before the end, %v allowed; the slowest took %v), %d cut in flight by the end, %d other errors; the last goroutine ended at %+.2fs",
 		out.responses, out.failFast, out.maxLeft.Round(time.Millisecond), nearEnd, out.maxTook.Round(time.Millisecond),
 		out.cut, len(out.errs), out.ended.Sub(out.start).Seconds())
+
+	if srv.lease > 0 {
+		t.Logf("leases: %d requests admitted from them", leased.Load())
+		if leased.Load()*4 < int64(s.OK) {
+			t.Errorf("leases admitted %d requests of the %d the server admitted, under a quarter", leased.Load(), s.OK)
+		}
+	}
 
 	// Sanity of the judge itself.
 	if s.Admitted != s.OK || s.Other != 0 {
