@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -18,9 +19,12 @@ import (
 // within that bound. This process's own observations and resets drop the
 // entry at once.
 //
-// Entries are keyed by Redis key and request signature (costs, limits,
-// reservation bound, probe lease), bounded in number (32 shards of 1,024),
-// and never outlive their trust.
+// Entries are keyed by the limiter's key (one Limiter has one prefix, so
+// it names one Redis key; a hit builds no Redis key) and request
+// signature (costs, limits, reservation bound, probe lease), bounded in
+// number (32 shards of 1,024), and never outlive their trust. Lookups
+// share their shard's lock: an exhausted hot key is refused by every
+// goroutine at once.
 type denyCache struct {
 	seed   maphash.Seed
 	shards [denyShards]denyShard
@@ -40,8 +44,18 @@ const (
 const MaxRefusalTrust = time.Second
 
 type denyShard struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	entries map[string]denyEntry
+	// latest is the entry remembered last, read without the lock: the
+	// goroutines refused on one exhausted key then share no lock word.
+	// Changed under mu, with entries.
+	latest atomic.Pointer[keyedEntry]
+}
+
+// keyedEntry is an entry with its key; never changed once stored.
+type keyedEntry struct {
+	key string
+	e   denyEntry
 }
 
 type denyEntry struct {
@@ -92,17 +106,23 @@ func (c *denyCache) signature(r srl.Request) uint64 {
 	return h
 }
 
-func (c *denyCache) shard(redisKey string) *denyShard {
-	return &c.shards[maphash.String(c.seed, redisKey)%denyShards]
+func (c *denyCache) shard(key string) *denyShard {
+	return &c.shards[maphash.String(c.seed, key)%denyShards]
 }
 
 // lookup returns the cached refusal of an identical request, with its
 // waits shortened by the time since Redis gave it.
-func (c *denyCache) lookup(redisKey string, sig uint64, now time.Time) (srl.Decision, bool) {
-	sh := c.shard(redisKey)
-	sh.mu.Lock()
-	e, ok := sh.entries[redisKey]
-	sh.mu.Unlock()
+func (c *denyCache) lookup(key string, sig uint64, now time.Time) (srl.Decision, bool) {
+	sh := c.shard(key)
+	var e denyEntry
+	var ok bool
+	if latest := sh.latest.Load(); latest != nil && latest.key == key {
+		e, ok = latest.e, true
+	} else {
+		sh.mu.RLock()
+		e, ok = sh.entries[key]
+		sh.mu.RUnlock()
+	}
 	if !ok || e.sig != sig || !now.Before(e.until) {
 		return srl.Decision{}, false
 	}
@@ -121,7 +141,7 @@ func (c *denyCache) lookup(redisKey string, sig uint64, now time.Time) (srl.Deci
 // refusal maxWait before its retry time, when the wait would fit a
 // reservation. The decision handed out later keeps the refusal's own
 // retry time, so a waiter sleeps until the refusal can end.
-func (c *denyCache) remember(redisKey string, sig uint64, d srl.Decision, maxWait time.Duration, now time.Time) {
+func (c *denyCache) remember(key string, sig uint64, d srl.Decision, maxWait time.Duration, now time.Time) {
 	trusted := d.RetryAfter
 	if d.Cause == srl.CauseLimit {
 		trusted -= maxWait
@@ -130,14 +150,17 @@ func (c *denyCache) remember(redisKey string, sig uint64, d srl.Decision, maxWai
 	if d.Allowed || trusted < minCachedWait {
 		return
 	}
-	sh := c.shard(redisKey)
+	sh := c.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, exists := sh.entries[redisKey]; !exists && len(sh.entries) >= denyPerShard {
+	if _, exists := sh.entries[key]; !exists && len(sh.entries) >= denyPerShard {
 		sh.sweep(now)
 	}
-	if _, exists := sh.entries[redisKey]; exists || len(sh.entries) < denyPerShard {
-		sh.entries[strings.Clone(redisKey)] = denyEntry{sig: sig, until: now.Add(trusted), retry: now.Add(d.RetryAfter), d: d, at: now}
+	if _, exists := sh.entries[key]; exists || len(sh.entries) < denyPerShard {
+		k := strings.Clone(key)
+		e := denyEntry{sig: sig, until: now.Add(trusted), retry: now.Add(d.RetryAfter), d: d, at: now}
+		sh.entries[k] = e
+		sh.latest.Store(&keyedEntry{k, e})
 	}
 }
 
@@ -156,12 +179,16 @@ func (sh *denyShard) sweep(now time.Time) {
 		}
 		delete(sh.entries, k)
 	}
+	sh.latest.Store(nil)
 }
 
-// forget drops the entry of redisKey.
-func (c *denyCache) forget(redisKey string) {
-	sh := c.shard(redisKey)
+// forget drops the entry of key.
+func (c *denyCache) forget(key string) {
+	sh := c.shard(key)
 	sh.mu.Lock()
-	delete(sh.entries, redisKey)
+	delete(sh.entries, key)
+	if latest := sh.latest.Load(); latest != nil && latest.key == key {
+		sh.latest.Store(nil)
+	}
 	sh.mu.Unlock()
 }

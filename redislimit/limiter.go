@@ -332,12 +332,12 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 	if err := r.Validate(); err != nil {
 		return srl.Decision{}, err
 	}
-	rk := RedisKey(l.cfg.prefix, r.Key)
 	sig, asked := l.denials.signature(r), l.cfg.now()
-	if d, ok := l.denials.lookup(rk, sig, asked); ok {
+	if d, ok := l.denials.lookup(r.Key, sig, asked); ok {
 		l.decided(r.Key, d)
 		return d, nil
 	}
+	rk := RedisKey(l.cfg.prefix, r.Key)
 	var buf [srl.MaxLimits]keystate.Limit
 	var costs [srl.MaxQuotas]keystate.Cost
 	all, nFixed := keystate.CompileRequest(buf[:], r.Limits, r.DefaultLimits)
@@ -369,7 +369,7 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 	default:
 		l.seed(r.Key, res.QuotaLimit, res.QuotaRemaining, res.QuotaResetAfter, res.BlockedFor)
 		d = res.Decision(&it)
-		l.denials.remember(rk, sig, d, r.MaxWait, asked)
+		l.denials.remember(r.Key, sig, d, r.MaxWait, asked)
 	}
 	if err == nil {
 		l.decided(r.Key, d)
@@ -496,7 +496,7 @@ func (l *Limiter) observe(ctx context.Context, key string, os []srl.Observation)
 	}
 	l.seed(key, res.QuotaLimit, res.QuotaRemaining, res.ResetAfter, res.BlockedFor)
 	// A learned quota may retire default limits that refused a request.
-	l.denials.forget(rk)
+	l.denials.forget(key)
 	return nil
 }
 
@@ -551,8 +551,8 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if err := l.twin.Reset(ctx, key); err != nil {
 		return err
 	}
+	l.denials.forget(key)
 	rk := RedisKey(l.cfg.prefix, key)
-	l.denials.forget(rk)
 	_, _, err := call(ctx, l, key, rk, false, func(ctx context.Context, _ string) (int64, error) {
 		return l.rdb.Del(ctx, rk).Result()
 	})
