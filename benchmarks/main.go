@@ -37,7 +37,19 @@ func main() {
 	who := flag.String("contender", "", "measure only the limiter of this name, or those whose name contains it")
 	scenarioFlag := flag.String("scenario", "", "run only the decision scenarios whose name contains this")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile of the run to this file")
 	flag.Parse()
+	if *memProfile != "" {
+		defer func() {
+			f, err := os.Create(*memProfile)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "benchmarks:", err)
+				return
+			}
+			defer f.Close()
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+		}()
+	}
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {

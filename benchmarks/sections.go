@@ -50,6 +50,8 @@ func transport(addr string) {
 			httpclient.WithRedis(rdb, redislimit.WithKeyPrefix("bt"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")))},
 		{"httpclient, Redis, client with ContextTimeoutEnabled", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 			httpclient.WithRedis(bounded, redislimit.WithKeyPrefix("bc"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")))},
+		{"httpclient, Redis, client with ContextTimeoutEnabled, WithLease(8)", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+			httpclient.WithRedis(bounded, redislimit.WithKeyPrefix("bl"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")), httpclient.WithLease(8))},
 		{"httpclient, Redis, WithInlineObserve", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 			httpclient.WithRedis(rdb, redislimit.WithKeyPrefix("bi"+strconv.FormatInt(time.Now().UnixNano(), 36)+":")), httpclient.WithInlineObserve())},
 		{"httpclient, decided without Redis, responses stored in Redis (a diagnostic)", httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
