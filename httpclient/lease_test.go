@@ -286,3 +286,43 @@ func TestWithLeaseRejectsASizeOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// Where a lease would weaken what a decision enforces, none is taken: a
+// configured limit paces every request, a small quota or one nearly spent
+// is counted to the last request, a default limit too tight for a lease
+// must still be one the request passes, and WithInlineObserve stores
+// every response first.
+func TestLeaseIsNotTaken(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		limit, spent int64
+		opts         []httpclient.Option
+	}{
+		{"a configured limit", 1_000_000, 0, []httpclient.Option{httpclient.WithLimits(srl.PerSecond(1000).WithBurst(1000))}},
+		{"a small quota", 100, 0, nil},
+		{"a quota with an eighth left", 1_000_000, 875_000, nil},
+		{"a default limit of burst 1", 1_000_000, 0, []httpclient.Option{httpclient.WithDefaultLimits(srl.PerSecond(1000))}},
+		{"WithInlineObserve", 1_000_000, 0, []httpclient.Option{httpclient.WithInlineObserve()}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mr := miniredis.RunT(t)
+			srv := newCountingServer(t, c.limit)
+			srv.served.Store(c.spent)
+			c, b, _ := leaseClient(t, mr.Addr(), append(c.opts, httpclient.WithLease(8))...)
+			defer httpclient.TransportOf(c).Close()
+			for i := 0; i < 10; i++ {
+				if code, err := get(c, srv.URL); err != nil || code != http.StatusOK {
+					t.Fatalf("request %d: %d, %v", i, code, err)
+				}
+			}
+			for _, n := range b.costs() {
+				if n != 1 {
+					t.Fatalf("acquired %v: a lease was taken", b.costs())
+				}
+			}
+			if len(b.costs()) != 10 {
+				t.Fatalf("%d decisions by the backend for 10 requests", len(b.costs()))
+			}
+		})
+	}
+}
