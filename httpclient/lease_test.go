@@ -93,6 +93,17 @@ func leaseClient(t *testing.T, addr string, opts ...httpclient.Option) (*http.Cl
 	return c, b, &given
 }
 
+// sendOK sends n requests to url through c and fails unless each gets a
+// 200.
+func sendOK(t *testing.T, c *http.Client, url string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if code, err := get(c, url); err != nil || code != http.StatusOK {
+			t.Fatalf("request %d: %d, %v", i, code, err)
+		}
+	}
+}
+
 func get(c *http.Client, url string) (int, error) {
 	resp, err := c.Get(url)
 	if err != nil {
@@ -111,11 +122,7 @@ func TestLeaseAdmitsFromMemory(t *testing.T) {
 	srv := newCountingServer(t, 1_000_000)
 	c, b, given := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
 	const requests = 17
-	for i := 0; i < requests; i++ {
-		if code, err := get(c, srv.URL); err != nil || code != http.StatusOK {
-			t.Fatalf("request %d: %d, %v", i, code, err)
-		}
-	}
+	sendOK(t, c, srv.URL, requests)
 	if err := httpclient.TransportOf(c).Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -152,11 +159,7 @@ func TestLeaseGivesBackWhatItDidNotUse(t *testing.T) {
 	srv := newCountingServer(t, 1_000_000)
 	c, b, given := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
 	defer httpclient.TransportOf(c).Close()
-	for i := 0; i < 3; i++ { // the third takes a lease of 8 and uses one
-		if code, err := get(c, srv.URL); err != nil || code != http.StatusOK {
-			t.Fatalf("request %d: %d, %v", i, code, err)
-		}
-	}
+	sendOK(t, c, srv.URL, 3) // the third takes a lease of 8 and uses one
 	key := strings.TrimPrefix(srv.URL, "http://")
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		st, err := b.Peek(context.Background(), srl.Request{Key: key})
@@ -183,11 +186,7 @@ func TestLeaseEndsWithARefusal(t *testing.T) {
 	srv := newCountingServer(t, 1_000_000)
 	c, _, given := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
 	defer httpclient.TransportOf(c).Close()
-	for i := 0; i < 3; i++ {
-		if code, err := get(c, srv.URL); err != nil || code != http.StatusOK {
-			t.Fatalf("request %d: %d, %v", i, code, err)
-		}
-	}
+	sendOK(t, c, srv.URL, 3)
 	srv.refuse.Store(true)
 	if code, err := get(c, srv.URL); err != nil || code != http.StatusTooManyRequests {
 		t.Fatalf("the refused request: %d, %v", code, err)
@@ -214,11 +213,7 @@ func TestLeaseBoundsWhatAnotherProcessMisses(t *testing.T) {
 	defer httpclient.TransportOf(leased).Close()
 	other, _, _ := leaseClient(t, mr.Addr())
 	defer httpclient.TransportOf(other).Close()
-	for i := 0; i < 3; i++ {
-		if code, err := get(leased, srv.URL); err != nil || code != http.StatusOK {
-			t.Fatalf("request %d: %d, %v", i, code, err)
-		}
-	}
+	sendOK(t, leased, srv.URL, 3)
 	srv.refuse.Store(true)
 	if code, err := get(other, srv.URL); err != nil || code != http.StatusTooManyRequests {
 		t.Fatalf("the other process's request: %d, %v", code, err)
@@ -310,11 +305,7 @@ func TestLeaseIsNotTaken(t *testing.T) {
 			srv.served.Store(c.spent)
 			c, b, _ := leaseClient(t, mr.Addr(), append(c.opts, httpclient.WithLease(8))...)
 			defer httpclient.TransportOf(c).Close()
-			for i := 0; i < 10; i++ {
-				if code, err := get(c, srv.URL); err != nil || code != http.StatusOK {
-					t.Fatalf("request %d: %d, %v", i, code, err)
-				}
-			}
+			sendOK(t, c, srv.URL, 10)
 			for _, n := range b.costs() {
 				if n != 1 {
 					t.Fatalf("acquired %v: a lease was taken", b.costs())
