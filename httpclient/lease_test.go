@@ -317,3 +317,28 @@ func TestLeaseIsNotTaken(t *testing.T) {
 		})
 	}
 }
+
+// When Redis goes away under a lease, requests go on: what is leased is
+// used, then the limiter's twin decides, and nothing is leased from it.
+func TestLeaseOutlivesRedis(t *testing.T) {
+	mr := miniredis.RunT(t)
+	srv := newCountingServer(t, 1_000_000)
+	c, b, _ := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
+	defer httpclient.TransportOf(c).Close()
+	sendOK(t, c, srv.URL, 3)
+	mr.Close()
+	sendOK(t, c, srv.URL, 30)
+	ns := b.costs()
+	leases := 0
+	for _, n := range ns {
+		if n > 1 {
+			leases++
+		}
+	}
+	// Before the outage, the third request's; after it, at most the one
+	// whose decision found Redis gone (the twin's admission is not leased,
+	// and no decision it makes leads to another).
+	if leases > 2 {
+		t.Fatalf("acquired %v: leases taken while Redis was down", ns)
+	}
+}
