@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -123,6 +124,38 @@ func ExampleWithRedis() {
 	// Output:
 	// true quota
 	// 0 of 2 left
+}
+
+// With a lease, a process takes a few requests of a roomy quota in one
+// decision and admits them from memory: most requests make no round trip
+// to Redis before they are sent. What a lease did not use goes back to
+// the fleet (here on Close), so the fleet's count stays the server's.
+func ExampleWithLease() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	url, host, stop := api(5000)
+	defer stop()
+
+	var leased atomic.Int64
+	pod := httpclient.New(httpclient.WithRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()})), httpclient.WithLease(8),
+		httpclient.WithObserver(srl.ObserverFunc(func(e srl.Event) {
+			if e.Leased {
+				leased.Add(1)
+			}
+		})))
+	for i := 0; i < 20; i++ {
+		resp, _ := pod.Get(url)
+		resp.Body.Close()
+	}
+	_ = httpclient.TransportOf(pod).Close()
+	fmt.Println("admitted from leases:", leased.Load() > 0)
+
+	other := httpclient.New(httpclient.WithRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()})))
+	st, _ := httpclient.TransportOf(other).Status(context.Background(), host)
+	fmt.Printf("%d of %d left\n", st.Quota.Remaining, st.Quota.Limit)
+	// Output:
+	// admitted from leases: true
+	// 4980 of 5000 left
 }
 
 // Retries for transient failures (RetryConfig with RetryStrategy).
