@@ -553,5 +553,41 @@ func runRealServer(t *testing.T, srv realServer) serverlog.Summary {
 			t.Logf("client error %d: %s", i+2, e)
 		}
 	}
+	if t.Failed() {
+		t.Logf("what the server told around the faults (arrival from the fleet's release, status, headers):\n%s",
+			aroundFaults(recs, s, out.start))
+	}
 	return s
+}
+
+// aroundFaults lists the responses from a second and a half before to
+// two seconds after each fault: the start of a window used under budget,
+// a refusal after the first response. It lists at most 100.
+func aroundFaults(recs []serverlog.Record, s serverlog.Summary, origin time.Time) string {
+	var faults []time.Time
+	for _, i := range s.Under(usedFraction) {
+		faults = append(faults, s.Windows[i].Start)
+	}
+	for _, r := range recs {
+		if r.Status == http.StatusTooManyRequests && r.Arrived.After(s.FirstResponse) {
+			faults = append(faults, r.Arrived)
+		}
+	}
+	var b strings.Builder
+	listed := 0
+	for _, r := range recs {
+		near := false
+		for _, f := range faults {
+			near = near || r.Arrived.After(f.Add(-1500*time.Millisecond)) && r.Arrived.Before(f.Add(2*time.Second))
+		}
+		if !near {
+			continue
+		}
+		if listed++; listed > 100 {
+			b.WriteString("…\n")
+			break
+		}
+		fmt.Fprintf(&b, "%+.3fs %d %s\n", r.Arrived.Sub(origin).Seconds(), r.Status, r.Told)
+	}
+	return b.String()
 }

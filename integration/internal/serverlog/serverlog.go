@@ -30,6 +30,9 @@ type Record struct {
 	// ID is the request's IDHeader, set by the client to match what it
 	// sent with what the server saw.
 	ID string
+	// Told is what the response said of the budget: its rate-limit and
+	// Retry-After headers, "name=value" in name order.
+	Told string
 }
 
 // IDHeader names each request for Record.ID.
@@ -96,7 +99,7 @@ func (l *Log) Wrap(limited http.Handler) http.Handler {
 		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		l.records = append(l.records, Record{Arrived: arrived, Done: done, Status: status, Admitted: *admitted, ID: r.Header.Get(IDHeader)})
+		l.records = append(l.records, Record{Arrived: arrived, Done: done, Status: status, Admitted: *admitted, ID: r.Header.Get(IDHeader), Told: told(sw.header)})
 		if l.samples == nil {
 			l.samples = map[int]Sample{}
 		}
@@ -104,6 +107,22 @@ func (l *Log) Wrap(limited http.Handler) http.Handler {
 			l.samples[status] = Sample{Status: status, Header: sw.header, Body: sw.body.String()}
 		}
 	})
+}
+
+// told formats the budget headers of h (see Record.Told).
+func told(h http.Header) string {
+	var names []string
+	for k := range h {
+		if l := strings.ToLower(k); strings.Contains(l, "ratelimit") || strings.Contains(l, "rate-limit") || l == "retry-after" {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = k + "=" + strings.Join(h[k], ",")
+	}
+	return strings.Join(parts, " ")
 }
 
 // Records returns every request recorded so far, in order of arrival.

@@ -97,7 +97,10 @@ func TestWrapRecordsStatusAndAdmission(t *testing.T) {
 	deny := false
 	h := l.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Test", "1")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("RateLimit-Limit", "5")
 		if deny {
+			w.Header().Set("Retry-After", "7")
 			http.Error(w, "slow down", http.StatusTooManyRequests)
 			return
 		}
@@ -112,5 +115,8 @@ func TestWrapRecordsStatusAndAdmission(t *testing.T) {
 	}
 	if s, ok := l.Sample(429); !ok || s.Header.Get("X-Test") != "1" || s.Body != "slow down\n" {
 		t.Fatalf("429 sample %+v", s)
+	}
+	if want := "Ratelimit-Limit=5 Retry-After=7 X-Ratelimit-Remaining=0"; recs[1].Told != want {
+		t.Fatalf("the refusal told %q, want %q", recs[1].Told, want)
 	}
 }
