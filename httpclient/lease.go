@@ -18,8 +18,8 @@ const MaxLease = 64
 // or block another process saw can go unseen by a process holding a lease.
 const LeaseFor = 100 * time.Millisecond
 
-// leaseShare is the most of what a quota has left that one lease takes: a
-// lease of n needs at least n×leaseShare left.
+// leaseShare: a lease takes at most a leaseShare-th of what a quota has
+// left, so a lease of n needs n×leaseShare left.
 const leaseShare = 64
 
 // leaseWindow is the least time a quota's window must have left for a
@@ -60,34 +60,26 @@ func plain(r srl.Request) bool {
 	return len(r.Limits) == 0 && len(r.Costs) == 0 && r.N == 1
 }
 
-// want returns the size of the lease plain request r may take: below 2
-// when it may not take one.
-func (l *leases) want(r srl.Request) int {
-	n := l.size
-	for _, d := range r.DefaultLimits {
-		// A known quota sets default limits aside, but the request must
-		// still be one they could admit.
-		n = min(n, d.EffectiveBurst())
-	}
+// take admits plain request r from its key's lease when one is in force;
+// otherwise it returns the size of the lease r may take (below 2: none).
+func (l *leases) take(r srl.Request, now time.Time) (permit srl.Decision, size int, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.keys[r.Key]
 	if e == nil {
-		return 0
+		return srl.Decision{}, 0, false
 	}
-	return min(n, e.next)
-}
-
-// take admits one request of key from its lease, if it has one in force.
-func (l *leases) take(key string, now time.Time) (srl.Decision, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.keys[key]
-	if e == nil || e.cur == nil || e.cur.left == 0 || !now.Before(e.cur.until) {
-		return srl.Decision{}, false
+	if cur := e.cur; cur != nil && cur.left > 0 && now.Before(cur.until) {
+		cur.left--
+		return cur.permit, 0, true
 	}
-	e.cur.left--
-	return e.cur.permit, true
+	size = e.next
+	for _, d := range r.DefaultLimits {
+		// A known quota sets default limits aside, but the request must
+		// still be one they could admit.
+		size = min(size, d.EffectiveBurst())
+	}
+	return srl.Decision{}, size, false
 }
 
 // leasable reports whether d, an admission by the backend, may become a
@@ -163,10 +155,7 @@ func (l *leases) grant(key string, d srl.Decision, n int, now time.Time, expire 
 	if e == nil {
 		return srl.Decision{}, 0, false
 	}
-	if old := e.cur; old != nil {
-		old.timer.Stop()
-		replaced, old.left = old.left, 0
-	}
+	replaced = e.release()
 	cur := &lease{left: n - 1, permit: permit, until: now.Add(LeaseFor)}
 	cur.timer = time.AfterFunc(LeaseFor, func() { expire(cur) })
 	e.cur, e.next = cur, l.nextSize(d)
@@ -185,16 +174,9 @@ func (l *leases) end(key string, cur *lease) int {
 	return left
 }
 
-// drop ends key's lease, if any, and returns what was left of it; the
-// next request of key is decided by the backend, as is the next lease.
-func (l *leases) drop(key string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.keys[key]
-	if e == nil {
-		return 0
-	}
-	e.next = 0
+// release ends e's lease, if any, and returns what was left of it. l.mu
+// is held.
+func (e *keyLease) release() int {
 	cur := e.cur
 	if cur == nil {
 		return 0
@@ -206,17 +188,26 @@ func (l *leases) drop(key string) int {
 	return left
 }
 
+// drop ends key's lease, if any, and returns what was left of it; the
+// next request of key is decided by the backend, as is the next lease.
+func (l *leases) drop(key string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.keys[key]
+	if e == nil {
+		return 0
+	}
+	e.next = 0
+	return e.release()
+}
+
 // dropAll ends every lease and returns what was left of each, by key.
 func (l *leases) dropAll() map[string]int {
 	l.mu.Lock()
-	keys := make([]string, 0, len(l.keys))
-	for k := range l.keys {
-		keys = append(keys, k)
-	}
-	l.mu.Unlock()
+	defer l.mu.Unlock()
 	left := map[string]int{}
-	for _, k := range keys {
-		if n := l.drop(k); n > 0 {
+	for k, e := range l.keys {
+		if n := e.release(); n > 0 {
 			left[k] = n
 		}
 	}
@@ -230,11 +221,11 @@ func (t *Transport) decide(ctx context.Context, r srl.Request, budget time.Time)
 	if t.leases.size < 2 || t.deferred == nil || t.cfg.inlineObserve || !plain(r) {
 		return t.admit(ctx, r, budget)
 	}
-	if d, ok := t.leases.take(r.Key, time.Now()); ok {
+	d, n, ok := t.leases.take(r, time.Now())
+	if ok {
 		t.emit(srl.Event{Kind: srl.EventDecided, Key: r.Key, Allowed: true, Leased: true})
 		return d, nil
 	}
-	n := t.leases.want(r)
 	if n < 2 {
 		d, err := t.admit(ctx, r, budget)
 		t.leases.note(r.Key, d)

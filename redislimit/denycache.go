@@ -22,9 +22,9 @@ import (
 // Entries are keyed by the limiter's key (one Limiter has one prefix, so
 // it names one Redis key; a hit builds no Redis key) and request
 // signature (costs, limits, reservation bound, probe lease), bounded in
-// number (32 shards of 1,024), and never outlive their trust. Lookups
-// share their shard's lock: an exhausted hot key is refused by every
-// goroutine at once.
+// number (32 shards of 1,024), and never outlive their trust. A lookup
+// takes its shard's read lock, or no lock at all for the shard's latest
+// entry: every goroutine refused on an exhausted hot key reads it at once.
 type denyCache struct {
 	seed   maphash.Seed
 	shards [denyShards]denyShard
