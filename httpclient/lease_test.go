@@ -90,7 +90,28 @@ func leaseClient(t *testing.T, addr string, opts ...httpclient.Option) (*http.Cl
 	var given refunds
 	c := httpclient.New(append([]httpclient.Option{httpclient.WithBackend(b), httpclient.WithObserver(&given),
 		httpclient.WithMaxWait(time.Second)}, opts...)...)
+	t.Cleanup(func() { _ = httpclient.TransportOf(c).Close() })
 	return c, b, &given
+}
+
+// leaseFixture is a process holding a lease on a roomy quota.
+type leaseFixture struct {
+	mr    *miniredis.Miniredis
+	srv   *countingServer
+	c     *http.Client
+	b     *acquireLog
+	given *refunds
+}
+
+// holdingLease starts Redis, a server with a quota of a million and a
+// client with WithLease(8), and sends three requests: the third takes a
+// lease of 8 and uses one, so 7 are left.
+func holdingLease(t *testing.T) leaseFixture {
+	t.Helper()
+	f := leaseFixture{mr: miniredis.RunT(t), srv: newCountingServer(t, 1_000_000)}
+	f.c, f.b, f.given = leaseClient(t, f.mr.Addr(), httpclient.WithLease(8))
+	sendOK(t, f.c, f.srv.URL, 3)
+	return f
 }
 
 // sendOK sends n requests to url through c and fails unless each gets a
@@ -155,11 +176,8 @@ func TestLeaseAdmitsFromMemory(t *testing.T) {
 
 // What a lease leaves unused goes back to the fleet when its time is up.
 func TestLeaseGivesBackWhatItDidNotUse(t *testing.T) {
-	mr := miniredis.RunT(t)
-	srv := newCountingServer(t, 1_000_000)
-	c, b, given := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
-	defer httpclient.TransportOf(c).Close()
-	sendOK(t, c, srv.URL, 3) // the third takes a lease of 8 and uses one
+	f := holdingLease(t)
+	srv, b, given := f.srv, f.b, f.given
 	key := strings.TrimPrefix(srv.URL, "http://")
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		st, err := b.Peek(context.Background(), srl.Request{Key: key})
@@ -182,11 +200,8 @@ func TestLeaseGivesBackWhatItDidNotUse(t *testing.T) {
 // A refusal ends the lease of the process that got it: its next request
 // asks the fleet, which knows the block, and is not sent.
 func TestLeaseEndsWithARefusal(t *testing.T) {
-	mr := miniredis.RunT(t)
-	srv := newCountingServer(t, 1_000_000)
-	c, _, given := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
-	defer httpclient.TransportOf(c).Close()
-	sendOK(t, c, srv.URL, 3)
+	f := holdingLease(t)
+	srv, c, given := f.srv, f.c, f.given
 	srv.refuse.Store(true)
 	if code, err := get(c, srv.URL); err != nil || code != http.StatusTooManyRequests {
 		t.Fatalf("the refused request: %d, %v", code, err)
@@ -207,13 +222,9 @@ func TestLeaseEndsWithARefusal(t *testing.T) {
 // Another process's refusal reaches a process holding a lease at its next
 // decision by the fleet: after at most what the lease had left.
 func TestLeaseBoundsWhatAnotherProcessMisses(t *testing.T) {
-	mr := miniredis.RunT(t)
-	srv := newCountingServer(t, 1_000_000)
-	leased, _, _ := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
-	defer httpclient.TransportOf(leased).Close()
-	other, _, _ := leaseClient(t, mr.Addr())
-	defer httpclient.TransportOf(other).Close()
-	sendOK(t, leased, srv.URL, 3)
+	f := holdingLease(t)
+	srv, leased := f.srv, f.c
+	other, _, _ := leaseClient(t, f.mr.Addr())
 	srv.refuse.Store(true)
 	if code, err := get(other, srv.URL); err != nil || code != http.StatusTooManyRequests {
 		t.Fatalf("the other process's request: %d, %v", code, err)
@@ -244,7 +255,6 @@ func TestLeasesNeverOverspend(t *testing.T) {
 	mr := miniredis.RunT(t)
 	srv := newCountingServer(t, 600)
 	c, _, _ := leaseClient(t, mr.Addr(), httpclient.WithLease(8), httpclient.WithMaxWait(100*time.Millisecond))
-	defer httpclient.TransportOf(c).Close()
 	var wg sync.WaitGroup
 	var unexpected atomic.Value
 	for g := 0; g < 8; g++ {
@@ -304,7 +314,6 @@ func TestLeaseIsNotTaken(t *testing.T) {
 			srv := newCountingServer(t, c.limit)
 			srv.served.Store(c.spent)
 			c, b, _ := leaseClient(t, mr.Addr(), append(c.opts, httpclient.WithLease(8))...)
-			defer httpclient.TransportOf(c).Close()
 			sendOK(t, c, srv.URL, 10)
 			for _, n := range b.costs() {
 				if n != 1 {
@@ -321,14 +330,10 @@ func TestLeaseIsNotTaken(t *testing.T) {
 // When Redis goes away under a lease, requests go on: what is leased is
 // used, then the limiter's twin decides, and nothing is leased from it.
 func TestLeaseOutlivesRedis(t *testing.T) {
-	mr := miniredis.RunT(t)
-	srv := newCountingServer(t, 1_000_000)
-	c, b, _ := leaseClient(t, mr.Addr(), httpclient.WithLease(8))
-	defer httpclient.TransportOf(c).Close()
-	sendOK(t, c, srv.URL, 3)
-	mr.Close()
-	sendOK(t, c, srv.URL, 30)
-	ns := b.costs()
+	f := holdingLease(t)
+	f.mr.Close()
+	sendOK(t, f.c, f.srv.URL, 30)
+	ns := f.b.costs()
 	leases := 0
 	for _, n := range ns {
 		if n > 1 {
