@@ -25,16 +25,21 @@
 --           A key whose requests are all plain (pacing limits only, no
 --           costs, no probe lease) sends -R instead of R, and its requests
 --           in runs of identical ones: k, then the request once. Such a key
---           is tried on the fast path (decide_fast). A key whose requests
---           are the same plain ones as the previous key's sends '=' alone.
+--           is tried on the fast path (decide_fast). Keys whose requests
+--           are the same plain ones as the previous key's send '=' and how
+--           many they are, c, in place of the first one's part: the c keys
+--           send nothing else.
 --           A key that sends R and whose requests ask for requests alone
 --           (no costs, no fixed limits) is tried on the quota path
 --           (decide_quota).
 --
 -- Reply (integers only), per key in KEYS order: -1 alone when the key holds
 -- something other than a hash (nothing of it is decided or written), else
--- per request the short form of the fast path (3 admitted | 2 refused by
--- a limit, wait, remaining, reset) or 11 + C values: allowed 0|1, wait µs
+-- per request the shortest form, of a run with one limit (4 admitted | 5
+-- refused by the limit, then the limit's TAT after the decision less now:
+-- the caller works out the rest from the request), the short form of the
+-- fast path (3 admitted | 2 refused by a limit, wait, remaining, reset) or
+-- 11 + C values: allowed 0|1, wait µs
 -- (delay when allowed, retry-after when not), remaining (-1: nothing limits the
 -- key), reset-after µs, cause (0 none, 1 limit, 2 quota, 3 blocked, 4
 -- probe), then one quota and the block after the decision: quota limit,
@@ -124,7 +129,7 @@ local function decide_plain(key, i, nreq, slot, v, ex)
     end
   end
   if horizon > 0 then
-    for s = 1, #set, 2 do set[s + 1] = tat[set[s]] end
+    for s = 1, #set, 2 do set[s + 1] = format('%d', tat[set[s]]) end
     local grown = grow_ttl(set, horizon, ex, now)
     redis.call('HSET', key, unpack(set))
     if grown then redis.call('PEXPIRE', key, idiv(grown - now + 999, 1000)) end
@@ -133,9 +138,9 @@ end
 
 -- one_run[first] is the request of the plain key whose arguments start at
 -- ARGV[first], parsed, when its requests are one run with one limit
--- (false when they are not): n, max wait, field, T, B, the clamp's upper
--- bound, and where the next key's arguments start. Keys that send '=' (the
--- previous key's requests) reuse it: their numbers are parsed once a call.
+-- (false when they are not): its cost n*T, the room B*T, max wait, field,
+-- the clamp's upper bound, and where the next key's arguments start. Keys that repeat it
+-- (after '=') reuse it: their numbers are parsed once a call.
 local one_run = {}
 
 local function parse_run(first, nreq)
@@ -146,41 +151,43 @@ local function parse_run(first, nreq)
   local T, B, P = tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10]), tonumber(ARGV[i + 11])
   local max_wait = tonumber(ARGV[i + 2])
   if max_wait > MAX_RESERVATION then max_wait = MAX_RESERVATION end
-  return {tonumber(ARGV[i + 1]), max_wait, ARGV[i + 7], T, B, now + math.max(P, B * T) + MAX_RESERVATION, i + 12}
+  local n = tonumber(ARGV[i + 1])
+  return {n * T, B * T, max_wait, ARGV[i + 7], now + math.max(P, B * T) + MAX_RESERVATION, i + 12}
 end
 
 -- decide_run is decide_plain for one run of k requests with one limit
 -- (run, from one_run), which needs no table of its own: held is what the
--- limit's field holds (false: nothing), ex the key's TTL's end.
+-- limit's field holds (false: nothing), ex the key's TTL's end. It replies
+-- in the shortest form, 4 (admitted) or 5 (refused), then the TAT after
+-- the decision less now: the caller, which knows the request and the
+-- limit, works out the wait, remaining and reset from them.
 local function decide_run(key, run, k, held, ex)
-  local n, max_wait, f, T, B, upper = run[1], run[2], run[3], run[4], run[5], run[6]
+  local cost, room, max_wait, f, upper = run[1], run[2], run[3], run[4], run[5]
   local t = tonumber(held or 0) or 0
   local spent = false
   local r = #reply
   for _ = 1, k do
-    t = clamp(t, now, upper)
-    local gcra_wait = t + n * T - B * T - now
+    if t < now then t = now elseif t > upper then t = upper end
+    local gcra_wait = t + cost - room - now
     if gcra_wait < 0 then gcra_wait = 0 end
     if gcra_wait <= max_wait then
-      t = t + n * T
+      t = t + cost
       spent = true
-      reply[r + 1] = 3
+      reply[r + 1] = 4
     else
-      reply[r + 1] = 2
+      reply[r + 1] = 5
     end
-    reply[r + 2] = gcra_wait
-    reply[r + 3] = math.max(idiv(now + B * T - t, T), 0)
-    reply[r + 4] = math.max(t - now, 0)
-    r = r + 4
+    reply[r + 2] = t - now
+    r = r + 2
   end
   if spent then
-    -- grow_ttl, for one field
+    -- grow_ttl, for one field (the integers as text: see format)
     if t + 1000000 > ex then
       ex = t + 2000000
-      redis.call('HSET', key, f, t, 'ex', ex)
+      redis.call('HSET', key, f, format('%d', t), 'ex', format('%d', ex))
       redis.call('PEXPIRE', key, idiv(ex - now + 999, 1000))
     else
-      redis.call('HSET', key, f, t)
+      redis.call('HSET', key, f, format('%d', t))
     end
   end
 end
@@ -208,7 +215,7 @@ local function decide_fast(key, first, nreq)
     if len == 0 then
       decide_run(key, run, nreq, false, 0)
     elseif len == 4 then
-      local f = run[3]
+      local f = run[4]
       if h[1] == 'ex' and h[3] == f then
         decide_run(key, run, nreq, h[4], stored(h[2]))
       elseif h[3] == 'ex' and h[1] == f then
@@ -219,7 +226,7 @@ local function decide_fast(key, first, nreq)
     else
       return nil
     end
-    return run[7]
+    return run[6]
   end
   local len = redis.pcall('HLEN', key)
   if type(len) == 'table' then
@@ -347,16 +354,23 @@ local function decide_quota(key, first, nreq)
 end
 
 local decide_key
--- plain is where the last plain key's arguments start (its -R)
-local next_arg, plain = 2, nil
+-- plain is where the last plain key's arguments start (its -R); repeats
+-- is how many keys after this one still send its requests (see '=')
+local next_arg, plain, repeats = 2, nil, 0
 for k = 1, #KEYS do
   local key, first = KEYS[k], next_arg
-  -- '=': the same plain requests as the previous key's, one argument
   local after
-  if ARGV[first] == '=' then
-    if not plain then return redis.error_reply('ERR acquire: = with no plain key before it') end
-    -- two statements: gopher-lua (miniredis) assigns a, b = x, a + 1 in turn
-    after = first + 1
+  if repeats == 0 and ARGV[first] == '=' then
+    repeats = tonumber(ARGV[first + 1]) or 0
+    if not plain or repeats < 1 then
+      return redis.error_reply('ERR acquire: = with no plain key before it or no count after it')
+    end
+    first = first + 2
+  end
+  if repeats > 0 then
+    -- the previous plain key's requests, in no arguments of its own
+    repeats = repeats - 1
+    after = first
     first = plain
   end
   local nreq = tonumber(ARGV[first])

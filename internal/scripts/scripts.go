@@ -214,9 +214,10 @@ func appendGroup(args []any, items []keystate.Item) []any {
 	return args
 }
 
-// sameAsPrevious stands for a key's whole part of acquire's ARGV when its
-// requests are plain and the same as the previous key's: many keys of one
-// API, one request each, cost Redis one argument a key instead of 13.
+// sameAsPrevious, then a count c, stands for the parts of acquire's ARGV
+// of c keys whose requests are plain and the same as the key's before
+// them: many keys of one API, one request each, cost Redis two arguments
+// in all instead of 13 a key.
 var sameAsPrevious any = "="
 
 // samePlainGroup says whether b may be sent as sameAsPrevious after a:
@@ -241,11 +242,35 @@ func sameItem(a, b *keystate.Item) bool {
 // acquireReply is the number of values acquire replies per request
 // before its marks: one in requests, then one per cost. plainReply is the
 // length of the short form: 2 (refused by a limit) or 3 (admitted), wait,
-// remaining, reset, with no quota, block, report or marks.
+// remaining, reset, with no quota, block, report or marks. runReply is the
+// length of the shortest form, for a request with one pacing limit: 4
+// (admitted) or 5 (refused by the limit), then the limit's TAT after the
+// decision less now, from which runResult works out the rest.
 const (
 	acquireReply = 10
 	plainReply   = 4
+	runReply     = 2
 )
+
+// runResult is the result of a request with one pacing limit of emission
+// interval T and burst B (as decide_run replies it: whether it was
+// admitted and the limit's TAT after the decision, ahead of now by
+// ahead), which the script no longer spells out: the same numbers it
+// would have replied in the short form.
+func runResult(it *keystate.Item, admitted bool, ahead int64) (keystate.Result, bool) {
+	if len(it.All) != 1 || len(it.Costs) > 0 || it.All[0].Kind != keystate.KindPacing || it.All[0].Interval <= 0 || ahead < 0 {
+		return keystate.Result{}, false
+	}
+	T, room := it.All[0].Interval, it.All[0].Burst*it.All[0].Interval
+	res := keystate.Result{Allowed: admitted, ResetAfter: ahead, Remaining: max((room-ahead)/T, 0)}
+	if admitted {
+		res.Wait = max(ahead-room, 0)
+	} else {
+		res.Wait = max(ahead+it.N*T-room, 0)
+		res.Cause = keystate.CauseLimit
+	}
+	return res, true
+}
 
 // errNotAHash is what a key whose value is not a hash gets, when the
 // script decided the call's other keys (the server's own words, which
@@ -259,6 +284,15 @@ func decodeAcquire(v []int64, items []keystate.Item, out []keystate.Result) ([]i
 		return v[1:], errNotAHash
 	}
 	for i := range items {
+		if len(v) >= runReply && (v[0] == 4 || v[0] == 5) {
+			res, ok := runResult(&items[i], v[0] == 4, v[1])
+			if !ok {
+				return nil, fmt.Errorf("%w: acquire script replied %v", srl.ErrBadReply, v[:runReply])
+			}
+			out[i] = res
+			v = v[runReply:]
+			continue
+		}
 		if len(v) >= plainReply && (v[0] == 2 || v[0] == 3) {
 			// The short form of a decision on pacing limits alone.
 			if v[1] < 0 || v[2] < -1 || v[3] < 0 || len(items[i].Costs) > 0 {
@@ -343,15 +377,21 @@ func (r *Runner) AcquireGroups(ctx context.Context, groups []Group) {
 		args[c] = make([]any, 0, size)
 		args[c] = append(args[c], now)
 		var prev []keystate.Item
-		for k, gi := range members {
-			items := groups[gi].Items
-			keys[c][k] = groups[gi].Key
-			if k > 0 && samePlainGroup(prev, items) {
-				args[c] = append(args[c], sameAsPrevious)
+		for k := 0; k < len(members); k++ {
+			items := groups[members[k]].Items
+			keys[c][k] = groups[members[k]].Key
+			if k == 0 || !samePlainGroup(prev, items) {
+				args[c] = appendGroup(args[c], items)
+				prev = items
 				continue
 			}
-			args[c] = appendGroup(args[c], items)
-			prev = items
+			repeats := 1
+			for k+repeats < len(members) && samePlainGroup(prev, groups[members[k+repeats]].Items) {
+				keys[c][k+repeats] = groups[members[k+repeats]].Key
+				repeats++
+			}
+			args[c] = append(args[c], sameAsPrevious, repeats)
+			k += repeats - 1
 		}
 	}
 	cmds := make([]*redis.Cmd, len(calls))
