@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -101,14 +102,14 @@ func (r Request) Validate() error {
 			return fmt.Errorf("%w: cost %d: %v", ErrInvalidRequest, i, err)
 		}
 		if c.N < 0 || c.N > MaxCount {
-			return fmt.Errorf("%w: cost %d %s outside [0, %d]", ErrInvalidRequest, c.N, c.Unit, MaxCount)
+			return fmt.Errorf("%w: cost %d %s outside [0, %d]", ErrInvalidRequest, c.N, strings.Clone(c.Unit), MaxCount)
 		}
 		if c.Unit == UnitRequests {
 			return fmt.Errorf("%w: the cost in requests is N, not a Cost", ErrInvalidRequest)
 		}
 		for _, d := range r.Costs[:i] {
 			if d.Unit == c.Unit {
-				return fmt.Errorf("%w: two costs in %s", ErrInvalidRequest, c.Unit)
+				return fmt.Errorf("%w: two costs in %s", ErrInvalidRequest, strings.Clone(c.Unit))
 			}
 		}
 	}

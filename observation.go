@@ -226,13 +226,16 @@ func hasUnit(qs []QuotaObservation, unit string) bool {
 // ValidUnit reports why unit cannot name a quota, wrapping
 // ErrInvalidObservation, or nil.
 func ValidUnit(unit string) error {
+	// The errors quote a copy of unit: unit itself would then escape, and
+	// with it (escape analysis follows a struct as a whole) the slices of
+	// every request validated, on every decision.
 	if unit == "" || len(unit) > MaxUnitLen {
-		return fmt.Errorf("%w: unit %q must be 1 to %d bytes", ErrInvalidObservation, unit, MaxUnitLen)
+		return fmt.Errorf("%w: unit %q must be 1 to %d bytes", ErrInvalidObservation, strings.Clone(unit), MaxUnitLen)
 	}
 	if strings.IndexFunc(unit, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 	}) >= 0 {
-		return fmt.Errorf("%w: unit %q must be lower-case ASCII letters, digits, '-' or '_'", ErrInvalidObservation, unit)
+		return fmt.Errorf("%w: unit %q must be lower-case ASCII letters, digits, '-' or '_'", ErrInvalidObservation, strings.Clone(unit))
 	}
 	return nil
 }

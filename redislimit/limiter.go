@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,7 +177,7 @@ func (l *Limiter) Probes() int64 { return l.brk.probes() }
 // without a cluster).
 func call[T any](ctx context.Context, l *Limiter, key, redisKey string, honours bool, f func(ctx context.Context, node string) (T, error)) (v T, ok bool, err error) {
 	brk, node := l.breakerFor(ctx, redisKey)
-	t, useRedis := brk.allow(time.Now())
+	t, useRedis := brk.allow()
 	if !useRedis {
 		return v, false, errBreakerOpen
 	}
@@ -295,7 +296,7 @@ func (l *Limiter) Allow(ctx context.Context, key string, limits ...srl.Limit) (s
 // the given limits and whatever quota or block the servers reported for
 // key. It never waits: a refusal carries RetryAfter.
 func (l *Limiter) AllowN(ctx context.Context, key string, n int, limits ...srl.Limit) (srl.Decision, error) {
-	return l.Acquire(ctx, srl.Request{Key: key, N: n, Limits: limits})
+	return l.acquire(ctx, key, nil, srl.Request{Key: key, N: n, Limits: limits})
 }
 
 // Wait blocks until one unit of key's budget is admitted, or fails at once
@@ -326,6 +327,14 @@ func (l *Limiter) WaitRequest(ctx context.Context, r srl.Request) (srl.Decision,
 
 // Acquire decides one request; it implements smartratelimit.Backend.
 func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, error) {
+	return l.acquire(ctx, r.Key, r.Costs, r)
+}
+
+// acquire is Acquire with r's key and costs apart (r.Key and r.Costs), so
+// that what keeps them (the refusal cache, events, the batch) does not
+// keep r: escape analysis follows a struct as a whole, and AllowN's limits
+// would then be moved to the heap on every decision.
+func (l *Limiter) acquire(ctx context.Context, key string, costs []srl.Cost, r srl.Request) (srl.Decision, error) {
 	if err := l.usable(); err != nil {
 		return srl.Decision{}, err
 	}
@@ -333,24 +342,24 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 		return srl.Decision{}, err
 	}
 	sig, asked := l.denials.signature(r), l.cfg.now()
-	if d, ok := l.denials.lookup(r.Key, sig, asked); ok {
-		l.decided(r.Key, d)
+	if d, ok := l.denials.lookup(key, sig, asked); ok {
+		l.decided(key, d)
 		return d, nil
 	}
-	rk := RedisKey(l.cfg.prefix, r.Key)
+	rk := RedisKey(l.cfg.prefix, key)
 	var buf [srl.MaxLimits]keystate.Limit
-	var costs [srl.MaxQuotas]keystate.Cost
+	var compiled [srl.MaxQuotas]keystate.Cost
 	all, nFixed := keystate.CompileRequest(buf[:], r.Limits, r.DefaultLimits)
 	it := keystate.Item{
 		N: int64(r.N), MaxWait: min(r.MaxWait, srl.MaxReservation).Microseconds(), All: all, NFixed: nFixed,
-		Costs: keystate.CompileCosts(costs[:], r.Costs), Probe: r.Probe.Microseconds(),
+		Costs: keystate.CompileCosts(compiled[:], costs), Probe: r.Probe.Microseconds(),
 	}
 	// call, spelled out: a closure would move it and its buffers to the
 	// heap on every decision.
 	var res keystate.Result
 	ok, err := false, errBreakerOpen
 	brk, node := l.breakerFor(ctx, rk)
-	if t, useRedis := brk.allow(time.Now()); useRedis {
+	if t, useRedis := brk.allow(); useRedis {
 		res, err = l.batcherFor(node).acquire(ctx, rk, &it)
 		if errors.Is(err, errNodeRetired) {
 			// The node stopped being a master while the decision waited:
@@ -358,21 +367,21 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 			_, node = l.breakerFor(ctx, rk)
 			res, err = l.batcherFor(node).acquire(ctx, rk, &it)
 		}
-		ok, err = l.settle(ctx, brk, t, r.Key, rk, err)
+		ok, err = l.settle(ctx, brk, t, key, rk, err)
 	}
 	var d srl.Decision
 	switch {
 	case !ok:
-		d, err = l.degradedAcquire(ctx, r, err)
+		d, err = l.degradedAcquire(ctx, detached(key, costs, r), err)
 	case err != nil:
 		return srl.Decision{}, err
 	default:
-		l.seed(r.Key, res.QuotaLimit, res.QuotaRemaining, res.QuotaResetAfter, res.BlockedFor)
+		l.seed(key, res.QuotaLimit, res.QuotaRemaining, res.QuotaResetAfter, res.BlockedFor)
 		d = res.Decision(&it)
-		l.denials.remember(r.Key, sig, d, r.MaxWait, asked)
+		l.denials.remember(key, sig, d, r.MaxWait, asked)
 	}
 	if err == nil {
-		l.decided(r.Key, d)
+		l.decided(key, d)
 	}
 	return d, err
 }
@@ -380,6 +389,15 @@ func (l *Limiter) Acquire(ctx context.Context, r srl.Request) (srl.Decision, err
 func (l *Limiter) decided(key string, d srl.Decision) {
 	if obs := l.cfg.observer; obs != nil {
 		obs.Event(srl.Event{Kind: srl.EventDecided, Key: key, Allowed: d.Allowed, Degraded: d.Degraded, Cause: d.Cause, Wait: d.RetryAfter + d.Delay})
+	}
+}
+
+// detached is r with key, costs and limits of its own, for the twin to
+// keep (see acquire).
+func detached(key string, costs []srl.Cost, r srl.Request) srl.Request {
+	return srl.Request{
+		Key: key, N: r.N, Limits: slices.Clone(r.Limits), DefaultLimits: slices.Clone(r.DefaultLimits),
+		Costs: costs, MaxWait: r.MaxWait, Probe: r.Probe,
 	}
 }
 
