@@ -86,7 +86,7 @@ type ticket struct {
 
 // allow reports whether this call may use Redis, with its ticket; a probe
 // must then report success, failure or release.
-func (b *breaker) allow(now time.Time) (ticket, bool) {
+func (b *breaker) allow() (ticket, bool) {
 	if !b.open.Load() {
 		return ticket{gen: b.gen.Load()}, true
 	}
@@ -95,7 +95,7 @@ func (b *breaker) allow(now time.Time) (ticket, bool) {
 	if !b.open.Load() {
 		return ticket{gen: b.gen.Load()}, true
 	}
-	if b.probing || now.Before(b.nextProbe) {
+	if b.probing || time.Now().Before(b.nextProbe) {
 		return ticket{}, false
 	}
 	b.probing = true
