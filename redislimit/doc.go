@@ -33,8 +33,9 @@
 // (pacing limits only) that holds nothing but their arrival times runs
 // one read (HGETALL for one limit; HLEN and an HMGET of those fields for
 // several) and HSET; a batch's identical requests for it travel once with
-// a count, and a key whose requests are the previous key's in the call
-// travels as one argument. Any other key runs HMGET and HSET. A
+// a count, and keys whose requests are the previous key's in the call
+// travel as two arguments in all ("=" and how many), and a key of one
+// limit is answered in two integers. Any other key runs HMGET and HSET. A
 // call runs one TIME; the hash remembers when its TTL ends, so most writes
 // leave the TTL alone.
 //
