@@ -226,9 +226,9 @@ func hasUnit(qs []QuotaObservation, unit string) bool {
 // ValidUnit reports why unit cannot name a quota, wrapping
 // ErrInvalidObservation, or nil.
 func ValidUnit(unit string) error {
-	// The errors quote a copy of unit: unit itself would then escape, and
-	// with it (escape analysis follows a struct as a whole) the slices of
-	// every request validated, on every decision.
+	// The errors quote a copy of unit: quoting unit itself would make it
+	// escape, and with it (escape analysis follows a struct as a whole)
+	// the slices of every request validated, on every decision.
 	if unit == "" || len(unit) > MaxUnitLen {
 		return fmt.Errorf("%w: unit %q must be 1 to %d bytes", ErrInvalidObservation, strings.Clone(unit), MaxUnitLen)
 	}

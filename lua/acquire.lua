@@ -39,15 +39,15 @@
 -- refused by the limit, then the limit's TAT after the decision less now:
 -- the caller works out the rest from the request), the short form of the
 -- fast path (3 admitted | 2 refused by a limit, wait, remaining, reset) or
--- 11 + C values: allowed 0|1, wait µs
--- (delay when allowed, retry-after when not), remaining (-1: nothing limits the
--- key), reset-after µs, cause (0 none, 1 limit, 2 quota, 3 blocked, 4
--- probe), then one quota and the block after the decision: quota limit,
--- quota remaining, quota reset-after µs (all 0 while no quota is known),
--- blocked-for µs, and report 0|1|3 (observe the response even without
--- rate-limit headers; 3: the fleet waits on it, Result.ReportNow); then
--- the marks (Quota.Mark) of the quotas an admitted request spent from, in
--- requests and then per cost (0: none).
+-- 11 + C values: allowed 0|1, wait µs (delay when allowed, retry-after
+-- when not), remaining (-1: nothing limits the key), reset-after µs,
+-- cause (0 none, 1 limit, 2 quota, 3 blocked, 4 probe), then one quota and
+-- the block after the decision: quota limit, quota remaining, quota
+-- reset-after µs (all 0 while no quota is known), blocked-for µs, and
+-- report 0|1|3 (observe the response even without rate-limit headers; 3:
+-- the fleet waits on it, Result.ReportNow); then the marks (Quota.Mark) of
+-- the quotas an admitted request spent from, in requests and then per
+-- cost (0: none).
 
 local now = script_now(ARGV[1])
 
@@ -139,8 +139,9 @@ end
 -- one_run[first] is the request of the plain key whose arguments start at
 -- ARGV[first], parsed, when its requests are one run with one limit
 -- (false when they are not): its cost n*T, the room B*T, max wait, field,
--- the clamp's upper bound, and where the next key's arguments start. Keys that repeat it
--- (after '=') reuse it: their numbers are parsed once a call.
+-- the clamp's upper bound, and where the next key's arguments start. Keys
+-- that repeat it (after '=') reuse it: their numbers are parsed once a
+-- call.
 local one_run = {}
 
 local function parse_run(first, nreq)
