@@ -1,6 +1,7 @@
--- base: what every script shares, first in each one (lua.go): the bounds
--- and the integer helpers, mirroring internal/keystate line for line:
--- change both together, the differential fuzz test compares them.
+-- base: what every script shares, first in each one (lua.go): the bounds,
+-- the integer helpers and the quotas' encoding, mirroring
+-- internal/keystate line for line: change both together, the differential
+-- fuzz test compares them.
 
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 
@@ -17,6 +18,20 @@ local IN_FLIGHT_AGE = 60000000        -- keystate.InFlightAge, µs
 -- Redis writes a number it is given with %.17g, which costs the fast path
 -- more than its decision.
 local format = string.format
+
+-- The quotas live in one field, "q": per quota "<unit> <limit> <window>
+-- <reset-at> <seen> <base> <gain> <spent> <date> <in-flight>
+-- <in-flight-at> <refills> <slack> <inferred> <settled> <low>", joined by
+-- ';'. An entry that does not parse is skipped; every value is bounded
+-- (ClampRanges). The model of a quota is prelude.lua's.
+local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
+
+-- at most 16 digits (the pattern has checked s is -?%d+); without a
+-- substring, which a decode would otherwise make 15 times
+local function short_number(s)
+  local n = #s
+  return n <= 16 or n == 17 and string.byte(s) == 45
+end
 
 -- floor(a/b) for integers, exact even where a/b rounds across an integer
 local function idiv(a, b)

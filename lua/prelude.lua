@@ -3,18 +3,8 @@
 -- lua.go), mirroring internal/keystate (quota.go) line for line: change
 -- both together, the differential fuzz test compares them.
 
--- The quotas live in one field, "q": per quota "<unit> <limit> <window>
--- <reset-at> <seen> <base> <gain> <spent> <date> <in-flight>
--- <in-flight-at> <refills> <slack> <inferred> <settled> <low>", joined by ';'. An entry that does not parse is skipped;
--- every value is bounded (ClampRanges).
-local QUOTA_PATTERN = '^([%l%d_%-]+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$'
-
--- at most 16 digits (the pattern has checked s is -?%d+); without a
--- substring, which a decode would otherwise make 15 times
-local function short_number(s)
-  local n = #s
-  return n <= 16 or n == 17 and string.byte(s) == 45
-end
+-- The quotas' field and its pattern are in base.lua (acquire's quota path
+-- reads it without this model).
 
 local function decode_quotas(s)
   local qs = {}
