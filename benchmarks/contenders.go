@@ -118,19 +118,30 @@ var contenders = []contender{
 		if open {
 			limit = 1 << 40
 		}
+		// The limiter does not close its client: keep it, so that the
+		// next contender does not run beside its connections.
+		var client rueidis.Client
 		l, err := rueidislimiter.NewRateLimiter(rueidislimiter.RateLimiterOption{
+			ClientBuilder: func(o rueidis.ClientOption) (rueidis.Client, error) {
+				c, err := rueidis.NewClient(o)
+				client = c
+				return c, err
+			},
 			ClientOption: rueidis.ClientOption{InitAddress: []string{e.addr}, DisableCache: true},
 			KeyPrefix:    e.prefix + "rueidis",
 			Limit:        limit,
 			Window:       time.Hour,
 		})
 		if err != nil {
+			if client != nil {
+				client.Close()
+			}
 			return nil, nil, err
 		}
 		return func(ctx context.Context, key string) (bool, error) {
 			r, err := l.Allow(ctx, key)
 			return r.Allowed, err
-		}, func() {}, nil
+		}, client.Close, nil
 	}},
 	{name: "httprate-redis", build: func(e *env, open bool) (decideFunc, func(), error) {
 		rdb := e.goRedis()
