@@ -23,9 +23,10 @@ import (
 // share a group (the script applies them in order), so a hot key costs
 // Redis one script run per batch instead of one per decision; many keys
 // share one call and one round trip. An idle system pays no delay: a
-// worker sends as soon as it has anything, and with a client that honours
-// context deadlines on its sockets a decision that finds nothing else of
-// its node waiting or in flight is sent by its caller, on its own
+// worker sends as soon as it has anything (having yielded once, when it
+// has little, to the callers about to join it), and with a client that
+// honours context deadlines on its sockets a decision that finds nothing
+// else of its node waiting or in flight is sent by its caller, on its own
 // goroutine (see acquire).
 type batcher struct {
 	run     *scripts.Runner
@@ -71,6 +72,9 @@ const (
 	// call, so one call's arguments stay small.
 	maxPerCall = 64
 	queueSize  = 4096
+	// smallBatch: a worker that finds fewer decisions waiting yields once
+	// before it sends them (see work).
+	smallBatch = 8
 )
 
 // batchWorkers is how many pipelines a node may have in flight: enough to
@@ -198,14 +202,15 @@ func (b *batcher) work() {
 		case <-b.stop:
 			return
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-b.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
+		batch = b.fill(batch)
+		if len(batch) < smallBatch {
+			// The first decision of a batch is often the first of the
+			// callers a delivery just woke, the others about to queue
+			// theirs: one yield lets them join this call instead of
+			// paying one each (on 10,000 keys a fifth of the calls held
+			// one decision). With nothing else to run it returns at once.
+			runtime.Gosched()
+			batch = b.fill(batch)
 		}
 		groups = b.group(batch, groups[:0], index)
 		if len(groups) == 0 {
@@ -220,6 +225,20 @@ func (b *batcher) work() {
 		}
 		b.deliver(batch, groups)
 	}
+}
+
+// fill adds to batch what is waiting in the queue, without waiting, up to
+// maxBatch.
+func (b *batcher) fill(batch []*pending) []*pending {
+	for len(batch) < maxBatch {
+		select {
+		case p := <-b.queue:
+			batch = append(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // budgetSpent marks the timeouts of a batch that ran out of its budget as
