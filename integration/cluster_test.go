@@ -327,7 +327,7 @@ func TestClusterMasterKilled(t *testing.T) {
 	tr.wantAlternating(t, 1)
 	// The dead master's batch workers are retired too: only the two live
 	// masters the keys use keep theirs (one set each).
-	perNode := max(2, min(runtime.GOMAXPROCS(0), 8))
+	perNode := max(3, min(runtime.GOMAXPROCS(0), 8)) // redislimit's batchWorkers
 	eventually(t, 15*time.Second, "the dead master's workers retired", func() bool {
 		_, _ = l.Allow(ctx, victimKey, limit)
 		_, _ = l.Allow(ctx, otherKey, limit)

@@ -79,8 +79,12 @@ const (
 
 // batchWorkers is how many pipelines a node may have in flight: enough to
 // keep the round trips overlapping, few enough that batches stay large
-// (requests for one key only share a script call within one batch).
-func batchWorkers() int { return max(2, min(runtime.GOMAXPROCS(0), 8)) }
+// (requests for one key only share a script call within one batch). On 2
+// cores 3 beat 2: a batch can be in Redis, one on its way and one with
+// the callers it woke, so Redis does not wait for the next (10,000 keys,
+// 64 goroutines: 1.08-1.13x rueidislimiter in four runs against 0.98-1.05x
+// with 2, the same minutes).
+func batchWorkers() int { return max(3, min(runtime.GOMAXPROCS(0), 8)) }
 
 func newBatcher(run *scripts.Runner, timeout time.Duration, direct bool) *batcher {
 	b := &batcher{run: run, queue: make(chan *pending, queueSize), timeout: timeout, direct: direct, stop: make(chan struct{})}
