@@ -35,7 +35,7 @@ func main() {
 	roundsFlag := flag.Int("rounds", 3, "split each decision measurement into this many rounds, the contenders in rotation, so that the machine's drift reaches all of them alike")
 	addr := flag.String("redis", os.Getenv("REDIS_ADDR"), "Redis address; default: start redis-server on a free port")
 	only := flag.String("only", "", "run only the sections whose name contains this (decisions, transport, memory, fleet)")
-	who := flag.String("contender", "", "measure only the limiters these comma-separated names pick: each picks the limiter of that name, or those whose name contains it")
+	who := flag.String("contender", "", "measure only the limiters these comma-separated names pick, in that order: each picks the limiter of that name, or those whose name contains it")
 	scenarioFlag := flag.String("scenario", "", "run only the decision scenarios whose name contains this")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := flag.String("memprofile", "", "write an allocation profile of the run to this file")
@@ -359,16 +359,17 @@ func usedCPU(rdb *redis.Client) (time.Duration, error) {
 	return time.Duration(total * float64(time.Second)), nil
 }
 
-// pick keeps, in their order, the contenders that one of names picks: the
-// contender of that exact name, or else those whose name contains it.
+// pick keeps the contenders that names pick, in the order of names (the
+// rotation's order): each name picks the contender of that exact name, or
+// else those whose name contains it, in the table's order.
 func pick(all []contender, names []string) []contender {
 	var kept []contender
-	for _, c := range all {
-		for _, name := range names {
-			exact := slices.ContainsFunc(all, func(o contender) bool { return o.name == name })
-			if exact && c.name == name || !exact && strings.Contains(c.name, name) {
+	for _, name := range names {
+		exact := slices.ContainsFunc(all, func(o contender) bool { return o.name == name })
+		for _, c := range all {
+			taken := slices.ContainsFunc(kept, func(o contender) bool { return o.name == c.name })
+			if !taken && (exact && c.name == name || !exact && strings.Contains(c.name, name)) {
 				kept = append(kept, c)
-				break
 			}
 		}
 	}
