@@ -289,14 +289,36 @@ end
 -- the quota model (load_quota), once a key needs it
 local quota_model
 
+-- reply_admitted replies for a request the quota path admitted, at once,
+-- from a quota of limit with left after it, resetting in reset_after µs:
+-- the 11 values of decide_key's reply (the request's reset is the quota's
+-- while the quota is not full), report and the request's mark.
+local function reply_admitted(limit, left, reset_after, report, mark)
+  local reset = 0
+  if left < limit then reset = reset_after end
+  local at = #reply
+  reply[at + 1] = 1
+  reply[at + 2] = 0
+  reply[at + 3] = left
+  reply[at + 4] = reset
+  reply[at + 5] = 0
+  reply[at + 6] = limit
+  reply[at + 7] = left
+  reply[at + 8] = reset_after
+  reply[at + 9] = 0
+  reply[at + 10] = report
+  reply[at + 11] = mark
+end
+
 -- decide_steady is decide_quota for the quota a key holds most of the
 -- time, one without a gain: what is available is the larger of the last
--- observed remaining and base less spent. It decodes the field's one entry into
--- locals and writes it back in one format, without the model's tables and
--- closures, which cost Redis more than the rest of the call; it decides,
--- replies and writes what the model would. s is the quota field, report
--- the decision's report, ex the key's TTL's end. It returns false, having
--- decided and written nothing, when the entry is anything else.
+-- observed remaining and base less spent. It decodes the field's one
+-- entry into locals and writes it back in one format, without the model's
+-- tables and closures, which cost Redis more than the rest of the call;
+-- it decides, replies and writes what the model would. s is the quota
+-- field, report the decision's report, ex the key's TTL's end. It returns
+-- false, having decided and written nothing, when the entry is anything
+-- else.
 local function decide_steady(key, first, nreq, total, s, report, ex)
   local u, l, w, r, o, a, p, sp, d, f, fa, rf, sl, inf, st, lo = string.match(s, QUOTA_PATTERN)
   if u ~= 'requests' or not (short_number(l) and short_number(w) and short_number(r) and
@@ -326,22 +348,10 @@ local function decide_steady(key, first, nreq, total, s, report, ex)
     if r > now + MAX_HORIZON then r = now + MAX_HORIZON end
     if r + w > horizon then horizon = r + w end
     local left = math.max(o, a - sp, 0)
-    local ends, reset_after, reset = r - early, 0, 0
+    local ends, reset_after = r - early, 0
     if ends > now + MAX_HORIZON then ends = now + MAX_HORIZON end
     if ends >= now then reset_after = ends - now end
-    if left < l then reset = reset_after end
-    local at = #reply
-    reply[at + 1] = 1
-    reply[at + 2] = 0
-    reply[at + 3] = left
-    reply[at + 4] = reset
-    reply[at + 5] = 0
-    reply[at + 6] = l
-    reply[at + 7] = left
-    reply[at + 8] = reset_after
-    reply[at + 9] = 0
-    reply[at + 10] = report
-    reply[at + 11] = st + 1
+    reply_admitted(l, left, reset_after, report, st + 1)
   end
   local set = {'q', format('requests %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d', l, w, r, o, a, 0, sp,
     clamp(tonumber(d), 0, MAX_COUNT), f, fa, rf, sl, clamp(tonumber(inf), 0, 1), st, clamp(tonumber(lo), 0, MAX_COUNT))}
@@ -394,21 +404,7 @@ local function decide_quota(key, first, nreq)
     q.f, q.fa = m.in_flight(q, now) + n, now
     if q.r > now + MAX_HORIZON then q.r = now + MAX_HORIZON end
     if q.r + q.w > horizon then horizon = q.r + q.w end
-    local left, reset_after = math.max(m.available(q, now), 0), m.reset_after(q, now)
-    local reset = 0
-    if left < q.l then reset = reset_after end
-    local r = #reply
-    reply[r + 1] = 1
-    reply[r + 2] = 0
-    reply[r + 3] = left
-    reply[r + 4] = reset
-    reply[r + 5] = 0
-    reply[r + 6] = q.l
-    reply[r + 7] = left
-    reply[r + 8] = reset_after
-    reply[r + 9] = 0
-    reply[r + 10] = report
-    reply[r + 11] = q.st + 1
+    reply_admitted(q.l, math.max(m.available(q, now), 0), m.reset_after(q, now), report, q.st + 1)
   end
   local set = {'q', m.encode_quotas(qs)}
   local grown = grow_ttl(set, horizon, stored(v[3]), now)
