@@ -101,6 +101,7 @@ func (r Request) Validate() error {
 		if err := ValidUnit(c.Unit); err != nil {
 			return fmt.Errorf("%w: cost %d: %v", ErrInvalidRequest, i, err)
 		}
+		// The errors quote copies of the unit, for the reason ValidUnit gives.
 		if c.N < 0 || c.N > MaxCount {
 			return fmt.Errorf("%w: cost %d %s outside [0, %d]", ErrInvalidRequest, c.N, strings.Clone(c.Unit), MaxCount)
 		}
