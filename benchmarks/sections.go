@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/httpclient"
 	"github.com/smartratelimit/smartratelimit/internal/fakeapi"
+	"github.com/smartratelimit/smartratelimit/lua"
 	"github.com/smartratelimit/smartratelimit/redislimit"
 )
 
@@ -83,12 +85,8 @@ func transport(addr string) {
 		fmt.Printf("| %s%s | %v | %v | %.0f | %v | %v |\n", c.name, note, r.p50, r.p99, r.allocsPerOp, r.p50-baseP50, r.p99-baseP99)
 	}
 	ping := measure(func(ctx context.Context, _ string) (bool, error) { return true, rdb.Ping(ctx).Err() }, []string{""}, 1, 2*time.Second)
-	fmt.Printf("\nOne Redis round trip (PING, same client, same loop): p50 %v, p99 %v.\n", ping.p50, ping.p99)
-	get, between, both := pingBetween(srv.URL, clients[0].client, rdb, 2*time.Second)
-	fmt.Printf("The same PING timed between bare GETs (a loop of GET, then PING): p50 %v, p99 %v.\n", between.quantile(0.50), between.quantile(0.99))
-	fmt.Printf("In that loop the bare GET itself took p50 %v (p99 %v), and GET and PING together p50 %v (p99 %v):\n"+
-		"one round trip between requests adds %v to a bare GET's p50, the floor of every row above that makes one.\n\n",
-		get.quantile(0.50), get.quantile(0.99), both.quantile(0.50), both.quantile(0.99), both.quantile(0.50)-baseP50)
+	fmt.Printf("\nOne Redis round trip (PING, same client, same loop): p50 %v, p99 %v.\n\n", ping.p50, ping.p99)
+	decisionBetween(srv.URL, clients[0].client, addr, baseP50, 3*time.Second)
 
 	// The transport's decision alone: redislimit's Acquire in a loop, for
 	// the request the transport makes on a host whose quota it learned.
@@ -124,32 +122,153 @@ func (admitAll) Acquire(context.Context, srl.Request) (srl.Decision, error) {
 	}}, nil
 }
 
-// pingBetween times, for d, a loop of a GET of url through bare and then a
-// PING: a round trip made, as a rate-limited request makes its decision,
-// while the process and Redis are not in a loop of round trips alone. It
-// returns the GETs' times, the PINGs' and the pairs'. The GET is slower
-// here than in a loop of GETs alone: what a round trip between requests
-// costs the HTTP client's goroutines and caches, whatever the round trip.
-func pingBetween(url string, bare *http.Client, rdb *redis.Client, d time.Duration) (get, ping, both *latency) {
+// decisionBetween takes apart what a decision costs a request, timed as
+// the transport makes it: between bare GETs of url, one goroutine, each
+// step alternated with the others in slices of d so that the machine's
+// drift reaches them alike. The steps add, one at a time, what a decision
+// is made of: a round trip (PING); a script call with the decision's key
+// and arguments that does nothing; one that reads and writes like the
+// least a decision could (TIME, a four-field HMGET, a one-field HSET, of
+// another key); acquire.lua itself with those arguments, through go-redis
+// alone; redislimit's Acquire, which builds and decodes that call; and the
+// transport's GET, which decides, sends and learns. Each row's figure is
+// the p50 of GET and the step together, less bareP50 (the bare GET's p50
+// in a loop of GETs alone), as in the table above.
+func decisionBetween(url string, bare *http.Client, addr string, bareP50 time.Duration, d time.Duration) {
 	ctx := context.Background()
-	get, ping, both = &latency{}, &latency{}, &latency{}
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		t0 := time.Now()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	prefix := "bb" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	calls := &lastEval{}
+	rdb.AddHook(calls)
+	client := httpclient.Wrap(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, httpclient.WithRedis(rdb, redislimit.WithKeyPrefix(prefix)))
+	defer httpclient.TransportOf(client).Close()
+	get := func(c *http.Client) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := bare.Do(req)
+		resp, err := c.Do(req)
 		if err != nil {
-			continue
+			return err
 		}
-		resp.Body.Close()
-		t1 := time.Now()
-		if rdb.Ping(ctx).Err() == nil {
-			t2 := time.Now()
-			get.record(t1.Sub(t0))
-			ping.record(t2.Sub(t1))
-			both.record(t2.Sub(t0))
+		return resp.Body.Close()
+	}
+	// The transport learns the server's quota; its next decision's call is
+	// the one replayed below.
+	for i := 0; i < 20; i++ {
+		if err := get(client); err != nil {
+			fmt.Printf("(decision taken apart: skipped, %v)\n\n", err)
+			return
 		}
 	}
-	return get, ping, both
+	calls.args.Store(nil)
+	_ = get(client)
+	decision := calls.args.Load()
+	if decision == nil || len(*decision) < 4 {
+		fmt.Println("(decision taken apart: skipped, no script call seen)")
+		fmt.Println()
+		return
+	}
+	replay := func(script, key string) []any {
+		args := slices.Clone(*decision)
+		if script != "" {
+			sha, err := rdb.ScriptLoad(ctx, script).Result()
+			if err != nil {
+				return nil
+			}
+			args[1] = sha
+		}
+		if key != "" {
+			args[3] = key
+		}
+		return args
+	}
+	nothing := replay("return {1, 0, 999999999, 3600000000, 0, 1000000000, 999999999, 3600000000, 0, 1, 1}", "")
+	least := replay("local t = redis.call('TIME') local v = redis.call('HMGET', KEYS[1], 'bu', 'th', 'ex', 'q') "+
+		"redis.call('HSET', KEYS[1], 'q', t[1]) return {1, 0, 999999999, 3600000000, 0, 1000000000, 999999999, 3600000000, 0, 1, 1}", prefix+"least")
+	ours := replay("", "")
+	l := redislimit.New(rdb, redislimit.WithKeyPrefix(prefix+"acquire:"))
+	defer l.Close()
+	_ = l.Observe(ctx, "api.example.com", srl.Observation{Limit: 1_000_000_000, Remaining: 999_999_999, Reset: time.Hour, Succeeded: true})
+	steps := []struct {
+		name string
+		step func() error
+	}{
+		{"nothing (the bare GET in this loop)", func() error { return nil }},
+		{"`PING`", func() error { return rdb.Ping(ctx).Err() }},
+		{"`EVALSHA` of a script that only replies, with the decision's key and arguments", func() error { return rdb.Do(ctx, nothing...).Err() }},
+		{"`EVALSHA` of `TIME`, a four-field `HMGET`, a one-field `HSET`, the same arguments", func() error { return rdb.Do(ctx, least...).Err() }},
+		{"`EVALSHA` of `acquire.lua`, the decision's call, through go-redis alone", func() error { return rdb.Do(ctx, ours...).Err() }},
+		{"`redislimit` `Acquire` for the transport's request", func() error {
+			_, err := l.Acquire(ctx, srl.Request{Key: "api.example.com", N: 1, Probe: httpclient.DefaultProbeTimeout, MaxWait: 30 * time.Second})
+			return err
+		}},
+		{"the transport's GET instead of the bare one (decides, sends, learns)", nil},
+	}
+	times := make([]latency, len(steps))
+	const slice = 50 * time.Millisecond
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for i, s := range steps {
+			for sliceEnd := time.Now().Add(slice); time.Now().Before(sliceEnd); {
+				t0 := time.Now()
+				var err error
+				if s.step == nil {
+					err = get(client)
+				} else if err = get(bare); err == nil {
+					err = s.step()
+				}
+				if err == nil {
+					times[i].record(time.Since(t0))
+				}
+			}
+		}
+	}
+	fmt.Println("A decision taken apart: one goroutine, a bare GET and then the step, the steps alternated")
+	fmt.Println("in 50 ms slices (`ContextTimeoutEnabled` client):")
+	fmt.Println()
+	fmt.Println("| after each bare GET | p50 of both | p99 | added to the bare GET's p50 | added by this step |")
+	fmt.Println("|---|---:|---:|---:|---:|")
+	var previous time.Duration
+	for i, s := range steps {
+		p50 := times[i].quantile(0.50)
+		step := "—"
+		if i > 0 {
+			step = fmt.Sprintf("%+v", p50-previous)
+		}
+		fmt.Printf("| %s | %v | %v | %+v | %s |\n", s.name, p50, times[i].quantile(0.99), p50-bareP50, step)
+		previous = p50
+	}
+	fmt.Println()
+}
+
+// lastEval is a go-redis hook that keeps the arguments of the latest
+// call of acquire.lua the client sent, alone or in a pipeline.
+type lastEval struct{ args atomic.Pointer[[]any] }
+
+// acquireSHA is acquire.lua's digest, the name EVALSHA calls it by.
+var acquireSHA = fmt.Sprintf("%x", sha1.Sum([]byte(lua.Acquire)))
+
+func (h *lastEval) keep(cmd redis.Cmder) {
+	if args := cmd.Args(); cmd.Name() == "evalsha" && len(args) > 1 && args[1] == acquireSHA {
+		args = slices.Clone(args)
+		h.args.Store(&args)
+	}
+}
+
+func (*lastEval) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *lastEval) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.keep(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *lastEval) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			h.keep(cmd)
+		}
+		return next(ctx, cmds)
+	}
 }
 
 // memory measures Redis memory per key at 100,000 keys.
