@@ -43,6 +43,9 @@ type keyLease struct {
 	// key's last decision saw of its quota; below 2, none.
 	next int
 	cur  *lease
+	// drops counts the drops of the key's lease (its own refusals and
+	// failures): a lease decided while one happened is not granted.
+	drops uint64
 }
 
 // lease is a number of requests taken from the shared budget in one
@@ -61,25 +64,36 @@ func plain(r srl.Request) bool {
 }
 
 // take admits plain request r from its key's lease when one is in force;
-// otherwise it returns the size of the lease r may take (below 2: none).
-func (l *leases) take(r srl.Request, now time.Time) (permit srl.Decision, size int, ok bool) {
+// otherwise it returns the size of the lease r may take (below 2: none)
+// and when, which grant checks.
+func (l *leases) take(r srl.Request, now time.Time) (permit srl.Decision, size int, at leaseTaken, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.keys[r.Key]
 	if e == nil {
-		return srl.Decision{}, 0, false
+		return srl.Decision{}, 0, leaseTaken{}, false
 	}
 	if cur := e.cur; cur != nil && cur.left > 0 && now.Before(cur.until) {
 		cur.left--
-		return cur.permit, 0, true
+		return cur.permit, 0, leaseTaken{}, true
 	}
+	at = leaseTaken{entry: e, drops: e.drops}
 	size = e.next
 	for _, d := range r.DefaultLimits {
 		// A known quota sets default limits aside, but the request must
 		// still be one they could admit.
 		size = min(size, d.EffectiveBurst())
 	}
-	return srl.Decision{}, size, false
+	return srl.Decision{}, size, at, false
+}
+
+// leaseTaken is the state of a key's entry when take sized its next
+// lease: grant keeps the lease only if the entry is the same and saw no
+// drop since, so that a refusal this process got while the lease was
+// being decided ends it before it starts.
+type leaseTaken struct {
+	entry *keyLease
+	drops uint64
 }
 
 // leasable reports whether d, an admission by the backend, may become a
@@ -137,13 +151,14 @@ func (l *leases) entry(key string, create bool) *keyLease {
 	return e
 }
 
-// grant makes d, the admission of n requests of key, its lease, and
-// returns the decision of the first of them and what was left of the
-// lease it replaces (one that ran out of time, or one a concurrent
-// request took meanwhile), to give back. It reports false, having kept
-// nothing, when d may not be leased. expire is called with the lease when
-// its time is up.
-func (l *leases) grant(key string, d srl.Decision, n int, now time.Time, expire func(*lease)) (permit srl.Decision, replaced int, ok bool) {
+// grant makes d, the admission of n requests of key sized by take at at,
+// its lease, and returns the decision of the first of them and what was
+// left of the lease it replaces (one that ran out of time, or one a
+// concurrent request took meanwhile), to give back. It reports false,
+// having kept nothing, when d may not be leased, or when the key's lease
+// was dropped since take (or its entry forgotten). expire is called with
+// the lease when its time is up.
+func (l *leases) grant(key string, d srl.Decision, n int, at leaseTaken, now time.Time, expire func(*lease)) (permit srl.Decision, replaced int, ok bool) {
 	if !leasable(d) || d.Charged[0].N != n {
 		return srl.Decision{}, 0, false
 	}
@@ -151,8 +166,8 @@ func (l *leases) grant(key string, d srl.Decision, n int, now time.Time, expire 
 	permit.Charged = []srl.Charge{{Unit: srl.UnitRequests, N: 1, Mark: d.Charged[0].Mark}}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := l.entry(key, true)
-	if e == nil {
+	e := l.keys[key]
+	if e == nil || e != at.entry || e.drops != at.drops {
 		return srl.Decision{}, 0, false
 	}
 	replaced = e.release()
@@ -198,6 +213,7 @@ func (l *leases) drop(key string) int {
 		return 0
 	}
 	e.next = 0
+	e.drops++
 	return e.release()
 }
 
@@ -207,6 +223,7 @@ func (l *leases) dropAll() map[string]int {
 	defer l.mu.Unlock()
 	left := map[string]int{}
 	for k, e := range l.keys {
+		e.drops++
 		if n := e.release(); n > 0 {
 			left[k] = n
 		}
@@ -221,7 +238,7 @@ func (t *Transport) decide(ctx context.Context, r srl.Request, budget time.Time)
 	if t.leases.size < 2 || t.deferred == nil || t.cfg.inlineObserve || !plain(r) {
 		return t.admit(ctx, r, budget)
 	}
-	d, n, ok := t.leases.take(r, time.Now())
+	d, n, taken, ok := t.leases.take(r, time.Now())
 	if ok {
 		t.emit(srl.Event{Kind: srl.EventDecided, Key: r.Key, Allowed: true, Leased: true})
 		return d, nil
@@ -246,13 +263,13 @@ func (t *Transport) decide(ctx context.Context, r srl.Request, budget time.Time)
 		t.leases.note(r.Key, d)
 		return d, err
 	}
-	permit, replaced, ok := t.leases.grant(r.Key, d, n, time.Now(), func(cur *lease) { t.refund(r.Key, t.leases.end(r.Key, cur)) })
+	permit, replaced, ok := t.leases.grant(r.Key, d, n, taken, time.Now(), func(cur *lease) { t.refund(r.Key, t.leases.end(r.Key, cur)) })
 	if ok {
 		t.refund(r.Key, replaced)
 		return permit, nil
 	}
-	// Admitted but not leasable (decided without Redis, say): keep one,
-	// give the rest back.
+	// Admitted but not leasable (decided without Redis, say), or this
+	// process was refused meanwhile: keep one, give the rest back.
 	t.endLease(r.Key)
 	if len(d.Charged) > 0 && d.Charged[0].Unit == srl.UnitRequests {
 		d.Charged = append([]srl.Charge{{Unit: srl.UnitRequests, N: 1, Mark: d.Charged[0].Mark}}, d.Charged[1:]...)

@@ -359,3 +359,65 @@ func TestLeaseOutlivesRedis(t *testing.T) {
 		t.Fatalf("acquired %v: leases taken while Redis was down", ns)
 	}
 }
+
+// heldLease is a backend that, once armed, holds the answer to the next
+// lease-sized Acquire (N > 1) after Redis has decided it, until release is
+// closed: a lease on its way back while other requests run.
+type heldLease struct {
+	*redislimit.Limiter
+	armed   atomic.Bool
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (b *heldLease) Acquire(ctx context.Context, r srl.Request) (srl.Decision, error) {
+	d, err := b.Limiter.Acquire(ctx, r)
+	if r.N > 1 && b.armed.CompareAndSwap(true, false) {
+		b.held <- struct{}{}
+		<-b.release
+	}
+	return d, err
+}
+
+// A refusal this process got while one of its leases was being decided
+// ends that lease before it starts: the request that asked for it is
+// admitted alone, the rest is given back, and the next request is decided
+// by the backend, which still refuses it.
+func TestOwnRefusalEndsALeaseStillBeingDecided(t *testing.T) {
+	mr := miniredis.RunT(t)
+	srv := newCountingServer(t, 1_000_000)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	b := &heldLease{Limiter: redislimit.New(rdb), held: make(chan struct{}, 1), release: make(chan struct{})}
+	t.Cleanup(func() { b.Close() })
+	var given refunds
+	c := httpclient.New(httpclient.WithBackend(b), httpclient.WithLease(8), httpclient.WithObserver(&given),
+		httpclient.WithMaxWait(time.Second))
+	t.Cleanup(func() { _ = httpclient.TransportOf(c).Close() })
+	sendOK(t, c, srv.URL, 2) // the probe, then a decision that sees the roomy quota
+	b.armed.Store(true)
+	first := make(chan int, 1)
+	go func() { code, _ := get(c, srv.URL); first <- code }()
+	<-b.held // the third request's lease of 8 is decided, its answer held
+	srv.refuse.Store(true)
+	if code, err := get(c, srv.URL); err != nil || code != http.StatusTooManyRequests {
+		t.Fatalf("the request the server refuses: %d, %v", code, err)
+	}
+	srv.refuse.Store(false)
+	close(b.release)
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("the request whose lease was held: %d", code)
+	}
+	before := srv.served.Load()
+	code, err := get(c, srv.URL)
+	var le *srl.LimitError
+	if !errors.As(err, &le) {
+		t.Fatalf("after this process's 429 (Retry-After 60), the next request got %d, %v; the server served %d more",
+			code, err, srv.served.Load()-before)
+	}
+	// The refused request took a lease of its own (the held one was not
+	// in force yet), which its 429 ended: both leases' 7 go back.
+	if n := given.n.Load(); n != 14 {
+		t.Fatalf("gave back %d leased requests, want 14 (7 of each lease)", n)
+	}
+}
