@@ -28,6 +28,11 @@ const maxObservationsPerFlush = 32
 // deferredObserveTimeout bounds one background store.
 const deferredObserveTimeout = 10 * time.Second
 
+// deferredOrderWait bounds how long an observation stored before
+// RoundTrip returns waits for its key's background stores already under
+// way, so that it is merged after the responses that came before it.
+const deferredOrderWait = 500 * time.Millisecond
+
 // deferrer stores observations in the background, each key's together,
 // and lets callers wait for those deferred before them. It is safe for
 // concurrent use.
@@ -41,6 +46,9 @@ type deferrer struct {
 	next  uint64
 	// waiting holds each key's observations not yet sent.
 	waiting map[string]*keyBatch
+	// sending counts, by key, the batches sent in the background and not
+	// yet stored.
+	sending map[string]int
 	// running holds the tickets of the observations not yet stored;
 	// changed is closed (and replaced) whenever some are.
 	running map[uint64]struct{}
@@ -50,14 +58,18 @@ type deferrer struct {
 // keyBatch is one key's observations waiting for their flush, in the order
 // their responses arrived, with their tickets.
 type keyBatch struct {
+	key          string
 	observations []srl.Observation
 	tickets      []uint64
 	timer        *time.Timer
+	// background is set once the batch is sent in the background (and
+	// counted in sending).
+	background bool
 }
 
 func newDeferrer(b srl.Backend, after time.Duration) *deferrer {
 	return &deferrer{backend: b, after: after, slots: make(chan struct{}, MaxDeferredObserves),
-		waiting: map[string]*keyBatch{}, running: map[uint64]struct{}{}, changed: make(chan struct{})}
+		waiting: map[string]*keyBatch{}, sending: map[string]int{}, running: map[uint64]struct{}{}, changed: make(chan struct{})}
 }
 
 // observe defers o for key and reports true, or reports false when
@@ -75,24 +87,32 @@ func (d *deferrer) observe(key string, o srl.Observation) bool {
 	d.running[ticket] = struct{}{}
 	p := d.waiting[key]
 	if p == nil {
-		p = &keyBatch{}
+		p = &keyBatch{key: key}
 		p.timer = time.AfterFunc(d.after, func() { d.flush(key, p) })
 		d.waiting[key] = p
 	}
 	p.observations = append(p.observations, o)
 	p.tickets = append(p.tickets, ticket)
 	if len(p.observations) >= maxObservationsPerFlush {
-		d.detach(key, p)
-		go d.store(key, p)
+		d.sendLater(p)
+		go d.store(p)
 	}
 	return true
 }
 
-// detach takes p, key's waiting observations, out of d.waiting; d.mu is
-// held.
-func (d *deferrer) detach(key string, p *keyBatch) {
+// detach takes p, its key's waiting observations, out of d.waiting;
+// d.mu is held.
+func (d *deferrer) detach(p *keyBatch) {
 	p.timer.Stop()
-	delete(d.waiting, key)
+	delete(d.waiting, p.key)
+}
+
+// sendLater detaches p to be stored in the background, counting it in
+// sending until it is; d.mu is held.
+func (d *deferrer) sendLater(p *keyBatch) {
+	d.detach(p)
+	p.background = true
+	d.sending[p.key]++
 }
 
 // flush stores p when its timer fires, unless it was taken meanwhile.
@@ -102,43 +122,67 @@ func (d *deferrer) flush(key string, p *keyBatch) {
 		d.mu.Unlock()
 		return
 	}
-	d.detach(key, p)
+	d.sendLater(p)
 	d.mu.Unlock()
-	d.store(key, p)
+	d.store(p)
 }
 
-// store sends p's observations of key in one call (bounded by its own
-// timeout: what a response said outlives the request) and marks them
-// stored.
-func (d *deferrer) store(key string, p *keyBatch) {
+// store sends p's observations in one call (bounded by its own timeout:
+// what a response said outlives the request) and marks them stored.
+func (d *deferrer) store(p *keyBatch) {
 	ctx, cancel := context.WithTimeout(context.Background(), deferredObserveTimeout)
 	defer cancel()
-	_ = srl.ObserveMany(ctx, d.backend, key, p.observations)
+	_ = srl.ObserveMany(ctx, d.backend, p.key, p.observations)
 	d.done(p)
 }
 
-// done marks p's observations stored and frees their slots.
+// done frees the slots of p's observations and then marks them stored,
+// so that wait never returns before their slots are free.
 func (d *deferrer) done(p *keyBatch) {
+	for range p.tickets {
+		<-d.slots
+	}
 	d.mu.Lock()
 	for _, ticket := range p.tickets {
 		delete(d.running, ticket)
 	}
+	if p.background {
+		if d.sending[p.key]--; d.sending[p.key] == 0 {
+			delete(d.sending, p.key)
+		}
+	}
 	close(d.changed)
 	d.changed = make(chan struct{})
 	d.mu.Unlock()
-	for range p.tickets {
-		<-d.slots
-	}
 }
 
-// storeNow stores o for key before returning, with the observations of key
-// still waiting (in one call, in order, so o is merged after the responses
-// that came before it).
+// storeNow stores o for key before returning, after the background stores
+// of key already under way (waiting for them at most deferredOrderWait or
+// until ctx ends) and with the observations of key still waiting (in one
+// call, in order), so that o is merged after the responses that came
+// before it: a spent quota this response reports is not undone by an
+// older, roomier one landing later.
 func (d *deferrer) storeNow(ctx context.Context, key string, o srl.Observation) error {
 	d.mu.Lock()
+	if d.sending[key] > 0 {
+		late := time.NewTimer(deferredOrderWait)
+		for waited := false; d.sending[key] > 0 && !waited; {
+			changed := d.changed
+			d.mu.Unlock()
+			select {
+			case <-changed:
+			case <-late.C:
+				waited = true
+			case <-ctx.Done():
+				waited = true
+			}
+			d.mu.Lock()
+		}
+		late.Stop()
+	}
 	p := d.waiting[key]
 	if p != nil {
-		d.detach(key, p)
+		d.detach(p)
 	}
 	d.mu.Unlock()
 	if p == nil {
@@ -154,9 +198,9 @@ func (d *deferrer) storeNow(ctx context.Context, key string, o srl.Observation) 
 func (d *deferrer) wait(ctx context.Context) error {
 	d.mu.Lock()
 	limit := d.next
-	for key, p := range d.waiting {
-		d.detach(key, p)
-		go d.store(key, p)
+	for _, p := range d.waiting {
+		d.sendLater(p)
+		go d.store(p)
 	}
 	for {
 		pending := false

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/httpclient"
 	"github.com/smartratelimit/smartratelimit/internal/scripts"
 	"github.com/smartratelimit/smartratelimit/redislimit"
@@ -140,5 +142,93 @@ func TestDeferredObserve(t *testing.T) {
 		if code := within("the response once its observation was stored", done); code != int(tc.status) {
 			t.Fatalf("got %d, want %d", code, tc.status)
 		}
+	}
+}
+
+// batchAhead is a backend whose next background batch (ObserveMany), once
+// armed, is held until the server has answered a later request (served)
+// and then, at most a while longer, until that response's observation has
+// been stored alone (stored): an older batch still on its way when a
+// newer response is stored before it returns.
+type batchAhead struct {
+	*redislimit.Limiter
+	armed   atomic.Bool
+	held    chan struct{}
+	served  chan struct{}
+	stored  chan struct{}
+	landed  chan struct{}
+	waiting atomic.Bool // the held batch waits for stored
+}
+
+func (b *batchAhead) ObserveMany(ctx context.Context, key string, os []srl.Observation) error {
+	if !b.armed.CompareAndSwap(true, false) {
+		return b.Limiter.ObserveMany(ctx, key, os)
+	}
+	b.held <- struct{}{}
+	<-b.served
+	b.waiting.Store(true)
+	select {
+	case <-b.stored:
+	case <-time.After(300 * time.Millisecond):
+		// Stored after this batch, as it should be: nothing to wait for.
+	}
+	err := b.Limiter.ObserveMany(ctx, key, os)
+	close(b.landed)
+	return err
+}
+
+func (b *batchAhead) Observe(ctx context.Context, key string, o srl.Observation) error {
+	err := b.Limiter.Observe(ctx, key, o)
+	if b.waiting.CompareAndSwap(true, false) {
+		close(b.stored)
+	}
+	return err
+}
+
+// A spent quota, stored before its response returns, is merged after the
+// key's older responses whose background store was already under way: a
+// roomier one landing later must not give the fleet back what the server
+// said is gone.
+func TestSpentQuotaIsStoredAfterTheBatchesAheadOfIt(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	b := &batchAhead{Limiter: redislimit.New(rdb), held: make(chan struct{}, 1), served: make(chan struct{}),
+		stored: make(chan struct{}), landed: make(chan struct{})}
+	t.Cleanup(func() { b.Close() })
+	var remaining atomic.Int64
+	remaining.Store(99)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		left := remaining.Load()
+		w.Header().Set("X-RateLimit-Limit", "100")
+		w.Header().Set("X-RateLimit-Remaining", strconv.FormatInt(left, 10))
+		w.Header().Set("X-RateLimit-Reset", "3600")
+		if left == 0 {
+			close(b.served)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c := httpclient.New(httpclient.WithBackend(b), httpclient.WithMaxWait(time.Second))
+	t.Cleanup(func() { _ = httpclient.TransportOf(c).Close() })
+	sendOK(t, c, srv.URL, 1) // learns the quota, stored at once
+	b.armed.Store(true)
+	remaining.Store(50)      // other clients of the server spent meanwhile
+	sendOK(t, c, srv.URL, 1) // roomy: deferred, its batch held on its way
+	<-b.held
+	remaining.Store(0)
+	sendOK(t, c, srv.URL, 1) // spent: stored before it returns
+	select {
+	case <-b.landed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held batch never landed")
+	}
+	other := redislimit.New(redis.NewClient(&redis.Options{Addr: mr.Addr()}))
+	t.Cleanup(func() { other.Close() })
+	d, err := other.Acquire(context.Background(), srl.Request{Key: strings.TrimPrefix(srv.URL, "http://"), N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allowed {
+		t.Fatalf("the server said 0 left and the response returned, then an older batch landed: another process was admitted (%d left)", d.Quota.Remaining)
 	}
 }

@@ -73,8 +73,10 @@
 // run), so storing responses neither costs a round trip each nor queues
 // in front of the next decision. Refusals, blocks, probes and nearly
 // spent quotas are stored before the response is returned, together with
-// the deferred responses of their key that came before them, so the next
-// decision anywhere in the fleet sees them. Status sends what was deferred
+// the deferred responses of their key that came before them and after
+// those already on their way (waited for up to half a second), so the
+// next decision anywhere in the fleet sees them and no older, roomier
+// response undoes them. Status sends what was deferred
 // before it and waits for it, Close for all of it; WithInlineObserve
 // stores everything first.
 //
