@@ -229,13 +229,20 @@ func (d *deferrer) wait(ctx context.Context) error {
 // after RoundTrip returns: the backend is across the network, the fleet
 // knew the key's quota when the request was admitted and no probe or
 // streak waits on this response, which is a success that advertises no
-// quota at or under an eighth of its limit.
+// quota at or under an eighth of its limit (the limit the fleet knows,
+// when the response does not say one).
 func (t *Transport) mayDefer(d srl.Decision, o srl.Observation) bool {
 	if t.cfg.inlineObserve || t.deferred == nil || d.ReportNow || !d.Quota.Known || !o.Succeeded || o.Limited || o.RetryAfter > 0 {
 		return false
 	}
 	roomy := func(limit, remaining int) bool { return remaining >= 2 && remaining*8 > limit }
-	if (o.Limit > 0 || o.Reset > 0) && !roomy(o.Limit, o.Remaining) {
+	limit := o.Limit
+	if limit <= 0 {
+		// A response that leaves its limit unsaid is measured against
+		// the one the fleet knows.
+		limit = d.Quota.Limit
+	}
+	if (o.Limit > 0 || o.Reset > 0) && !roomy(limit, o.Remaining) {
 		return false
 	}
 	for _, q := range o.Quotas {

@@ -48,10 +48,13 @@ func (g *observeGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func TestDeferredObserve(t *testing.T) {
 	mr := miniredis.RunT(t)
 	var remaining, status atomic.Int64
+	var noLimit atomic.Bool
 	remaining.Store(90)
 	status.Store(http.StatusOK)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("X-RateLimit-Limit", "100")
+		if !noLimit.Load() {
+			w.Header().Set("X-RateLimit-Limit", "100")
+		}
 		w.Header().Set("X-RateLimit-Remaining", strconv.FormatInt(remaining.Load(), 10))
 		w.Header().Set("X-RateLimit-Reset", "60")
 		w.WriteHeader(int(status.Load()))
@@ -125,17 +128,20 @@ func TestDeferredObserve(t *testing.T) {
 		t.Fatalf("Status says %d left, the deferred response said 80", left)
 	}
 
-	// Nearly spent, or refused: stored before the response is returned.
+	// Nearly spent (also when the response leaves the limit the fleet
+	// knows unsaid), or refused: stored before the response is returned.
 	for _, tc := range []struct {
 		remaining, status int64
-	}{{5, http.StatusOK}, {0, http.StatusTooManyRequests}} {
+		noLimit           bool
+	}{{5, http.StatusOK, false}, {5, http.StatusOK, true}, {0, http.StatusTooManyRequests, false}} {
 		remaining.Store(tc.remaining)
 		status.Store(tc.status)
+		noLimit.Store(tc.noLimit)
 		done := get()
 		within("the observation reaching Redis", held())
 		select {
 		case <-done:
-			t.Fatalf("%d left, status %d: the response came back before its observation was stored", tc.remaining, tc.status)
+			t.Fatalf("%d left (limit said: %v), status %d: the response came back before its observation was stored", tc.remaining, !tc.noLimit, tc.status)
 		default:
 		}
 		gate.release <- struct{}{}
