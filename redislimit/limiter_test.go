@@ -373,3 +373,41 @@ func TestLoneDecisionIsSentByItsCaller(t *testing.T) {
 		})
 	}
 }
+
+// Keys of the same limits, some with a cost in tokens and some without,
+// decided by many goroutines at once, share batches and script calls: each
+// is decided as itself (a costed key sent as the plain key before it had
+// its call's reply rejected, and every key of the call failed with it).
+func TestCostedAndPlainKeysShareCalls(t *testing.T) {
+	_, rdb := newMini(t, &redis.Options{})
+	l := New(rdb)
+	t.Cleanup(func() { l.Close() })
+	limits := []srl.Limit{srl.PerSecond(1e6)}
+	const goroutines, each = 16, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*each)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				r := srl.Request{Key: fmt.Sprint("plain-", g, "-", i), N: 1, Limits: limits}
+				if g%2 == 1 {
+					r = srl.Request{Key: fmt.Sprint("costed-", g, "-", i), N: 1, Limits: limits, Costs: []srl.Cost{{Unit: "tokens", N: 3}}}
+				}
+				d, err := l.Acquire(context.Background(), r)
+				if err == nil && !d.Allowed {
+					err = fmt.Errorf("%s refused: %+v", r.Key, d)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if n := len(errs); n > 0 {
+		t.Fatalf("%d of %d decisions failed, the first: %v", n, goroutines*each, <-errs)
+	}
+}

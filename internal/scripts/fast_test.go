@@ -72,14 +72,19 @@ func TestFastPathDefersToState(t *testing.T) {
 // Keys decided in one call send '=' for requests the same as the previous
 // key's. Each key must still be decided as the twin decides it in its own
 // state: every state of stateCases, next to keys whose requests differ, to
-// a key that is not a hash and to one whose requests are not plain, over
+// a key that is not a hash and to keys whose requests are not plain (a
+// probe, a cost) but name the same limits, over
 // rounds that shift which keys share requests.
 func TestKeysSharingRequests(t *testing.T) {
 	p0 := item(srl.Request{N: 1, Limits: []srl.Limit{fastPacing}})
 	p1 := item(srl.Request{N: 2, Limits: []srl.Limit{fastPacing, fastOther}})
 	p2 := item(srl.Request{N: 1, Limits: []srl.Limit{fastOther}})
 	probe := item(srl.Request{N: 1, Limits: []srl.Limit{fastPacing}, Probe: time.Second})
-	patterns := [][]keystate.Item{{p0}, {p0}, {p0}, {p0, p0}, {p0, p0}, {probe}, {p0}, {p1, p0}, {p1, p0}, {p2}, {p2}}
+	costly := item(srl.Request{N: 1, Limits: []srl.Limit{fastPacing}, Costs: []srl.Cost{{Unit: "tokens", N: 5}}})
+	// (A probe or a cost after the same limits' plain request is not plain:
+	// it must not be sent as '='.)
+	patterns := [][]keystate.Item{{p0}, {p0}, {p0}, {p0, p0}, {p0, p0}, {probe}, {p0}, {probe}, {p0}, {costly},
+		{p1, p0}, {p1, p0}, {p2}, {p2}}
 	cases := stateCases()
 	for name, rdb := range fastBackends(t) {
 		t.Run(name, func(t *testing.T) {

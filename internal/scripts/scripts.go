@@ -221,9 +221,10 @@ func appendGroup(args []any, items []keystate.Item) []any {
 var sameAsPrevious any = "="
 
 // samePlainGroup says whether b may be sent as sameAsPrevious after a:
-// the same plain requests in the same order.
+// the same plain requests in the same order (sameItem leaves out what
+// makes a request not plain, so both are checked).
 func samePlainGroup(a, b []keystate.Item) bool {
-	if len(a) != len(b) || !allPlain(a) {
+	if len(a) != len(b) || !allPlain(a) || !allPlain(b) {
 		return false
 	}
 	for i := range a {
