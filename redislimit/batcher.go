@@ -95,6 +95,20 @@ func newBatcher(run *scripts.Runner, timeout time.Duration, direct bool) *batche
 	return b
 }
 
+// stopTimer stops t so that it may be reset and pooled. In a program whose
+// main module's go.mod says go 1.22 or older (asynctimerchan=1), a timer
+// that fired while its caller took another case keeps its value in t.C,
+// which would end the next decision given the timer at once: it is
+// drained. (With the newer timers Stop leaves nothing to drain.)
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+}
+
 // errQueueFull fails a decision at once when Redis is not keeping up.
 var errQueueFull = fmt.Errorf("%w: %d decisions already waiting for redis", context.DeadlineExceeded, queueSize)
 
@@ -133,7 +147,7 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 	}
 	t := timers.Get().(*time.Timer)
 	t.Reset(b.timeout)
-	defer func() { t.Stop(); timers.Put(t) }()
+	defer func() { stopTimer(t); timers.Put(t) }()
 	select {
 	case <-p.done:
 		res, err := p.res, p.err
