@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -511,5 +512,52 @@ func TestObserverHearsDecisionsErrorsAndTransitions(t *testing.T) {
 	if counts["allowed"] < 2 || counts["refused"] < 1 || counts["allowed_degraded"] < 1 ||
 		counts["error_unavailable"] != 1 || counts["degraded"] != 1 || counts["recovered"] != 1 {
 		t.Fatalf("events %v", counts)
+	}
+}
+
+// Close waits at most closeWait in all, not closeWait for each thing still
+// in flight: here a decision's batch and an observation, both stuck on a
+// server that accepts connections and never answers.
+func TestCloseWaitsOnceAgainstABlackHole(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: 4 * closeWait, MaxRetries: -1, Protocol: 2})
+	t.Cleanup(func() { rdb.Close() })
+	l := New(rdb, WithDecisionTimeout(20*time.Millisecond))
+	ctx := context.Background()
+	if d, err := l.Allow(ctx, "k", srl.PerSecond(10)); err != nil || !d.Degraded {
+		t.Fatalf("a decision against the black hole: %+v, %v; want one from the twin", d, err)
+	}
+	_ = l.Observe(ctx, "k", srl.Observation{RetryAfter: time.Second})
+	start := time.Now()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > closeWait+time.Second {
+		t.Fatalf("Close took %v; it waits at most %v", took, closeWait)
 	}
 }

@@ -584,8 +584,10 @@ func (l *Limiter) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
+	// One deadline for everything Close waits for, however many nodes.
+	deadline := time.Now().Add(closeWait)
 	l.batchers.Range(func(_, b any) bool {
-		b.(*batcher).close(closeWait, ErrClosedLimiter)
+		b.(*batcher).close(time.Until(deadline), ErrClosedLimiter)
 		return true
 	})
 	done := make(chan struct{})
@@ -593,9 +595,11 @@ func (l *Limiter) Close() error {
 		l.calls.Wait()
 		close(done)
 	}()
+	wait := time.NewTimer(time.Until(deadline))
+	defer wait.Stop()
 	select {
 	case <-done:
-	case <-time.After(closeWait):
+	case <-wait.C:
 	}
 	return nil
 }
