@@ -59,12 +59,22 @@ type pending struct {
 	res    keystate.Result
 	err    error
 	done   chan struct{} // capacity 1: the worker never blocks on it
-	// abandoned is set when the caller gave up (its budget or context
-	// ended); a worker that has not sent it yet skips it.
-	abandoned atomic.Bool
+	// state is queued until a worker takes it into a batch (sent) or its
+	// caller gives up first (abandoned: its budget or context ended, or
+	// the batcher stopped), when the worker skips it. A caller gives up
+	// on a sent decision only for its budget or context: one the batcher
+	// stopped under is still delivered, since Redis may have spent it.
+	state atomic.Int32
 	// group and slot say where the worker put it (group < 0: not sent).
 	group, slot int
 }
+
+// The states of a pending.
+const (
+	queued int32 = iota
+	sent
+	abandoned
+)
 
 const (
 	maxBatch = 256
@@ -137,7 +147,7 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 	}
 	p := pendings.Get().(*pending)
 	p.key, p.err, p.res = key, nil, keystate.Result{}
-	p.abandoned.Store(false)
+	p.state.Store(queued)
 	it.CopyTo(&p.item, p.limits[:], p.costs[:])
 	select {
 	case b.queue <- p:
@@ -154,22 +164,29 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 		pendings.Put(p)
 		return res, err
 	case <-ctx.Done():
-		p.abandoned.Store(true)
+		p.state.Store(abandoned)
 		return keystate.Result{}, callerDone{ctx.Err()}
 	case <-t.C:
-		p.abandoned.Store(true)
+		p.state.Store(abandoned)
 		return keystate.Result{}, errDecisionTimeout
 	case <-b.stop:
-		// The limiter closed under the call: a decision already made is
-		// still delivered, one not yet sent is not.
+		// The limiter closed under the call: a decision not yet sent is
+		// not, one already sent is waited for (Redis may have spent it, and
+		// a retired node's would otherwise be sent again elsewhere).
+		if p.state.CompareAndSwap(queued, abandoned) {
+			return keystate.Result{}, b.stopErr
+		}
 		select {
 		case <-p.done:
 			res, err := p.res, p.err
 			pendings.Put(p)
 			return res, err
-		default:
-			p.abandoned.Store(true)
-			return keystate.Result{}, b.stopErr
+		case <-ctx.Done():
+			p.state.Store(abandoned)
+			return keystate.Result{}, callerDone{ctx.Err()}
+		case <-t.C:
+			p.state.Store(abandoned)
+			return keystate.Result{}, errDecisionTimeout
 		}
 	}
 }
@@ -281,7 +298,7 @@ func (b *batcher) group(batch []*pending, groups []scripts.Group, index map[stri
 	clear(index)
 	for _, p := range batch {
 		p.group = -1
-		if p.abandoned.Load() {
+		if !p.state.CompareAndSwap(queued, sent) {
 			continue
 		}
 		gi, ok := index[p.key]

@@ -561,3 +561,47 @@ func TestCloseWaitsOnceAgainstABlackHole(t *testing.T) {
 		t.Fatalf("Close took %v; it waits at most %v", took, closeWait)
 	}
 }
+
+// A decision already sent when Close is called is delivered, not refused
+// with ErrClosedLimiter: Redis has spent it, and a caller told the limiter
+// was closed would not send the request it paid for.
+func TestCloseDeliversTheDecisionsInFlight(t *testing.T) {
+	mr, rdb := newMini(t, &redis.Options{})
+	inRedis, release := make(chan struct{}, 1), make(chan struct{})
+	mr.Server().SetPreHook(func(_ *server.Peer, cmd string, _ ...string) bool {
+		if strings.EqualFold(cmd, "evalsha") {
+			select {
+			case inRedis <- struct{}{}:
+				<-release
+			default:
+			}
+		}
+		return false
+	})
+	l := New(rdb, WithDecisionTimeout(10*time.Second))
+	hourly := srl.PerHour(1)
+	type outcome struct {
+		d   srl.Decision
+		err error
+	}
+	decided := make(chan outcome, 1)
+	go func() {
+		d, err := l.Allow(context.Background(), "k", hourly)
+		decided <- outcome{d, err}
+	}()
+	<-inRedis
+	closed := make(chan struct{})
+	go func() { l.Close(); close(closed) }()
+	l.batchers.Range(func(_, b any) bool { <-b.(*batcher).stop; return true })
+	close(release)
+	o := <-decided
+	<-closed
+	if o.err != nil || !o.d.Allowed {
+		t.Fatalf("the decision Redis made while Close waited: %+v, %v; want it admitted", o.d, o.err)
+	}
+	next := New(rdb)
+	t.Cleanup(func() { next.Close() })
+	if d, err := next.Allow(context.Background(), "k", hourly); err != nil || d.Allowed {
+		t.Fatalf("the hour's one request, spent: the next decision got %+v, %v", d, err)
+	}
+}
