@@ -145,6 +145,12 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 	if b.deciding.Add(1) == 1 && b.direct {
 		return b.decideNow(ctx, key, it)
 	}
+	select {
+	case <-b.stop:
+		// (Queued, it would wait in a queue no worker reads.)
+		return keystate.Result{}, b.stopErr
+	default:
+	}
 	p := pendings.Get().(*pending)
 	p.key, p.err, p.res = key, nil, keystate.Result{}
 	p.state.Store(queued)

@@ -17,6 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/internal/keystate"
+	"github.com/smartratelimit/smartratelimit/internal/scripts"
 )
 
 // events records degraded transitions.
@@ -603,5 +605,21 @@ func TestCloseDeliversTheDecisionsInFlight(t *testing.T) {
 	t.Cleanup(func() { next.Close() })
 	if d, err := next.Allow(context.Background(), "k", hourly); err != nil || d.Allowed {
 		t.Fatalf("the hour's one request, spent: the next decision got %+v, %v", d, err)
+	}
+}
+
+// A stopped batcher (a node retired, the limiter closed) ends every later
+// decision with the stop's error, however many: none waits in its queue,
+// which no worker reads any more, to fill it.
+func TestStoppedBatcherQueuesNothing(t *testing.T) {
+	_, rdb := newMini(t, &redis.Options{})
+	b := newBatcher(scripts.NewRunner(rdb, nil), time.Second, false)
+	b.close(time.Second, errNodeRetired)
+	all, nFixed := keystate.CompileRequest(nil, []srl.Limit{srl.PerSecond(10)}, nil)
+	it := keystate.Item{N: 1, All: all, NFixed: nFixed}
+	for i := 0; i < queueSize+10; i++ {
+		if _, err := b.acquire(context.Background(), "srl:{k}", &it); !errors.Is(err, errNodeRetired) {
+			t.Fatalf("decision %d on a retired node: %v, want errNodeRetired", i, err)
+		}
 	}
 }
