@@ -164,24 +164,8 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 	t := timers.Get().(*time.Timer)
 	t.Reset(b.timeout)
 	defer func() { stopTimer(t); timers.Put(t) }()
-	select {
-	case <-p.done:
-		res, err := p.res, p.err
-		pendings.Put(p)
-		return res, err
-	case <-ctx.Done():
-		p.state.Store(abandoned)
-		return keystate.Result{}, callerDone{ctx.Err()}
-	case <-t.C:
-		p.state.Store(abandoned)
-		return keystate.Result{}, errDecisionTimeout
-	case <-b.stop:
-		// The limiter closed under the call: a decision not yet sent is
-		// not, one already sent is waited for (Redis may have spent it, and
-		// a retired node's would otherwise be sent again elsewhere).
-		if p.state.CompareAndSwap(queued, abandoned) {
-			return keystate.Result{}, b.stopErr
-		}
+	stop := b.stop
+	for {
 		select {
 		case <-p.done:
 			res, err := p.res, p.err
@@ -193,6 +177,15 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 		case <-t.C:
 			p.state.Store(abandoned)
 			return keystate.Result{}, errDecisionTimeout
+		case <-stop:
+			// The limiter closed under the call: a decision not yet sent
+			// is not, one already sent is waited for (Redis may have spent
+			// it, and a retired node's would otherwise be sent again
+			// elsewhere).
+			if p.state.CompareAndSwap(queued, abandoned) {
+				return keystate.Result{}, b.stopErr
+			}
+			stop = nil
 		}
 	}
 }
