@@ -141,15 +141,15 @@ var (
 // costs no context of its own, and decisions that arrive together share
 // calls.
 func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (keystate.Result, error) {
-	defer b.deciding.Add(-1)
-	if b.deciding.Add(1) == 1 && b.direct {
-		return b.decideNow(ctx, key, it)
-	}
 	select {
 	case <-b.stop:
 		// (Queued, it would wait in a queue no worker reads.)
 		return keystate.Result{}, b.stopErr
 	default:
+	}
+	defer b.deciding.Add(-1)
+	if b.deciding.Add(1) == 1 && b.direct {
+		return b.decideNow(ctx, key, it)
 	}
 	p := pendings.Get().(*pending)
 	p.key, p.err, p.res = key, nil, keystate.Result{}
@@ -193,11 +193,6 @@ func (b *batcher) acquire(ctx context.Context, key string, it *keystate.Item) (k
 // decideNow sends one decision from the caller's goroutine, under the
 // decision budget as a context deadline, which the client honours.
 func (b *batcher) decideNow(ctx context.Context, key string, it *keystate.Item) (keystate.Result, error) {
-	select {
-	case <-b.stop:
-		return keystate.Result{}, b.stopErr
-	default:
-	}
 	budgetEnds := time.Now().Add(b.timeout)
 	callCtx, cancel := context.WithDeadlineCause(ctx, budgetEnds, errDecisionTimeout)
 	items := [1]keystate.Item{*it}

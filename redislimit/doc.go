@@ -24,10 +24,10 @@
 // per-node queue that a few workers drain (GOMAXPROCS of them, at least 3
 // and at most 8): each worker takes whatever is waiting, having yielded
 // once when that is fewer than 8, and groups it by key (the requests of a
-// hot key are decided in order, together). On one server the batch's keys go in one script call
-// (up to scripts.MaxKeysPerCall, 64, a call; more make a pipeline); on a
-// cluster, the keys of one slot share a call; a Ring or another client
-// gets a call per key. An idle process pays a goroutine handoff, not a
+// hot key are decided in order, together). On one server the batch's
+// keys go in one script call (up to scripts.MaxKeysPerCall, 64, a call;
+// more make a pipeline); on a cluster, the keys of one slot share a call;
+// a Ring or another client gets a call per key. An idle process pays a goroutine handoff, not a
 // delay; a busy one pays a fraction of a round trip and of a script run
 // per decision. Batches never span cluster nodes, and a key that holds
 // something other than a hash fails alone. A key of plain requests
